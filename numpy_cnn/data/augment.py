@@ -1,0 +1,87 @@
+"""Training-time augmentation: random horizontal flip and random rotation.
+
+Same semantics as torchvision's ``RandomHorizontalFlip(p=0.5)`` and
+``RandomRotation(degrees)`` with bilinear interpolation and zero fill, but
+vectorised over the batch: one set of NumPy index operations transforms all
+N images, each with its own random angle. Randomness comes only from the
+``numpy.random.Generator`` passed in.
+
+Apply it to the [0, 1] images *before* mean subtraction, so the zero fill is
+black, as in the torchvision pipeline (rotate the picture, then normalise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hflip(x: np.ndarray) -> np.ndarray:
+    """Mirror left-right: (..., H, W) -> (..., H, W), as a new array."""
+    return x[..., ::-1].copy()
+
+
+def rotate(x: np.ndarray, degrees: np.ndarray | float) -> np.ndarray:
+    """Rotate each image counter-clockwise about its centre, bilinear, zero fill outside.
+
+    Args:
+        x: (N, H, W) or (N, C, H, W) images; all channels of an image turn together.
+        degrees: (N,) angles, or one angle for all images.
+
+    Returns:
+        float32 array shaped like ``x``.
+
+    Each output pixel (row i, column j) samples the input at the point that the
+    rotation carries onto it. With (u, v) = (j, i) minus the centre
+    ((W - 1) / 2, (H - 1) / 2), and y pointing down,
+
+        u_src = cos(t) u - sin(t) v,    v_src = sin(t) u + cos(t) v,
+
+    and bilinear interpolation blends the 4 pixels around (u_src, v_src).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    n, (h, w) = x.shape[0], x.shape[-2:]
+    theta = np.deg2rad(np.broadcast_to(np.asarray(degrees, np.float64), (n,)))[:, None, None]
+    cos, sin = np.cos(theta), np.sin(theta)
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    u, v = u - (w - 1) / 2, v - (h - 1) / 2
+    col = cos * u - sin * v + (w - 1) / 2  # (N, H, W) source coordinates
+    row = sin * u + cos * v + (h - 1) / 2
+
+    # A 1-pixel zero border lets out-of-range neighbours be clipped onto zeros.
+    flat = np.pad(x.reshape(n, -1, h, w), ((0, 0), (0, 0), (1, 1), (1, 1))).reshape(n, -1, (h + 2) * (w + 2))
+    r0, c0 = np.floor(row), np.floor(col)
+    fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
+    out = np.zeros((n, flat.shape[1], h * w), np.float32)
+    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
+                           (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+        rr = np.clip(r0 + dr, -1, h).astype(np.intp) + 1
+        cc = np.clip(c0 + dc, -1, w).astype(np.intp) + 1
+        index = (rr * (w + 2) + cc).reshape(n, 1, h * w)
+        out += np.take_along_axis(flat, index, axis=2) * weight.reshape(n, 1, h * w)
+    return out.reshape(x.shape)
+
+
+def random_horizontal_flip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
+    """Mirror each image of (N, ..., W) with probability ``p``; returns a new float32 array."""
+    x = np.array(x, dtype=np.float32)  # copy: the caller's array is never modified
+    flip = rng.random(len(x)) < p
+    x[flip] = x[flip][..., ::-1]
+    return x
+
+
+def random_rotation(x: np.ndarray, rng: np.random.Generator, degrees: float = 10.0) -> np.ndarray:
+    """Rotate each image by its own angle drawn uniformly from [-degrees, degrees]."""
+    return rotate(x, rng.uniform(-degrees, degrees, len(x)))
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, max_degrees: float = 10.0, flip_p: float = 0.5) -> np.ndarray:
+    """The paper's training augmentation: random horizontal flip, then random rotation.
+
+    Args:
+        x: (N, H, W) or (N, C, H, W) images in [0, 1].
+        rng: the only source of randomness.
+
+    Returns:
+        A new float32 array shaped like ``x``.
+    """
+    return random_rotation(random_horizontal_flip(x, rng, flip_p), rng, max_degrees)

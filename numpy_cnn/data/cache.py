@@ -1,0 +1,69 @@
+"""A tiny on-disk array cache: decode once, then load the arrays in milliseconds.
+
+An entry is one ``.npz`` file named by a hash of everything its contents
+depend on (the files' absolute paths, mtimes and sizes, and the preprocessing
+settings). Editing, touching or replacing a source file changes the key, so a
+stale entry is simply never looked up again.
+
+Writes go to a temporary file that is renamed into place (``os.replace`` is
+atomic), so a reader never sees half an entry. A damaged or truncated entry
+reads as a miss and is rebuilt, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+
+def file_fingerprint(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
+    """(absolute path, mtime in ns, size in bytes) per file: what a cache key must depend on.
+
+    A missing file raises ``FileNotFoundError``; callers check existence first.
+    """
+    out = []
+    for path in paths:
+        path = Path(path).absolute()
+        stat = path.stat()
+        out.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return out
+
+
+def cache_key(kind: str, payload: object) -> str:
+    """A short hex digest of ``payload`` (anything JSON can encode), prefixed by ``kind``."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return f"{kind}-{digest[:24]}"
+
+
+def load_entry(cache_dir: Path | None, key: str) -> dict[str, np.ndarray] | None:
+    """The arrays stored under ``key``, or ``None`` on a miss (absent, truncated or corrupt)."""
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir) / f"{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except Exception:  # noqa: BLE001 - any unreadable entry is just a miss
+        return None
+
+
+def save_entry(cache_dir: Path | None, key: str, **arrays: np.ndarray) -> None:
+    """Store ``arrays`` under ``key``, atomically: a crash leaves either nothing or a whole entry."""
+    if cache_dir is None:
+        return
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, cache_dir / f"{key}.npz")
+    except BaseException:
+        os.unlink(tmp)
+        raise

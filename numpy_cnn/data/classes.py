@@ -1,0 +1,32 @@
+"""The seven expression labels and their order, shared by every loader.
+
+The order is the one the paper's confusion matrices use; a label is always an
+index into :data:`CLASSES`.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+
+CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+
+_BY_FOLDED_NAME = {name.casefold(): i for i, name in enumerate(CLASSES)}
+
+
+def class_index(name: str) -> int | None:
+    """Index of a class name, matched case-insensitively; ``None`` if unknown."""
+    return _BY_FOLDED_NAME.get(name.strip().casefold())
+
+
+def parse_label(token: str, where: str) -> int:
+    """A label written as an index ``0``-``6`` or a class name; ``where`` names the source for errors."""
+    token = token.strip()
+    if token.isdigit() and int(token) < len(CLASSES):
+        return int(token)
+    index = class_index(token)
+    if index is None:
+        raise UserError(
+            f"{where}: bad label {token!r}; use a class index 0-{len(CLASSES) - 1} "
+            f"or one of {', '.join(CLASSES)}"
+        )
+    return index

@@ -1,0 +1,109 @@
+"""Gradient checking: backprop's answers against central finite differences.
+
+For a layer ``y = f(x)`` we check the scalar ``L = sum(f(x) * G)`` with a
+random upstream gradient ``G`` (so every output element matters, weighted
+differently, and a transposed or misrouted gradient cannot hide). Backprop
+gives ``dL/dx = layer.backward(G)``; the numerical estimate of each entry is
+the central difference
+
+    dL/dx_i ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)       eps = 1e-6
+
+whose truncation error is O(eps^2 f''') ~ 1e-12 and whose rounding error in
+float64 is about 1e-16 * |L| / eps ~ 1e-10 * |L|. Float32 would drown a wrong
+gradient below ~1e-3, so checks always run in float64.
+
+The two are compared with the norm-wise relative error
+
+    rel_error(a, n) = ||a - n||_2 / max(||a||_2 + ||n||_2, 1e-30)
+
+which is scale-free and not fooled by tiny entries. A correct float64
+gradient scores ~1e-10; a wrong one scores ~1e-1. The tests require
+``rel_error <= 1e-6`` (TOLERANCE).
+
+Finite differences are only valid where the function is smooth within
+``eps``: keep inputs away from ReLU kinks (|x| not near 0) and max-pool ties
+(window values not within ``eps`` of each other), or the estimate is of a
+different function than the one backprop differentiates.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .loss import cross_entropy
+from .module import Module
+
+TOLERANCE = 1e-6
+EPS = 1e-6
+
+
+def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """``||a - n|| / max(||a|| + ||n||, 1e-30)``; 0.0 when both are exactly zero."""
+    diff = np.linalg.norm(np.ravel(analytic) - np.ravel(numeric))
+    scale = np.linalg.norm(np.ravel(analytic)) + np.linalg.norm(np.ravel(numeric))
+    return float(diff / max(scale, 1e-30))
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS,
+                       indices: np.ndarray | None = None) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to ``x``, perturbed in place.
+
+    ``f`` must read ``x`` each call. ``indices`` (flat) limits the work to a
+    sample; the returned array is ``x``-shaped with the other entries 0.
+    Every entry is restored exactly after its perturbation.
+    """
+    grad = np.zeros_like(x)
+    flat_x, flat_g = x.reshape(-1), grad.reshape(-1)   # views: writing them writes x and grad
+    for i in (range(x.size) if indices is None else indices):
+        old = flat_x[i]
+        flat_x[i] = old + eps
+        plus = f()
+        flat_x[i] = old - eps
+        minus = f()
+        flat_x[i] = old
+        flat_g[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def check_layer(layer: Module, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """Relative errors of ``layer``'s input gradient and each parameter gradient.
+
+    ``layer`` and ``x`` must be float64. Returns ``{"input": e, "weight": e, ...}``;
+    the input entry is absent when the layer does not compute ``dx``.
+    """
+    upstream = rng.standard_normal(layer.forward(x).shape)
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x) * upstream))
+
+    layer.forward(x)
+    dx = layer.backward(upstream)
+    errors = {}
+    if dx is not None:
+        errors["input"] = rel_error(dx, numerical_gradient(loss, x))
+    for name, p in layer.named_parameters():
+        analytic = p.grad.copy()
+        errors[name] = rel_error(analytic, numerical_gradient(loss, p.data))
+    return errors
+
+
+def check_model(model: Module, x: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+                samples: int = 20) -> dict[str, float]:
+    """End to end: model, then softmax cross-entropy; errors of ``samples`` entries per parameter.
+
+    Returns ``{"conv1.weight": e, ..., "fc3.bias": e}`` comparing backprop
+    with central differences on a random sample of each parameter's entries.
+    """
+    def loss() -> float:
+        return cross_entropy(model.forward(x), target)[0]
+
+    _, dlogits = cross_entropy(model.forward(x), target)
+    model.backward(dlogits)
+    errors = {}
+    for name, p in model.named_parameters():
+        idx = rng.choice(p.data.size, size=min(samples, p.data.size), replace=False)
+        numeric = numerical_gradient(loss, p.data, indices=idx)
+        errors[name] = rel_error(p.grad.reshape(-1)[idx], numeric.reshape(-1)[idx])
+    return errors

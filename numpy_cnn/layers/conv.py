@@ -1,0 +1,114 @@
+"""Conv2d: a 2-D convolution (really a cross-correlation, as in every framework).
+
+Forward is im2col followed by one matrix multiply; backward is matrix
+multiplies followed by col2im (see :mod:`numpy_cnn.im2col` for the layout)::
+
+    y[n]  = W @ cols[n] + b                  W = weight.reshape(F, K), K = C*kH*kW
+    dW    = sum_n dy[n] @ cols[n]^T          (F, K)
+    db    = sum_n sum_q dy[n, :, q]          (F,)
+    dcols = W^T @ dy[n]                      (K, P), then col2im sums overlaps -> dx
+
+``method`` picks who unfolds the columns: ``"reference"`` is the readable
+NumPy im2col, ``"im2col"`` the numba kernels (the default). Both give the same
+numbers; the tests prove it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from ..im2col import col2im_reference, conv_output_size, im2col_reference
+from ..init import as_generator, default_uniform
+from ..module import Module, Parameter
+from ._args import pair, positive
+
+METHODS = ("reference", "im2col")
+
+
+def _unfold_fold(method: str) -> tuple[Callable, Callable]:
+    """The (im2col, col2im) pair for a method; numba is imported only when asked for."""
+    if method == "reference":
+        return im2col_reference, col2im_reference
+    from ..im2col_numba import col2im, im2col
+    return im2col, col2im
+
+
+class Conv2d(Module):
+    """x: (N, C_in, H, W) -> y: (N, C_out, H', W'), ``H' = (H + 2p - kH) // s + 1``.
+
+    Parameters as PyTorch stores them: ``weight (C_out, C_in, kH, kW)``,
+    ``bias (C_out,)``, initialised ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+    ``fan_in = C_in*kH*kW``.
+
+    Set ``needs_input_grad=False`` on a first layer: its input is data, not a
+    result, so backward skips ``dx`` (the costliest part) and returns ``None``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int = 1, padding: int = 0, *, rng: np.random.Generator | int | None = None,
+                 dtype: type = np.float32, method: str = "im2col",
+                 needs_input_grad: bool = True) -> None:
+        self.in_channels = positive(in_channels, "in_channels", "Conv2d")
+        self.out_channels = positive(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = positive(stride, "stride", "Conv2d")
+        if not isinstance(padding, int) or padding < 0:
+            raise UserError(f"Conv2d: padding must be an int >= 0, got {padding!r}")
+        self.padding = padding
+        if method not in METHODS:
+            raise UserError(f"Conv2d: method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        self.needs_input_grad = needs_input_grad
+        kh, kw = self.kernel_size
+        fan_in = in_channels * kh * kw
+        rng = as_generator(rng)
+        self.weight = Parameter(default_uniform(rng, (out_channels, in_channels, kh, kw), fan_in, dtype))
+        self.bias = Parameter(default_uniform(rng, (out_channels,), fan_in, dtype))
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != 1:
+            s += f", stride={self.stride}"
+        if self.padding:
+            s += f", padding={self.padding}"
+        return s
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(N, C_in, H, W) -> (N, C_out, H', W'), or a one-line error if the input cannot fit."""
+        n, c, h, w = input_shape
+        if c != self.in_channels:
+            raise UserError(f"{self.describe()}: expected input (N, {self.in_channels}, H, W), "
+                            f"got {tuple(input_shape)}")
+        kh, kw = self.kernel_size
+        ho = conv_output_size(h, kh, self.stride, self.padding)
+        wo = conv_output_size(w, kw, self.stride, self.padding)
+        if ho < 1 or wo < 1:
+            raise UserError(f"{self.describe()}: input {tuple(input_shape)} is smaller than the "
+                            f"{kh}x{kw} kernel (padding {self.padding}); use larger images or a smaller kernel")
+        return n, self.out_channels, ho, wo
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        n, f, ho, wo = self.output_shape(x.shape)
+        unfold, _ = _unfold_fold(self.method)
+        self._x_shape = x.shape
+        self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
+        y = self.weight.data.reshape(f, -1) @ self._cols                     # (N, F, P)
+        y += self.bias.data[:, None]
+        return y.reshape(n, f, ho, wo)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        n, f = grad_out.shape[:2]
+        dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
+        # dW sums dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
+        self.weight.grad = np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(
+            self.weight.data.shape)
+        self.bias.grad = dy.sum(axis=(0, 2))
+        if not self.needs_input_grad:
+            return None
+        _, fold = _unfold_fold(self.method)
+        dcols = self.weight.data.reshape(f, -1).T @ dy                       # (N, K, P)
+        return fold(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)

@@ -1,0 +1,67 @@
+"""MaxPool2d: the maximum of each window; backward routes the gradient to it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..module import Module
+from ._args import pair
+
+
+class MaxPool2d(Module):
+    """x: (N, C, H, W) -> y: (N, C, H', W'), ``H' = (H - kH) // sH + 1`` (floors, as PyTorch).
+
+    ``stride`` defaults to ``kernel_size``. Rows and columns that no window
+    reaches are dropped.
+
+    Backward: only the window's maximum influenced the output, so
+    ``dx[argmax of window] += dy`` and every other input in the window gets 0.
+    With overlapping windows (stride < kernel) an input can be the maximum of
+    several windows and receives the sum. Ties go to the first maximum in
+    row-major window order, as in PyTorch.
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None) -> None:
+        self.kernel_size = pair(kernel_size, "kernel_size", "MaxPool2d")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", "MaxPool2d")
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        n, c, h, w = input_shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        if h < kh or w < kw:
+            raise UserError(f"{self.describe()}: input {tuple(input_shape)} is smaller than the "
+                            f"{kh}x{kw} window; use larger images or fewer pooling layers")
+        return n, c, (h - kh) // sh + 1, (w - kw) // sw + 1
+
+    def _window(self, x: np.ndarray, i: int, j: int, ho: int, wo: int) -> np.ndarray:
+        """The strided view of tap (i, j) of every window: (N, C, H', W')."""
+        sh, sw = self.stride
+        return x[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check_input(x, 4, "(N, C, H, W)")
+        _, _, ho, wo = self.output_shape(x.shape)
+        kh, kw = self.kernel_size
+        best = self._window(x, 0, 0, ho, wo).copy()
+        argmax = np.zeros(best.shape, dtype=np.int32)   # window tap t = i*kW + j of the max
+        for t in range(1, kh * kw):
+            v = self._window(x, t // kw, t % kw, ho, wo)
+            better = v > best                            # strict: ties keep the first maximum
+            best[better] = v[better]
+            argmax[better] = t
+        self._x_shape, self._argmax = x.shape, argmax
+        return best
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        _, _, ho, wo = grad_out.shape
+        kh, kw = self.kernel_size
+        dx = np.zeros(self._x_shape, dtype=grad_out.dtype)
+        for t in range(kh * kw):
+            # += (not =): overlapping windows can send several gradients to one input.
+            self._window(dx, t // kw, t % kw, ho, wo)[...] += np.where(self._argmax == t, grad_out, 0)
+        return dx

@@ -1,0 +1,196 @@
+"""Parameters, the Module base class and Sequential: the parameter protocol.
+
+Every layer stores its learnable arrays as :class:`Parameter` objects (a value
+``data`` and its gradient ``grad``). The optimizer, checkpoints, gradient
+checks and study tools all reach them the same way, through
+``named_parameters()``, exactly as in ``torch.nn.Module``.
+
+Gradients are *overwritten* by each ``backward`` call, not accumulated as in
+PyTorch, so there is no need to call ``zero_grad`` between steps. (It exists
+for PyTorch users and sets every ``grad`` to ``None``.)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from .errors import UserError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Parameter:
+    """A learnable array and its gradient (same shape and dtype, or ``None`` before backward)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.grad: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: ``forward(x)`` returns the output, ``backward(grad_out)`` the input gradient.
+
+    ``forward`` keeps what ``backward`` needs (the chain rule needs the forward
+    values), so call them in pairs. Subclasses register parameters by
+    assigning :class:`Parameter` attributes and children by assigning
+    :class:`Module` attributes, as in PyTorch.
+    """
+
+    # Set by the parent container, so errors can say "conv1 = Conv2d(...)".
+    name: str = ""
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if isinstance(value, (Parameter, Module)):
+            self.__dict__.setdefault("_registry", OrderedDict())[key] = value
+            if isinstance(value, Module) and not value.name:
+                value.name = key
+        object.__setattr__(self, key, value)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # -- the parameter protocol ------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        for key, value in self.__dict__.get("_registry", {}).items():
+            if isinstance(value, Module):
+                yield key, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(dotted_name, Parameter)`` pairs, children first-to-last, as in PyTorch."""
+        for key, value in self.__dict__.get("_registry", {}).items():
+            if isinstance(value, Parameter):
+                yield prefix + key, value
+            else:
+                yield from value.named_parameters(prefix + key + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter, keyed like the same PyTorch model's ``state_dict``."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters; keys, shapes must match exactly (PyTorch's ``strict=True``).
+
+        Nothing is changed unless every key and shape matches.
+        """
+        params = OrderedDict(self.named_parameters())
+        missing = [k for k in params if k not in state]
+        unexpected = [k for k in state if k not in params]
+        if missing or unexpected:
+            raise UserError(f"state_dict does not fit this model: missing keys {missing}, "
+                            f"unexpected keys {unexpected}; was it saved from another architecture?")
+        for key, p in params.items():
+            if tuple(np.shape(state[key])) != p.shape:
+                raise UserError(f"state_dict key {key!r} has shape {tuple(np.shape(state[key]))}, "
+                                f"the model expects {p.shape}; was it saved from another architecture?")
+        for key, p in params.items():
+            p.data = np.array(state[key], dtype=p.data.dtype, copy=True)
+            p.grad = None
+
+    def to(self, dtype: np.dtype | type) -> "Module":
+        """Cast every parameter to ``dtype`` (float32 to train, float64 for gradient checks)."""
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise UserError(f"{self.describe()}: dtype must be float32 or float64, got {dtype}")
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        return self
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """The parameters' dtype, or ``None`` for a layer without parameters."""
+        params = self.parameters()
+        return params[0].data.dtype if params else None
+
+    # -- errors a user can read ----------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def describe(self) -> str:
+        """The layer as errors name it: ``conv1 = Conv2d(3, 6, kernel_size=(5, 5))``."""
+        return f"{self.name} = {self!r}" if self.name else repr(self)
+
+    def check_input(self, x: np.ndarray, ndim: int | None, expected: str) -> None:
+        """Reject a wrong rank or dtype with a one-line error instead of broadcasting silently.
+
+        ``ndim=None`` accepts any rank. ``expected`` is the shape contract as
+        text, e.g. ``"(N, 3, H, W)"``.
+        """
+        if not isinstance(x, np.ndarray):
+            raise UserError(f"{self.describe()}: expected a numpy array {expected}, got {type(x).__name__}")
+        want = self.dtype
+        dtype_ok = x.dtype == want if want is not None else x.dtype in FLOAT_DTYPES
+        if (ndim is not None and x.ndim != ndim) or not dtype_ok:
+            dt = want if want is not None else "float32 or float64"
+            raise UserError(f"{self.describe()}: expected input {expected} {dt}, "
+                            f"got {x.shape} {x.dtype}")
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse.
+
+    ``Sequential(OrderedDict(conv1=Conv2d(...), relu1=ReLU(), ...))`` names the
+    layers, so parameters are called ``conv1.weight`` as in a PyTorch model
+    built the same way. ``Sequential(a, b, c)`` names them ``0``, ``1``, ``2``.
+    """
+
+    def __init__(self, *layers: Module | Mapping[str, Module]) -> None:
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            named = list(layers[0].items())
+        else:
+            named = [(str(i), layer) for i, layer in enumerate(layers)]
+        for key, layer in named:
+            layer.name = key
+            setattr(self, key, layer)
+        self.layers: list[Module] = [layer for _, layer in named]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+    def __getitem__(self, key: int | str) -> Module:
+        return self.layers[key] if isinstance(key, int) else getattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({key}): {layer!r}" for key, layer in self.named_children()]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"

@@ -1,0 +1,74 @@
+"""SGD with momentum and weight decay, with PyTorch's exact update rule."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .errors import UserError
+from .module import Parameter
+
+
+class SGD:
+    """``torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)``.
+
+    For each parameter ``p`` with gradient ``g``, one ``step()`` does::
+
+        d = g + weight_decay * p
+        if momentum:
+            buf = d                                   on the first step (no dampening)
+            buf = momentum * buf + (1 - dampening) * d   afterwards
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+
+    The first step copies ``d`` into the buffer rather than starting from
+    zero; that is PyTorch's rule, and a zero start would make the first
+    steps smaller. Parameters whose ``grad`` is ``None`` are skipped.
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        self.params = list(params)
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise UserError(f"SGD: need lr > 0, momentum >= 0, weight_decay >= 0; "
+                            f"got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise UserError("SGD: nesterov momentum requires momentum > 0 and dampening 0")
+        self.lr, self.momentum, self.dampening = lr, momentum, dampening
+        self.weight_decay, self.nesterov = weight_decay, nesterov
+        self.momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            d = p.grad if not self.weight_decay else p.grad + self.weight_decay * p.data
+            if self.momentum:
+                buf = self.momentum_buffers[i]
+                if buf is None:
+                    buf = self.momentum_buffers[i] = d.copy()
+                else:
+                    buf *= self.momentum
+                    buf += (1 - self.dampening) * d
+                d = d + self.momentum * buf if self.nesterov else buf
+            p.data -= self.lr * d
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The momentum buffers, keyed ``"<index>.momentum_buffer"`` like PyTorch's ``state``."""
+        return {f"{i}.momentum_buffer": b.copy() for i, b in enumerate(self.momentum_buffers)
+                if b is not None}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        buffers: list[np.ndarray | None] = [None] * len(self.params)
+        for key, value in state.items():
+            i = int(key.split(".", 1)[0])
+            if i >= len(self.params) or value.shape != self.params[i].shape:
+                raise UserError(f"SGD.load_state_dict: {key} does not fit parameter {i}; "
+                                f"was the optimizer saved for another model?")
+            buffers[i] = np.array(value, dtype=self.params[i].data.dtype)
+        self.momentum_buffers = buffers

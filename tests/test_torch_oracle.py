@@ -1,0 +1,140 @@
+"""PyTorch as the oracle: same weights, same numbers (float64, to 1e-10).
+
+Skipped when torch is not installed; CI installs torch==2.13.0 so they run there.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch==2.13.0")
+nn = torch.nn
+# torch's OpenMP threads next to numba's oversubscribe the 2 cores (and float64 convs
+# have no fast path anyway): one torch thread keeps these tests fast.
+torch.set_num_threads(1)
+
+from numpy_cnn.layers import Conv2d, Linear, MaxPool2d, ReLU  # noqa: E402
+from numpy_cnn.loss import cross_entropy  # noqa: E402
+from numpy_cnn.models import paper_net  # noqa: E402
+from numpy_cnn.optim import SGD  # noqa: E402
+
+ATOL = 1e-10
+
+
+def torch_twin(layer):
+    """The torch module with the same hyper-parameters and weights."""
+    if isinstance(layer, Conv2d):
+        t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                      stride=layer.stride, padding=layer.padding).double()
+    elif isinstance(layer, Linear):
+        t = nn.Linear(layer.in_features, layer.out_features).double()
+    elif isinstance(layer, MaxPool2d):
+        return nn.MaxPool2d(layer.kernel_size, layer.stride)
+    elif isinstance(layer, ReLU):
+        return nn.ReLU()
+    else:
+        return nn.Flatten()
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    return t
+
+
+def torch_paper_net(model):
+    t = nn.Sequential(OrderedDict((name, torch_twin(layer)) for name, layer in model.named_children()))
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return t
+
+
+def compare_layer(layer, x, rng):
+    """Forward, input gradient and every parameter gradient against torch."""
+    upstream = rng.standard_normal(layer.forward(x).shape)
+    y = layer.forward(x)
+    dx = layer.backward(upstream)
+    twin = torch_twin(layer)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=ATOL)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, dict(twin.named_parameters())[name].grad.numpy(),
+                                   rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("method", ["reference", "im2col"])
+@pytest.mark.parametrize("shape", [
+    (1, 3, 48, 48, 6, 5, 1, 0),     # the paper's conv1, batch 1
+    (4, 6, 22, 22, 16, 5, 1, 0),    # the paper's conv2
+    (2, 3, 7, 6, 4, (3, 2), 1, 1),
+    (3, 2, 9, 8, 3, 3, 2, 1),
+    (2, 2, 6, 5, 2, (2, 3), 2, 2),
+    (2, 3, 7, 7, 2, 3, 3, 0),
+])
+def test_conv2d(shape, method, rng):
+    n, c, h, w, f, k, s, p = shape
+    layer = Conv2d(c, f, k, stride=s, padding=p, rng=rng, dtype=np.float64, method=method)
+    compare_layer(layer, rng.standard_normal((n, c, h, w)), rng)
+
+
+@pytest.mark.parametrize("shape,kernel,stride", [
+    ((4, 6, 44, 44), 2, None), ((2, 3, 5, 7), 2, None), ((2, 2, 7, 6), 3, 2), ((1, 2, 7, 5), (2, 3), (1, 2)),
+])
+def test_maxpool2d(shape, kernel, stride, rng):
+    # Distinct values: torch and we then agree on every argmax without relying on tie rules.
+    x = rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)
+    compare_layer(MaxPool2d(kernel, stride), x, rng)
+
+
+def test_maxpool2d_ties_go_to_the_first_maximum_like_torch(rng):
+    x = rng.integers(0, 2, size=(2, 3, 6, 6)).astype(np.float64)   # many ties
+    compare_layer(MaxPool2d(2), x, rng)
+
+
+def test_relu_and_linear(rng):
+    compare_layer(ReLU(), rng.standard_normal((3, 4, 5)), rng)
+    compare_layer(Linear(1296, 120, rng=rng, dtype=np.float64), rng.standard_normal((4, 1296)), rng)
+
+
+def test_cross_entropy(rng):
+    logits, target = rng.standard_normal((5, 7)) * 4, rng.integers(0, 7, 5)
+    loss, grad = cross_entropy(logits, target)
+    tl = torch.from_numpy(logits).requires_grad_(True)
+    tloss = nn.functional.cross_entropy(tl, torch.from_numpy(target))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), abs=ATOL)
+    np.testing.assert_allclose(grad, tl.grad.numpy(), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("conv_method", ["reference", "im2col"])
+def test_whole_network_loss_and_gradients(conv_method, rng):
+    model = paper_net(rng=rng, dtype=np.float64, conv_method=conv_method)
+    twin = torch_paper_net(model)
+    x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
+    loss, dlogits = cross_entropy(model.forward(x), target)
+    model.backward(dlogits)
+    tloss = nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), abs=ATOL)
+    tparams = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("weight_decay,nesterov", [(0.0, False), (5e-4, False), (5e-4, True)])
+def test_twenty_sgd_momentum_steps_match_torch(weight_decay, nesterov, rng):
+    model = paper_net(rng=rng, dtype=np.float64)
+    twin = torch_paper_net(model)
+    opt = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
+    topt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay,
+                           nesterov=nesterov)
+    for _ in range(20):
+        x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
+        _, dlogits = cross_entropy(model.forward(x), target)
+        model.backward(dlogits)
+        opt.step()
+        topt.zero_grad()
+        nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target)).backward()
+        topt.step()
+    tstate = twin.state_dict()
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=1e-8, err_msg=name)
