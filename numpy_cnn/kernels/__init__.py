@@ -11,5 +11,9 @@ the first call after a change of source pays the compile time.
 """
 
 from numpy_cnn.kernels.conv_direct import conv2d_backward, conv2d_forward, conv_output_size
+from numpy_cnn.kernels.pool import argmax_dtype, maxpool2d_backward, maxpool2d_forward, pool_output_size
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size"]
+__all__ = [
+    "conv2d_forward", "conv2d_backward", "conv_output_size",
+    "maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype",
+]
