@@ -1,8 +1,10 @@
 """Decode a list of image files into one (N, S, S) uint8 array, through the cache.
 
 Every image is decoded once: the whole array is cached under a key made of
-the file list (absolute paths, mtimes, sizes) and the preprocessing settings,
-so later epochs and later runs only load one file. Large sets are decoded by
+the set of files (absolute paths, mtimes, sizes) and the preprocessing
+settings, so later epochs and later runs only load one file. The key ignores
+the order of the list, so reading a split file back (same images, another
+order) hits the cache too. Large sets are decoded by
 a pool of worker processes with a progress line on stderr.
 """
 
@@ -47,20 +49,22 @@ def load_images(
     Raises:
         UserError: a file is missing, not an image, truncated or corrupt.
     """
-    paths = [Path(p) for p in paths]
+    cache_dir = None if cache_dir is None else Path(cache_dir)
+    absolute = [str(Path(p).absolute()) for p in paths]
+    unique, order = np.unique(np.array(absolute, dtype=str), return_inverse=True)
+    unique = [Path(p) for p in unique.tolist()]
     try:
-        fingerprint = file_fingerprint(paths)
+        fingerprint = file_fingerprint(unique)
     except FileNotFoundError as exc:
         raise UserError(f"{exc.filename}: file not found; check the path or the split file") from None
     settings = {"size": image_size, "resample": int(RESAMPLE), "gap": REDUCING_GAP, "version": DECODE_VERSION}
     key = cache_key("images", {"settings": settings, "files": fingerprint})
-    cached = load_entry(None if cache_dir is None else Path(cache_dir), key)
-    if cached is not None and cached.get("x", np.empty(0)).shape == (len(paths), image_size, image_size):
-        return cached["x"]
-
-    x = _decode_all(paths, image_size, workers)
-    save_entry(None if cache_dir is None else Path(cache_dir), key, x=x)
-    return x
+    cached = load_entry(cache_dir, key)
+    x = None if cached is None else cached.get("x")
+    if x is None or x.shape != (len(unique), image_size, image_size) or x.dtype != np.uint8:
+        x = _decode_all(unique, image_size, workers)
+        save_entry(cache_dir, key, x=x)
+    return x[order.reshape(-1)]
 
 
 def _decode_all(paths: list[Path], size: int, workers: int) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""Find the images of a dataset folder and their labels, whatever its layout.
+
+Three folder layouts are recognised (names matched case-insensitively):
+
+* **class folders** (SFEW, FER2013 image folders): ``root/<Class>/<image>``,
+  one folder per class of :data:`CLASSES`. A class may be missing. Loose
+  files at the root (``README``, ``train.txt``) and sub-folders inside a
+  class folder are ignored. Any other visible file in a class folder is
+  taken to be an image, so a stray file there is reported, not skipped.
+* **split folders**: ``root/train/<Class>/...`` plus ``root/test/<Class>/...``
+  (Kaggle's FER2013) or ``root/Train`` plus ``root/Val`` (SFEW 2.0). The
+  test folder (else the val folder) is the test set.
+* **JAFFE**: a flat folder whose image names carry the expression code,
+  ``KA.AN1.39.tiff`` (AN, DI, FE, HA, NE, SA, SU). Files without a code
+  are ignored.
+
+Hidden entries (``.DS_Store``, ``._x.png``, ``.ipynb_checkpoints``,
+``Thumbs.db``, ``desktop.ini``, ``__MACOSX``) are skipped everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .classes import CLASSES, class_index
+
+_JUNK = {"thumbs.db", "desktop.ini", "__macosx"}
+_TRAIN_NAMES = ("train",)
+_TEST_NAMES = ("test", "val")  # in order of preference
+_JAFFE_CODES = {"AN": "Angry", "DI": "Disgust", "FE": "Fear", "HA": "Happy",
+                "NE": "Neutral", "SA": "Sad", "SU": "Surprise"}
+# Poser initials, expression code with take number, picture number, extension.
+_JAFFE_NAME = re.compile(r"^[a-z]{2,3}\.(an|di|fe|ha|ne|sa|su)\d*\.\d+\.[a-z]+$", re.IGNORECASE)
+
+
+@dataclass
+class Listing:
+    """Image files and labels.
+
+    Attributes:
+        files: paths relative to the data root, with ``/`` separators.
+        labels: (N,) int64 indices into :data:`CLASSES`.
+    """
+
+    files: list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def is_hidden(name: str) -> bool:
+    """Files and folders that operating systems and tools leave behind."""
+    return name.startswith(".") or name.casefold() in _JUNK
+
+
+def visible_entries(folder: Path) -> list[Path]:
+    """Non-hidden entries of ``folder``, sorted by name for a stable order."""
+    return sorted((p for p in folder.iterdir() if not is_hidden(p.name)), key=lambda p: p.name)
+
+
+def split_folders(root: Path) -> tuple[Path, Path | None] | None:
+    """(train folder, test-or-val folder or None) if ``root`` has a split layout, else None."""
+    by_name = {p.name.casefold(): p for p in visible_entries(root) if p.is_dir()}
+    train = next((by_name[n] for n in _TRAIN_NAMES if n in by_name), None)
+    test = next((by_name[n] for n in _TEST_NAMES if n in by_name), None)
+    if train is None and test is None:
+        return None
+    if train is None:
+        raise UserError(f"{root}: has a {test.name}/ folder but no train/ folder; add train/<Class>/ images")
+    return train, test
+
+
+def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
+    """Images of ``folder/<Class>/*``, with paths relative to ``root`` (default ``folder``).
+
+    Raises:
+        UserError: a sub-folder is not one of the seven class names.
+    """
+    root = folder if root is None else root
+    files, labels = [], []
+    for sub in visible_entries(folder):
+        if not sub.is_dir():
+            continue  # loose files at the root, e.g. our own train.txt
+        label = class_index(sub.name)
+        if label is None:
+            raise UserError(
+                f"{sub}: unknown class folder {sub.name!r}; rename it to one of "
+                f"{', '.join(CLASSES)} (any case) or move it out"
+            )
+        for path in visible_entries(sub):
+            if path.is_file():
+                files.append(path.relative_to(root).as_posix())
+                labels.append(label)
+    return Listing(files, np.array(labels, dtype=np.int64))
+
+
+def list_jaffe(folder: Path) -> Listing:
+    """JAFFE images of a flat folder, labelled by the code in their names (``KA.AN1.39.tiff``)."""
+    files, labels = [], []
+    for path in visible_entries(folder):
+        match = _JAFFE_NAME.match(path.name)
+        if match and path.is_file():
+            files.append(path.name)
+            labels.append(class_index(_JAFFE_CODES[match.group(1).upper()]))
+    return Listing(files, np.array(labels, dtype=np.int64))
+
+
+def has_subfolders(folder: Path) -> bool:
+    """True if ``folder`` has any visible sub-folder."""
+    return any(p.is_dir() for p in visible_entries(folder))
