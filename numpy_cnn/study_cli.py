@@ -1,0 +1,239 @@
+"""The study commands: ``summary``, ``trace`` and ``visualize``, one function each.
+
+Each takes ``argv`` (the arguments after the subcommand), parses them with its
+own ``argparse`` parser and returns an exit code, so the command table in
+:mod:`numpy_cnn.cli` can register them as
+``python train_numpy.py summary|trace|visualize``. A :class:`UserError` is
+printed as one line on stderr with exit status 2.
+
+The model is either fresh (``--arch SPEC``, default: the paper's network,
+seeded by ``--seed``) or a trained one (``--checkpoint RUN_DIR`` or its
+``checkpoint.npz``, rebuilt from the stored spec, with the stored training
+mean). ``trace`` and ``visualize`` look at one image: ``--image PATH``, or by
+default the first test image of ``--data`` (default: the generated dataset
+in ``data/synthetic_sfew``, made on first use), split as the trainer splits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .module import Sequential
+
+# Documented defaults, relative to the repository (the folder holding train_numpy.py).
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO / "data" / "synthetic_sfew"
+DEFAULT_CACHE = REPO / "data" / "cache"
+DEFAULT_VISUALIZE_DIR = Path("runs") / "visualize"     # relative to the working directory
+
+
+@dataclass
+class Loaded:
+    """A model ready to look at: the network, its input layout and its preprocessing."""
+
+    model: Sequential
+    arch: str
+    in_channels: int
+    image_size: int
+    classes: tuple[str, ...]
+    mean: np.ndarray | None          # training mean, None if not known yet
+    run_dir: Path | None
+
+
+@dataclass
+class Image:
+    """One preprocessed image: ``x`` (1, C, S, S) float32, the gray pixels (S, S) in [0, 1], its label."""
+
+    x: np.ndarray
+    gray: np.ndarray
+    label: int | None
+    source: str
+    mean_note: str
+
+
+# -- shared options ------------------------------------------------------------
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    from .arch import DEFAULT_ARCH
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--arch", default=None, metavar="SPEC",
+                       help=f"architecture of a fresh model (default {DEFAULT_ARCH})")
+    group.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+                       help="a run directory or its checkpoint.npz: the trained model")
+    parser.add_argument("--image-size", type=int, default=48, help="side of a fresh model's input (default 48)")
+    parser.add_argument("--in-channels", type=int, default=3, help="channels of a fresh model's input (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of a fresh model's weights and of the split")
+
+
+def _image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", type=Path, default=None, metavar="PATH",
+                        help="an image file (default: the first test image of --data)")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help=f"dataset folder for the default image (default {DEFAULT_DATA.relative_to(REPO)})")
+    parser.add_argument("--label", default=None,
+                        help="class of --image, as index or name (default: the predicted class)")
+
+
+def load_study_model(args: argparse.Namespace) -> Loaded:
+    """The model the options ask for: from ``--checkpoint``, or fresh from ``--arch``."""
+    from .data import CLASSES
+    if args.checkpoint is not None:
+        from .checkpoint import load_model
+        model, ckpt = load_model(args.checkpoint)
+        meta = ckpt.meta
+        run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+        return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
+                      tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir)
+    from .arch import DEFAULT_ARCH, build_model
+    arch = args.arch or DEFAULT_ARCH
+    if args.image_size < 1 or args.in_channels < 1:
+        raise UserError(f"--image-size and --in-channels must be >= 1, got {args.image_size} and {args.in_channels}")
+    model = build_model(arch, args.in_channels, args.image_size, len(CLASSES), rng=np.random.default_rng(args.seed))
+    return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None)
+
+
+def load_study_image(args: argparse.Namespace, loaded: Loaded) -> Image:
+    """``--image`` or the first test image of ``--data``, preprocessed as the trainer does."""
+    from .data import MeanSubtraction, decode_image, load_dataset, to_float, to_network_input
+    from .data.classes import parse_label
+
+    mean, mean_note = loaded.mean, "training mean from the checkpoint"
+    if args.image is not None:
+        gray = to_float(decode_image(args.image, loaded.image_size))
+        label = None if args.label is None else parse_label(args.label, "--label")
+        source = str(args.image)
+    else:
+        data = args.data
+        if data is None:
+            from .data import ensure_synthetic_dataset
+            data = ensure_synthetic_dataset(DEFAULT_DATA)
+        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=DEFAULT_CACHE)
+        gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
+        source = f"{Path(data) / ds.test_files[0]} (first test image, split seed {args.seed})"
+        if mean is None:
+            mean, mean_note = MeanSubtraction.fit(ds.x_train).mean, "training mean of this dataset's split"
+    if mean is None:
+        mean, mean_note = np.zeros((), np.float32), "no mean subtracted (fresh model, own image)"
+    x = MeanSubtraction(mean)(to_network_input(gray[None], loaded.in_channels))
+    return Image(x.astype(loaded.model.dtype), gray, label, source, mean_note)
+
+
+def _run(name: str, argv: Sequence[str] | None, build: Callable[[argparse.ArgumentParser], None],
+         body: Callable[[argparse.Namespace], None]) -> int:
+    """Parse, run, and turn a UserError into one line on stderr and exit status 2."""
+    parser = argparse.ArgumentParser(prog=f"train_numpy.py {name}", description=_DESCRIPTIONS[name])
+    build(parser)
+    args = parser.parse_args(argv)
+    try:
+        body(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_or_print(text: str, out: Path | None) -> None:
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        print(f"saved {out}", file=sys.stderr)
+
+
+_DESCRIPTIONS = {
+    "summary": "Layer table: output shapes, parameters, FLOPs and im2col sizes.",
+    "trace": "One forward and backward pass on one image: shapes and gradient norms per layer.",
+    "visualize": "Save pictures: conv filters, feature maps, gradient flow and a saliency map.",
+}
+
+
+# -- the commands --------------------------------------------------------------
+
+def summary_command(argv: Sequence[str] | None = None) -> int:
+    """``summary [--arch SPEC | --checkpoint PATH] [--batch N] [--out FILE]``."""
+    def build(p: argparse.ArgumentParser) -> None:
+        _model_options(p)
+        p.add_argument("--batch", type=int, default=1, help="batch size the FLOPs are counted for (default 1)")
+        p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the table here")
+
+    def body(args: argparse.Namespace) -> None:
+        from .summary import summarize
+        if args.batch < 1:
+            raise UserError(f"--batch must be >= 1, got {args.batch}")
+        m = load_study_model(args)
+        table = summarize(m.model, (args.batch, m.in_channels, m.image_size, m.image_size))
+        _write_or_print(f"architecture {m.arch}\n{table}", args.out)
+
+    return _run("summary", argv, build, body)
+
+
+def trace_command(argv: Sequence[str] | None = None) -> int:
+    """``trace [--arch SPEC | --checkpoint PATH] [--image PATH [--label C]] [--out FILE]``."""
+    def build(p: argparse.ArgumentParser) -> None:
+        _model_options(p)
+        _image_options(p)
+        p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the trace here")
+
+    def body(args: argparse.Namespace) -> None:
+        from .trace import run_trace
+        m = load_study_model(args)
+        img = load_study_image(args, m)
+        trace = run_trace(m.model, img.x, img.label, m.classes)
+        target = "the image's label" if img.label is not None else "the predicted class (no label given)"
+        header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\n"
+        _write_or_print(header + "\n" + str(trace), args.out)
+
+    return _run("trace", argv, build, body)
+
+
+def visualize_command(argv: Sequence[str] | None = None) -> int:
+    """``visualize [--arch SPEC | --checkpoint PATH] [--image PATH] [--out DIR]``.
+
+    Writes ``filters_<conv>.png`` per conv layer, ``features_<layer>.png`` per
+    conv and pool layer, ``saliency.png`` and, for a run directory with
+    recorded gradient norms, ``gradient_flow.png``. ``--out`` defaults to
+    ``<run dir>/visualize`` for a checkpoint, else ``runs/visualize``.
+    """
+    def build(p: argparse.ArgumentParser) -> None:
+        _model_options(p)
+        _image_options(p)
+        p.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder for the PNGs")
+
+    def body(args: argparse.Namespace) -> None:
+        m = load_study_model(args)
+        out = args.out or (m.run_dir / "visualize" if m.run_dir else DEFAULT_VISUALIZE_DIR)
+        for path in save_pictures(m, load_study_image(args, m), out):
+            print(path)
+
+    return _run("visualize", argv, build, body)
+
+
+def save_pictures(m: Loaded, img: Image, out: Path) -> list[Path]:
+    """Every picture for one model and image into ``out``; returns the files written."""
+    from .layers import Conv2d
+    from .summary import leaf_layers
+    from . import viz
+
+    paths = [viz.plot_filters(layer.weight.data, out / f"filters_{name}.png", f"{name} filters")
+             for name, layer in leaf_layers(m.model) if isinstance(layer, Conv2d)]
+    for name, maps in viz.feature_maps(m.model, img.x):
+        paths.append(viz.plot_feature_maps(maps, out / f"features_{name}.png", f"after {name}"))
+    sal, c = viz.saliency(m.model, img.x)
+    truth = "" if img.label is None else f", true {m.classes[img.label]}"
+    paths.append(viz.plot_saliency(img.gray, sal, out / "saliency.png",
+                                   f"saliency of predicted class {m.classes[c]}{truth}"))
+    if m.run_dir is not None:
+        try:
+            norms = viz.load_gradient_norms(m.run_dir)
+        except UserError as exc:
+            print(f"note: no gradient-flow picture: {exc}", file=sys.stderr)
+        else:
+            paths.append(viz.plot_gradient_flow(norms, out / "gradient_flow.png"))
+    return paths
