@@ -122,19 +122,21 @@ def _correlate_flat(x, w, row_len, n_out, acc):
 
 
 @jit(fastmath=REDUCE)
-def _weight_grad_flat(g, x, row_len, n_out, dw):
-    """dw[o, i, ky, kx] += sum_{j < n_out} g[o, j] * x[i, ky*row_len + kx + j].
+def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
+    """dw[o, i, ky, kx] += sum_{j < n_out} g[o, g_start + j] * x[i, ky*row_len + kx + j].
 
-    g: (Cout, >= n_out) with Cout even; x: (Cin, length) as in _correlate_flat;
+    g: (Cout, >= g_start + n_out) with Cout even; x: (Cin, length) as in _correlate_flat;
     dw: (Cout, Cin, kH, kW). Same 2-channel x 5-tap blocking: ten dot
     products share each load of g and x. The sums start from the values
     already in dw, which keeps them in dw's dtype (a literal 0.0 would make
-    them float64).
+    them float64). (g_start, rather than passing g[:, g_start:], keeps every
+    array numba sees C-contiguous; a strided 2-D view would compile a second,
+    unvectorised version of this loop.)
     """
     n_o, n_i, KH, KW = dw.shape
     for o in range(0, n_o, 2):
-        g0 = g[o, :n_out]
-        g1 = g[o + 1, :n_out]
+        g0 = g[o, g_start:g_start + n_out]
+        g1 = g[o + 1, g_start:g_start + n_out]
         for i in range(n_i):
             for ky in range(KH):
                 row = x[i, ky * row_len:]
@@ -242,7 +244,7 @@ def _backward_s1(gy, x, wflip, dw_parts, dx, need_dx):
                 for oy in range(HO):
                     for ox in range(WO):
                         gpad[f, P0 + oy * W + ox] = gy[n, f, oy, ox]
-            _weight_grad_flat(gpad[:, P0:], xf[n], W, L, dw_parts[t])
+            _weight_grad_flat(gpad, P0, xf[n], W, L, dw_parts[t])
             if need_dx:
                 acc[:, :] = 0
                 _correlate_flat(gpad, wflip, W, H * W, acc)
