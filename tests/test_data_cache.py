@@ -1,0 +1,58 @@
+"""The decoded-image cache: hits skip decoding, damage and edits cause a rebuild."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import numpy_cnn.data.images as images_module
+from numpy_cnn.data import load_images
+
+
+@pytest.fixture
+def data_files(tmp_path):
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.new("L", (20, 10), 40 * i).save(paths[-1])
+    return paths
+
+
+def forbid_decoding(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded although the cache should have hit")
+    monkeypatch.setattr(images_module, "decode_image", fail)
+
+
+def test_hit_avoids_decoding_in_any_order(tmp_path, data_files, monkeypatch):
+    first = load_images(data_files, 8, tmp_path / "cache")
+    assert first.shape == (4, 8, 8) and first.dtype == np.uint8
+    forbid_decoding(monkeypatch)
+    assert np.array_equal(load_images(data_files, 8, tmp_path / "cache"), first)
+    assert np.array_equal(load_images(data_files[::-1], 8, tmp_path / "cache"), first[::-1])
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path, data_files):
+    cache = tmp_path / "cache"
+    first = load_images(data_files, 8, cache)
+    (entry,) = cache.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated, as after a crash or a full disk
+    assert np.array_equal(load_images(data_files, 8, cache), first)
+    assert np.array_equal(load_images(data_files, 8, cache), first)  # and the rebuilt entry is whole
+
+
+def test_changed_file_or_settings_miss(tmp_path, data_files, monkeypatch):
+    cache = tmp_path / "cache"
+    load_images(data_files, 8, cache)
+    Image.new("L", (20, 10), 255).save(data_files[0])
+    os.utime(data_files[0], ns=(1, 10**18))  # a new mtime even on coarse file systems
+    assert (load_images(data_files, 8, cache)[0] == 255).all()
+    assert load_images(data_files, 6, cache).shape == (4, 6, 6)
+    assert len(list(cache.glob("*.npz"))) == 3
+    assert not list(cache.glob("*.tmp"))  # no temporary files left behind
+
+
+def test_without_cache_dir_nothing_is_written(tmp_path, data_files):
+    load_images(data_files, 8, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in data_files]
