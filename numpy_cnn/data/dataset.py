@@ -3,13 +3,16 @@
 :func:`load_dataset` recognises, in this order:
 
 1. ``reuse_split=True``: ``train.txt`` / ``test.txt`` in ``split_dir`` (paper
-   format, see :mod:`.splitfiles`) with paths relative to ``data``.
+   format, see :mod:`.splitfiles`) with paths relative to ``data``
+   (for a CSV, entries name rows: ``fer2013.csv:<line>``).
 2. a ``.csv`` file: the FER2013 CSV (see :mod:`.fer2013`).
 3. a folder with ``train/`` and ``test/`` (or ``Train/`` and ``Val/``) folders.
 4. a folder of class folders (SFEW layout).
 5. a flat folder of JAFFE-named images.
 
-When no test set is given (no test folder, no Usage column, no
+``test_data`` (a folder of class folders or JAFFE images, or a CSV, used
+whole) replaces any test set the data defines; the training part stays.
+When there is no test set (no test folder, no Usage column, no
 ``test_data``), a seeded stratified split is made and, if ``split_dir`` is
 given, written there as ``train.txt`` and ``test.txt`` so the run can be
 repeated with ``reuse_split=True``. Split files are written only after
@@ -130,16 +133,18 @@ def load_dataset(
         source = "fer2013 csv"
         rows = read_fer2013_csv(data, image_size, cache)
         whole = _Part(rows.x, rows.y, [f"{data.name}:{n}" for n in rows.lines.tolist()])
-        if test_data is None and (rows.usage >= 0).all():
+        if (rows.usage >= 0).all():  # a Usage column
             train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
         else:
             train, test = whole, None
     elif (folders := split_folders(data)) is not None:
         source = "train/test folders"
-        train = list_class_folders(folders[0], root)
-        test = Listing([], np.empty(0, np.int64)) if folders[1] is None else list_class_folders(folders[1], root)
-        train, test = _decode_pair(train, test, root, image_size, cache)
-        test = test if folders[1] is not None else None
+        train_dir, test_dir = folders
+        if test_dir is None:
+            train, test = _decode(list_class_folders(train_dir, root), root, image_size, cache), None
+        else:
+            train, test = _decode_pair(list_class_folders(train_dir, root), list_class_folders(test_dir, root),
+                                       root, image_size, cache)
     elif has_subfolders(data):
         source = "class folders"
         train, test = _decode(list_class_folders(data), root, image_size, cache), None
@@ -152,7 +157,7 @@ def load_dataset(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV"
         )
-    if test_data is not None:
+    if test_data is not None:  # replaces any test set the data itself defines
         test = _load_whole(Path(test_data), image_size, cache)
     elif test is None:
         train_idx, test_idx = stratified_split(train.y, test_fraction, np.random.default_rng(seed))
