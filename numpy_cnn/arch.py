@@ -1,0 +1,131 @@
+"""Build a network from a one-line spec such as the paper's ``c6k5-relu-pool2-c16k5-relu-pool2-fc120-relu-fc84-relu``.
+
+Tokens, separated by ``-``:
+
+==============  ===========================================================
+``c<F>k<K>``    ``Conv2d(C_in, F, K)``; append ``s<S>`` for stride, ``p<P>`` for
+                padding, in that order: ``c32k3s1p1``
+``relu``        ``ReLU()``
+``pool<K>``     ``MaxPool2d(K)``; ``pool3s2`` sets the stride
+``fc<N>``       ``Linear(in, N)``; a ``Flatten`` goes before the first one
+==============  ===========================================================
+
+The classifier ``Linear(..., num_classes)`` is appended, so the spec describes
+only the hidden layers. Layers are named by kind and count, ``conv1``,
+``relu1``, ``pool1``, ..., ``flatten``, ``fc1``, ..., so the default spec gives
+the same names as :func:`numpy_cnn.models.paper_net` and the same
+``state_dict`` keys as the PyTorch tutorial net. Parameters are drawn in
+layer order from one Generator, so a seed fixes every weight.
+
+Shapes are tracked while parsing, so an impossible spec (a window larger than
+its input, say) fails before any weight is allocated, naming the token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+from .im2col import conv_output_size
+from .init import as_generator
+from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from .module import Module, Sequential
+
+DEFAULT_ARCH = "c6k5-relu-pool2-c16k5-relu-pool2-fc120-relu-fc84-relu"
+
+_CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?")
+_POOL = re.compile(r"pool(\d+)(?:s(\d+))?")
+_FC = re.compile(r"fc(\d+)")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One parsed token: its kind (``conv``, ``relu``, ``pool``, ``fc``) and integer arguments."""
+
+    kind: str
+    args: tuple[int, ...] = ()
+    token: str = ""
+
+
+def parse_arch(spec: str) -> list[_Layer]:
+    """Split a spec into layers; an empty spec or an unknown token is a one-line error."""
+    tokens = [t.strip() for t in spec.strip().lower().split("-")] if spec.strip() else []
+    if not tokens:
+        raise UserError(f"empty architecture spec; use e.g. --arch {DEFAULT_ARCH}")
+    layers = []
+    for token in tokens:
+        if token == "relu":
+            layers.append(_Layer("relu", (), token))
+        elif m := _CONV.fullmatch(token):
+            f, k, s, p = m.groups()
+            layers.append(_Layer("conv", (int(f), int(k), int(s or 1), int(p or 0)), token))
+        elif m := _POOL.fullmatch(token):
+            k, s = m.groups()
+            layers.append(_Layer("pool", (int(k), int(s or k)), token))
+        elif m := _FC.fullmatch(token):
+            layers.append(_Layer("fc", (int(m.group(1)),), token))
+        else:
+            raise UserError(f"architecture spec {spec!r}: unknown token {token!r}; "
+                            "use c<F>k<K>[s<S>][p<P>], relu, pool<K>[s<S>] or fc<N>")
+        if any(a < 1 for a in layers[-1].args[:3]):
+            raise UserError(f"architecture spec {spec!r}: token {token!r} needs sizes >= 1")
+    return layers
+
+
+def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int = 48,
+                num_classes: int = 7, *, rng: np.random.Generator | int | None = None,
+                dtype: type = np.float32) -> Sequential:
+    """The network a spec describes, for (N, in_channels, image_size, image_size) input.
+
+    Returns a :class:`Sequential` ending in ``Linear(..., num_classes)``;
+    logits are (N, num_classes). Raises :class:`UserError` naming the token
+    whose input would be smaller than its kernel or window, or a conv after an
+    fc.
+    """
+    rng = as_generator(rng)
+    counts: dict[str, int] = {}
+    named: list[tuple[str, Module]] = []
+    channels, side, features = in_channels, image_size, None   # features: set once flattened
+
+    def add(kind: str, layer: Module) -> None:
+        counts[kind] = counts.get(kind, 0) + 1
+        named.append((f"{kind}{counts[kind]}", layer))
+
+    for position, layer in enumerate(parse_arch(spec), start=1):
+        where = f"architecture spec {spec!r}: token {position} {layer.token!r}"
+        if layer.kind in ("conv", "pool") and features is not None:
+            raise UserError(f"{where} comes after an fc layer; put convolutions and pools first")
+        if layer.kind == "conv":
+            f, k, s, p = layer.args
+            out = conv_output_size(side, k, s, p)
+            if out < 1:
+                raise UserError(f"{where}: its {side}x{side} input is smaller than the {k}x{k} kernel; "
+                                "use a smaller kernel, padding, or fewer pools")
+            # The first conv's input is data, not a result: skip its input gradient.
+            first = "conv" not in counts
+            add("conv", Conv2d(channels, f, k, s, p, rng=rng, dtype=dtype, needs_input_grad=not first))
+            channels, side = f, out
+        elif layer.kind == "pool":
+            k, s = layer.args
+            if side < k:
+                raise UserError(f"{where}: its {side}x{side} input is smaller than the {k}x{k} window; "
+                                "use fewer pools or larger images")
+            add("pool", MaxPool2d(k, s))
+            side = (side - k) // s + 1
+        elif layer.kind == "relu":
+            add("relu", ReLU())
+        else:
+            if features is None:
+                named.append(("flatten", Flatten()))
+                features = channels * side * side
+            add("fc", Linear(features, layer.args[0], rng=rng, dtype=dtype))
+            features = layer.args[0]
+    if features is None:
+        named.append(("flatten", Flatten()))
+        features = channels * side * side
+    add("fc", Linear(features, num_classes, rng=rng, dtype=dtype))
+    return Sequential(OrderedDict(named))
