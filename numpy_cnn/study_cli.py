@@ -6,6 +6,11 @@ own ``argparse`` parser and returns an exit code, so the command table in
 ``python train_numpy.py summary|trace|visualize``. A :class:`UserError` is
 printed as one line on stderr with exit status 2.
 
+For :mod:`numpy_cnn.cli`'s table (``register(name, help, add_arguments)`` on
+``run(args, home)``) each command also comes as ``add_<name>_arguments(parser)``
+plus ``run_<name>(args, home)``; those let a :class:`UserError` propagate to
+``cli.main``. ``home`` is the folder holding ``train_numpy.py``.
+
 The model is either fresh (``--arch SPEC``, default: the paper's network,
 seeded by ``--seed``) or a trained one (``--checkpoint RUN_DIR`` or its
 ``checkpoint.npz``, rebuilt from the stored spec, with the stored training
@@ -27,11 +32,10 @@ import numpy as np
 from .errors import UserError
 from .module import Sequential
 
-# Documented defaults, relative to the repository (the folder holding train_numpy.py).
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "data" / "synthetic_sfew"
-DEFAULT_CACHE = REPO / "data" / "cache"
-DEFAULT_VISUALIZE_DIR = Path("runs") / "visualize"     # relative to the working directory
+# Documented defaults, relative to ``home`` (the folder holding train_numpy.py), as the trainer's.
+DEFAULT_DATA = Path("data") / "synthetic_sfew"
+DEFAULT_CACHE = Path("data") / "cache"
+DEFAULT_VISUALIZE_DIR = Path("runs") / "visualize"
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Loaded:
     classes: tuple[str, ...]
     mean: np.ndarray | None          # training mean, None if not known yet
     run_dir: Path | None
+    data_root: str | None            # the run's data folder, which its test.txt is relative to
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Image:
     label: int | None
     source: str
     mean_note: str
+
 
 
 # -- shared options ------------------------------------------------------------
@@ -74,9 +80,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, default=None, metavar="PATH",
-                        help="an image file (default: the first test image of --data)")
+                        help="an image file (default: the first test image of the run, or of --data)")
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
-                        help=f"dataset folder for the default image (default {DEFAULT_DATA.relative_to(REPO)})")
+                        help=f"dataset folder for the default image of a fresh model (default {DEFAULT_DATA})")
     parser.add_argument("--label", default=None,
                         help="class of --image, as index or name (default: the predicted class)")
 
@@ -90,31 +96,45 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
         meta = ckpt.meta
         run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
         return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
-                      tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir)
+                      tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir,
+                      meta.get("data", {}).get("root"))
     from .arch import DEFAULT_ARCH, build_model
     arch = args.arch or DEFAULT_ARCH
     if args.image_size < 1 or args.in_channels < 1:
         raise UserError(f"--image-size and --in-channels must be >= 1, got {args.image_size} and {args.in_channels}")
     model = build_model(arch, args.in_channels, args.image_size, len(CLASSES), rng=np.random.default_rng(args.seed))
-    return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None)
+    return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None, None)
 
 
-def load_study_image(args: argparse.Namespace, loaded: Loaded) -> Image:
-    """``--image`` or the first test image of ``--data``, preprocessed as the trainer does."""
+def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> Image:
+    """``--image``; else the run's first test image; else the first test image of ``--data``.
+
+    Preprocessed as the trainer does: gray in [0, 1], copied to the model's
+    channels, minus the training mean (the checkpoint's, else that of the
+    dataset's training split, else none for a fresh model on its own image).
+    """
     from .data import MeanSubtraction, decode_image, load_dataset, to_float, to_network_input
     from .data.classes import parse_label
+    from .data.dataset import TEST_SPLIT_FILE
 
     mean, mean_note = loaded.mean, "training mean from the checkpoint"
+    run_test = None if loaded.run_dir is None else loaded.run_dir / TEST_SPLIT_FILE
     if args.image is not None:
         gray = to_float(decode_image(args.image, loaded.image_size))
         label = None if args.label is None else parse_label(args.label, "--label")
         source = str(args.image)
+    elif run_test is not None and run_test.is_file() and loaded.data_root is not None:
+        from .data.splitfiles import read_split_file
+        listing = read_split_file(run_test, Path(loaded.data_root))
+        path = Path(loaded.data_root) / listing.files[0]
+        gray, label = to_float(decode_image(path, loaded.image_size)), int(listing.labels[0])
+        source = f"{path} (the run's first test image)"
     else:
         data = args.data
         if data is None:
             from .data import ensure_synthetic_dataset
-            data = ensure_synthetic_dataset(DEFAULT_DATA)
-        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=DEFAULT_CACHE)
+            data = ensure_synthetic_dataset(home / DEFAULT_DATA)
+        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / DEFAULT_CACHE)
         gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
         source = f"{Path(data) / ds.test_files[0]} (first test image, split seed {args.seed})"
         if mean is None:
@@ -125,20 +145,6 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded) -> Image:
     return Image(x.astype(loaded.model.dtype), gray, label, source, mean_note)
 
 
-def _run(name: str, argv: Sequence[str] | None, build: Callable[[argparse.ArgumentParser], None],
-         body: Callable[[argparse.Namespace], None]) -> int:
-    """Parse, run, and turn a UserError into one line on stderr and exit status 2."""
-    parser = argparse.ArgumentParser(prog=f"train_numpy.py {name}", description=_DESCRIPTIONS[name])
-    build(parser)
-    args = parser.parse_args(argv)
-    try:
-        body(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def _write_or_print(text: str, out: Path | None) -> None:
     print(text)
     if out is not None:
@@ -147,79 +153,76 @@ def _write_or_print(text: str, out: Path | None) -> None:
         print(f"saved {out}", file=sys.stderr)
 
 
-_DESCRIPTIONS = {
-    "summary": "Layer table: output shapes, parameters, FLOPs and im2col sizes.",
-    "trace": "One forward and backward pass on one image: shapes and gradient norms per layer.",
-    "visualize": "Save pictures: conv filters, feature maps, gradient flow and a saliency map.",
-}
+# -- summary -------------------------------------------------------------------
+
+SUMMARY_HELP = "Layer table: output shapes, parameters, FLOPs and im2col sizes."
 
 
-# -- the commands --------------------------------------------------------------
-
-def summary_command(argv: Sequence[str] | None = None) -> int:
-    """``summary [--arch SPEC | --checkpoint PATH] [--batch N] [--out FILE]``."""
-    def build(p: argparse.ArgumentParser) -> None:
-        _model_options(p)
-        p.add_argument("--batch", type=int, default=1, help="batch size the FLOPs are counted for (default 1)")
-        p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the table here")
-
-    def body(args: argparse.Namespace) -> None:
-        from .summary import summarize
-        if args.batch < 1:
-            raise UserError(f"--batch must be >= 1, got {args.batch}")
-        m = load_study_model(args)
-        table = summarize(m.model, (args.batch, m.in_channels, m.image_size, m.image_size))
-        _write_or_print(f"architecture {m.arch}\n{table}", args.out)
-
-    return _run("summary", argv, build, body)
+def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_options(parser)
+    parser.add_argument("--batch", type=int, default=1, help="batch size the FLOPs are counted for (default 1)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the table here")
 
 
-def trace_command(argv: Sequence[str] | None = None) -> int:
-    """``trace [--arch SPEC | --checkpoint PATH] [--image PATH [--label C]] [--out FILE]``."""
-    def build(p: argparse.ArgumentParser) -> None:
-        _model_options(p)
-        _image_options(p)
-        p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the trace here")
-
-    def body(args: argparse.Namespace) -> None:
-        from .trace import run_trace
-        m = load_study_model(args)
-        img = load_study_image(args, m)
-        trace = run_trace(m.model, img.x, img.label, m.classes)
-        target = "the image's label" if img.label is not None else "the predicted class (no label given)"
-        header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\n"
-        _write_or_print(header + "\n" + str(trace), args.out)
-
-    return _run("trace", argv, build, body)
+def run_summary(args: argparse.Namespace, home: Path) -> int:
+    from .summary import summarize
+    if args.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
+    m = load_study_model(args)
+    table = summarize(m.model, (args.batch, m.in_channels, m.image_size, m.image_size))
+    _write_or_print(f"architecture {m.arch}\n{table}", args.out)
+    return 0
 
 
-def visualize_command(argv: Sequence[str] | None = None) -> int:
-    """``visualize [--arch SPEC | --checkpoint PATH] [--image PATH] [--out DIR]``.
+# -- trace ---------------------------------------------------------------------
 
-    Writes ``filters_<conv>.png`` per conv layer, ``features_<layer>.png`` per
-    conv and pool layer, ``saliency.png`` and, for a run directory with
-    recorded gradient norms, ``gradient_flow.png``. ``--out`` defaults to
-    ``<run dir>/visualize`` for a checkpoint, else ``runs/visualize``.
-    """
-    def build(p: argparse.ArgumentParser) -> None:
-        _model_options(p)
-        _image_options(p)
-        p.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder for the PNGs")
+TRACE_HELP = "One forward and backward pass on one image: shapes and gradient norms per layer."
 
-    def body(args: argparse.Namespace) -> None:
-        m = load_study_model(args)
-        out = args.out or (m.run_dir / "visualize" if m.run_dir else DEFAULT_VISUALIZE_DIR)
-        for path in save_pictures(m, load_study_image(args, m), out):
-            print(path)
 
-    return _run("visualize", argv, build, body)
+def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_options(parser)
+    _image_options(parser)
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the trace here")
+
+
+def run_trace_command(args: argparse.Namespace, home: Path) -> int:
+    from .trace import run_trace
+    m = load_study_model(args)
+    img = load_study_image(args, m, home)
+    trace = run_trace(m.model, img.x, img.label, m.classes)
+    target = "the image's label" if img.label is not None else "the predicted class (no label given)"
+    header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\n"
+    _write_or_print(header + "\n" + str(trace), args.out)
+    return 0
+
+
+# -- visualize -----------------------------------------------------------------
+
+VISUALIZE_HELP = "Save pictures: conv filters, feature maps, gradient flow and a saliency map."
+
+
+def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_options(parser)
+    _image_options(parser)
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"folder for the PNGs (default RUN_DIR/visualize, or {DEFAULT_VISUALIZE_DIR})")
+
+
+def run_visualize(args: argparse.Namespace, home: Path) -> int:
+    """Writes ``filters_<conv>.png`` per conv layer, ``features_<layer>.png`` per conv and
+    pool layer, ``saliency.png`` and, for a run directory, ``gradient_flow.png``."""
+    m = load_study_model(args)
+    out = args.out or (m.run_dir / "visualize" if m.run_dir else home / DEFAULT_VISUALIZE_DIR)
+    for path in save_pictures(m, load_study_image(args, m, home), out):
+        print(path)
+    return 0
 
 
 def save_pictures(m: Loaded, img: Image, out: Path) -> list[Path]:
     """Every picture for one model and image into ``out``; returns the files written."""
+    from . import viz
     from .layers import Conv2d
     from .summary import leaf_layers
-    from . import viz
 
     paths = [viz.plot_filters(layer.weight.data, out / f"filters_{name}.png", f"{name} filters")
              for name, layer in leaf_layers(m.model) if isinstance(layer, Conv2d)]
@@ -237,3 +240,34 @@ def save_pictures(m: Loaded, img: Image, out: Path) -> list[Path]:
         else:
             paths.append(viz.plot_gradient_flow(norms, out / "gradient_flow.png"))
     return paths
+
+
+# -- argv entry points -----------------------------------------------------------
+
+def _command(name: str, help: str, add: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace, Path], int],
+             argv: Sequence[str] | None, home: Path | None) -> int:
+    """Parse ``argv``, run; a UserError becomes one line on stderr and exit status 2."""
+    parser = argparse.ArgumentParser(prog=f"train_numpy.py {name}", description=help)
+    add(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args, Path(__file__).resolve().parent.parent if home is None else Path(home))
+    except UserError as exc:
+        print(f"train_numpy.py {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def summary_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
+    """``summary [--arch SPEC | --checkpoint PATH] [--batch N] [--out FILE]``."""
+    return _command("summary", SUMMARY_HELP, add_summary_arguments, run_summary, argv, home)
+
+
+def trace_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
+    """``trace [--arch SPEC | --checkpoint PATH] [--image PATH [--label C]] [--out FILE]``."""
+    return _command("trace", TRACE_HELP, add_trace_arguments, run_trace_command, argv, home)
+
+
+def visualize_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
+    """``visualize [--arch SPEC | --checkpoint PATH] [--image PATH] [--out DIR]``."""
+    return _command("visualize", VISUALIZE_HELP, add_visualize_arguments, run_visualize, argv, home)

@@ -82,29 +82,36 @@ def saliency(model: Module, x: np.ndarray, class_index: int | None = None) -> tu
     return np.abs(dx[0]).max(axis=0), c
 
 
-def load_gradient_norms(run_dir: Path | str) -> dict[str, list[float]]:
-    """Per-epoch mean gradient norms per parameter, as the trainer recorded them in ``run_dir``.
+GRAD_NORM_PREFIX = "grad_norm."
 
-    Returns ``{"conv1.weight": [epoch 1, epoch 2, ...], ...}``.
+
+def gradient_norms_from_rows(rows: Sequence[Mapping[str, object]]) -> dict[str, list[float]]:
+    """The trainer's per-epoch rows -> ``{"conv1.weight": [epoch 1, epoch 2, ...], ...}``.
+
+    Each row (one epoch of ``metrics.json``, or of the checkpoint's history)
+    holds ``"grad_norm.<parameter>": mean norm over the epoch's sampled steps``.
     """
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
+    norms: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith(GRAD_NORM_PREFIX):
+                norms.setdefault(key[len(GRAD_NORM_PREFIX):], []).append(float(value))
+    return norms
+
+
+def load_gradient_norms(run_dir: Path | str) -> dict[str, list[float]]:
+    """Per-epoch mean gradient norms per parameter, from a run directory's ``metrics.json``."""
+    path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise UserError(f"{run_dir}: no metrics.json, so no recorded gradient norms; "
                         "give a run directory written by train_numpy.py")
-    history = json.loads(path.read_text())
-    return _norms_from_history(history, path)
-
-
-def _norms_from_history(history: object, where: Path) -> dict[str, list[float]]:
-    """``[{"grad_norms": {name: v}}, ...]`` (one dict per epoch) -> ``{name: [v, ...]}``."""
-    epochs = history.get("epochs", history) if isinstance(history, dict) else history
-    norms: dict[str, list[float]] = {}
-    for epoch in epochs if isinstance(epochs, list) else []:
-        for name, value in (epoch.get("grad_norms") or {}).items():
-            norms.setdefault(name, []).append(float(value))
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError:
+        raise UserError(f"{path}: not valid JSON; the file is damaged") from None
+    norms = gradient_norms_from_rows(rows if isinstance(rows, list) else [])
     if not norms:
-        raise UserError(f"{where}: holds no per-epoch gradient norms; train with a version that records them")
+        raise UserError(f"{path}: holds no per-epoch gradient norms ({GRAD_NORM_PREFIX}<parameter> columns)")
     return norms
 
 

@@ -1,5 +1,7 @@
 """The study commands end to end, on a small image file (the default dataset is too slow for tests)."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,17 +23,23 @@ def face(tmp_path):
 
 
 @pytest.fixture
-def run_dir(tmp_path):
+def run_dir(tmp_path, face):
+    """A run as the trainer leaves it: checkpoint, test split, per-epoch metrics with gradient norms."""
+    run = tmp_path / "run"
     model = build_model(SMALL, 3, 24, len(CLASSES), rng=1)
-    meta = {"arch": SMALL, "in_channels": 3, "image_size": 24, "classes": list(CLASSES)}
-    save_checkpoint(tmp_path / "run" / "checkpoint.npz",
-                    Checkpoint(model=model.state_dict(), meta=meta, mean=np.float32(0.4)))
-    return tmp_path / "run"
+    meta = {"arch": SMALL, "in_channels": 3, "image_size": 24, "classes": list(CLASSES),
+            "data": {"root": str(face.parent)}}
+    save_checkpoint(run / "checkpoint.npz", Checkpoint(model=model.state_dict(), meta=meta, mean=np.float32(0.4)))
+    (run / "test.txt").write_text("# relative/path label\nface.png 5\n")
+    rows = [{"epoch": e, "train_loss": 1.0, **{f"grad_norm.{k}": 1.0 / e for k in model.state_dict()}}
+            for e in (1, 2, 3)]
+    (run / "metrics.json").write_text(json.dumps(rows))
+    return run
 
 
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert ": error: " in err and "\n" not in err and "Traceback" not in err
     return err
 
 
@@ -85,9 +93,16 @@ def test_trace_mistakes_are_one_line_errors(argv, words, face, capsys):
     assert words in one_line_error(capsys)
 
 
-def test_visualize_writes_pngs_into_the_run_directory(run_dir, face, capsys):
-    assert visualize_command(["--checkpoint", str(run_dir), "--image", str(face)]) == 0
+def test_trace_of_a_run_defaults_to_its_first_test_image(run_dir, capsys):
+    assert trace_command(["--checkpoint", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "face.png (the run's first test image)" in text and "against class 5 (Sad)" in text
+
+
+def test_visualize_writes_pngs_into_the_run_directory(run_dir, capsys):
+    assert visualize_command(["--checkpoint", str(run_dir)]) == 0
     names = sorted(p.name for p in (run_dir / "visualize").iterdir())
-    assert names == ["features_conv1.png", "features_pool1.png", "filters_conv1.png", "saliency.png"]
+    assert names == ["features_conv1.png", "features_pool1.png", "filters_conv1.png",
+                     "gradient_flow.png", "saliency.png"]
     for name in names:
         assert (run_dir / "visualize" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,8 +5,8 @@ import pytest
 
 from numpy_cnn.errors import UserError
 from numpy_cnn.models import paper_net
-from numpy_cnn.viz import (feature_maps, input_gradients_on, plot_feature_maps, plot_filters,
-                           plot_gradient_flow, plot_saliency, saliency)
+from numpy_cnn.viz import (feature_maps, gradient_norms_from_rows, input_gradients_on, load_gradient_norms,
+                           plot_feature_maps, plot_filters, plot_gradient_flow, plot_saliency, saliency)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,3 +80,14 @@ def test_bad_arrays_are_one_line_errors(tmp_path):
         with pytest.raises(UserError) as err:
             call()
         assert "\n" not in str(err.value)
+
+
+def test_gradient_norms_from_the_trainers_rows(tmp_path):
+    rows = [{"epoch": 1, "train_loss": 2.0, "grad_norm.conv1.weight": 0.5, "grad_norm.fc3.bias": 0.1},
+            {"epoch": 2, "train_loss": 1.5, "grad_norm.conv1.weight": 0.4, "grad_norm.fc3.bias": 0.2}]
+    assert gradient_norms_from_rows(rows) == {"conv1.weight": [0.5, 0.4], "fc3.bias": [0.1, 0.2]}
+    with pytest.raises(UserError, match="metrics.json"):
+        load_gradient_norms(tmp_path)
+    (tmp_path / "metrics.json").write_text('[{"epoch": 1}]')
+    with pytest.raises(UserError, match="no per-epoch gradient norms"):
+        load_gradient_norms(tmp_path)
