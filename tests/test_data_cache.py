@@ -56,3 +56,14 @@ def test_changed_file_or_settings_miss(tmp_path, data_files, monkeypatch):
 def test_without_cache_dir_nothing_is_written(tmp_path, data_files):
     load_images(data_files, 8, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in data_files]
+
+
+def test_fer2013_csv_is_parsed_once(tmp_path, monkeypatch):
+    import numpy_cnn.data.fer2013 as fer2013
+
+    csv = tmp_path / "fer2013.csv"
+    csv.write_text("emotion,pixels\n" + "\n".join(f"{i},{' '.join(['9'] * 2304)}" for i in range(7)) + "\n")
+    first = fer2013.read_fer2013_csv(csv, 48, tmp_path / "cache")
+    monkeypatch.setattr(fer2013, "_parse", lambda path: pytest.fail("parsed again despite the cache"))
+    again = fer2013.read_fer2013_csv(csv, 48, tmp_path / "cache")
+    assert np.array_equal(again.x, first.x) and np.array_equal(again.y, first.y)

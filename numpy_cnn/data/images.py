@@ -50,9 +50,9 @@ def load_images(
         UserError: a file is missing, not an image, truncated or corrupt.
     """
     cache_dir = None if cache_dir is None else Path(cache_dir)
-    absolute = [str(Path(p).absolute()) for p in paths]
-    unique, order = np.unique(np.array(absolute, dtype=str), return_inverse=True)
-    unique = [Path(p) for p in unique.tolist()]
+    absolute = [Path(p).absolute() for p in paths]
+    unique = sorted(set(absolute))  # the cached array holds each file once, in sorted order
+    row_of = {path: i for i, path in enumerate(unique)}
     try:
         fingerprint = file_fingerprint(unique)
     except FileNotFoundError as exc:
@@ -64,7 +64,7 @@ def load_images(
     if x is None or x.shape != (len(unique), image_size, image_size) or x.dtype != np.uint8:
         x = _decode_all(unique, image_size, workers)
         save_entry(cache_dir, key, x=x)
-    return x[order.reshape(-1)]
+    return x[np.array([row_of[p] for p in absolute], dtype=np.intp)]
 
 
 def _decode_all(paths: list[Path], size: int, workers: int) -> np.ndarray:
