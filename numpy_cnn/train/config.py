@@ -1,0 +1,72 @@
+"""The settings of one training run: defaults are the paper's recipe.
+
+A :class:`TrainConfig` is stored in every checkpoint (as JSON), so a resumed
+run continues with exactly the settings it started with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..arch import DEFAULT_ARCH
+from ..errors import UserError
+
+MEAN_MODES = ("scalar", "pixel")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters and data options (paths as strings, so the config is plain JSON).
+
+    ``data=None`` means the generated synthetic dataset. ``mean`` is the
+    training mean subtracted from every input: one number (``"scalar"``) or
+    an image (``"pixel"``).
+    """
+
+    data: str | None = None
+    test_data: str | None = None
+    split_dir: str | None = None
+    reuse_split: bool = False
+    epochs: int = 200
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    seed: int = 0
+    rotation: float = 10.0
+    augment: bool = True
+    mean: str = "scalar"
+    arch: str = DEFAULT_ARCH
+    image_size: int = 48
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"--epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            problems.append(f"--lr must be > 0, got {self.lr}")
+        if not self.momentum >= 0:
+            problems.append(f"--momentum must be >= 0, got {self.momentum}")
+        if not self.weight_decay >= 0:
+            problems.append(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.rotation <= 180:
+            problems.append(f"--rotation must be between 0 and 180 degrees, got {self.rotation}")
+        if self.mean not in MEAN_MODES:
+            problems.append(f"--mean must be one of {', '.join(MEAN_MODES)}, got {self.mean!r}")
+        if problems:
+            raise UserError("; ".join(problems))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> TrainConfig:
+        """Rebuild from :meth:`to_json` output; unknown keys (from a newer version) are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"checkpoint settings hold unknown keys {unknown}; was it written by a newer version?")
+        return cls(**values)

@@ -1,0 +1,60 @@
+"""Use a trained checkpoint: Table 1 on a dataset, or class probabilities for single images.
+
+Inputs are prepared exactly as in training (:func:`.loop.network_input`):
+grayscale, resized to the checkpoint's image size, scaled to [0, 1], minus
+the *training* mean stored in the checkpoint, gray copied to 3 channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import load_model
+from ..data import MeanSubtraction, decode_image, load_dataset, to_float
+from ..metrics import confusion_matrix, per_class_table
+from .config import TrainConfig
+from .loop import network_input, predict_logits
+from .rundata import load_run_data
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """(N, K) logits -> (N, K) probabilities (the row maximum is subtracted so exp cannot overflow)."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
+                        cache_dir: Path | None) -> tuple[list[dict], np.ndarray, str]:
+    """Run a checkpoint on a test set; return (Table 1 rows, confusion matrix, what was tested).
+
+    Without ``data`` it is the run's own test split (``test.txt`` beside the
+    checkpoint). With ``data``, the test part of that dataset as
+    :func:`numpy_cnn.data.load_dataset` defines it: its own test folder or
+    CSV rows if it has them, else a stratified split with the run's seed.
+    """
+    model, ckpt = load_model(path)
+    run_dir = path if path.is_dir() else path.parent
+    config = TrainConfig.from_json(ckpt.meta["config"])
+    if data is None:
+        ds = load_run_data(config, run_dir, home, cache_dir)
+        what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
+    else:
+        ds = load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
+                          image_size=config.image_size, cache_dir=cache_dir)
+        what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
+    x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
+    predicted = predict_logits(model, x).argmax(axis=1)
+    confusion = confusion_matrix(ds.y_test, predicted, len(ckpt.meta["classes"]))
+    return per_class_table(confusion, ckpt.meta["classes"]), confusion, what
+
+
+def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str]]:
+    """Class probabilities (len(images), K) for image files, and the class names."""
+    model, ckpt = load_model(path)
+    size = ckpt.meta["image_size"]
+    gray = np.stack([decode_image(image, size) for image in images])   # (N, S, S) uint8
+    x = network_input(to_float(gray), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
+    return softmax(predict_logits(model, x)), list(ckpt.meta["classes"])

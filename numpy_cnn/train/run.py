@@ -1,0 +1,189 @@
+"""A whole training run: data, model, epochs, a checkpoint after every epoch, Table 1 at the end.
+
+The run is a pure function of its settings and data: one Generator, seeded
+with ``--seed``, first initialises the weights and then draws every epoch's
+order, flips and angles. Its state is saved in the checkpoint with the
+weights and momentum buffers, so a resumed run continues the very same
+sequence and ends with bit-identical weights.
+
+The state after each epoch is kept in memory and written (atomically) every
+few seconds, at the end, and when Ctrl-C or a NaN loss stops the run. So
+the checkpoint on disk is always a completed epoch, and after Ctrl-C or a
+NaN it is the last completed one; both stop with a one-line message saying
+what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..arch import build_model
+from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..data import CLASSES, Dataset, MeanSubtraction, to_float
+from ..errors import UserError
+from ..metrics import confusion_matrix, format_table1, per_class_table
+from ..module import Sequential
+from ..optim import SGD
+from .config import TrainConfig
+from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
+from .progress import epoch_line
+from .rundata import check_same_data, digest, load_new_run_data, load_run_data
+from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json, write_metrics,
+                     write_plots, write_text)
+
+IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
+FORMAT = "numpy_cnn checkpoint v1"
+# Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
+# snapshotted in memory (~1 ms) and written at most this often, at the end,
+# and on Ctrl-C or a NaN loss; so only a hard crash can lose (this much) work.
+SAVE_EVERY_SECONDS = 10.0
+
+
+class Interrupted(UserError):
+    """Ctrl-C during training: the message says which epoch is saved and how to resume."""
+
+
+def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
+          resume: bool = False, log: Callable[[str], None] | None = print,
+          on_epoch_end: Callable[[int], None] | None = None) -> dict:
+    """Train (or, with ``resume``, continue) the run in ``out`` up to ``config.epochs``; return results.
+
+    Args:
+        config: the settings; when resuming, those stored in the checkpoint
+            (the caller may raise ``epochs``).
+        out: the run directory.
+        home: where the default synthetic dataset lives (``home/data/synthetic_sfew``).
+        cache_dir: decoded-image cache, or ``None``.
+        log: receives the progress line of each epoch; ``None`` is quiet.
+        on_epoch_end: called with the epoch number after its checkpoint is saved
+            (tests raise ``KeyboardInterrupt`` here to simulate Ctrl-C).
+
+    Returns:
+        The contents of ``results.json``.
+    """
+    started = time.perf_counter()
+    ckpt = load_checkpoint(out / CHECKPOINT) if resume else None
+    if ckpt is None:
+        check_new_run_dir(out, reuse_split_here=config.reuse_split and not config.split_dir)
+        ds = load_new_run_data(config, out, home, cache_dir)
+        mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
+    else:
+        ds = load_run_data(config, out, home, cache_dir)
+        check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
+        mean = MeanSubtraction(ckpt.mean)
+
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config.arch, IN_CHANNELS, config.image_size, len(CLASSES), rng=rng)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay)
+    history: list[dict] = []
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optim)
+        rng.bit_generator.state = ckpt.meta["rng_state"]
+        history = ckpt.meta["history"]
+
+    x_train = to_float(ds.x_train)
+    x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
+    data_meta = {"source": ds.source, "root": str(ds.root), "test_data": config.test_data,
+                 "n_train": len(ds.y_train), "n_test": len(ds.y_test),
+                 "train_digest": digest(ds.x_train)}
+    snapshot: Checkpoint | None = None   # the last completed epoch, kept in memory
+    saved = len(history)                 # the epoch the checkpoint on disk holds
+    last_save = started_loop = time.perf_counter()
+    bookkeeping: list[float] = []        # seconds per epoch for the snapshot and any saving
+    test_predicted = None
+    try:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            x_epoch, y_epoch = epoch_inputs(x_train, ds.y_train, rng, mean, channels=IN_CHANNELS,
+                                            rotation=config.rotation, augment=config.augment)
+            t1 = time.perf_counter()
+            try:
+                stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
+            except Diverged as exc:
+                saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
+                kept = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
+                raise UserError(f"epoch {epoch}: {exc}, so training stopped; {kept}; "
+                                f"lower --lr (it was {config.lr})") from None
+            test_loss, test_acc, test_predicted = evaluate(model, x_test, ds.y_test)
+            t2 = time.perf_counter()
+            history.append({
+                "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
+                "test_loss": test_loss, "test_acc": test_acc,
+                "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute time; bookkeeping is timed apart
+                **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
+            })
+            snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta)
+            if epoch == config.epochs or t2 - last_save >= SAVE_EVERY_SECONDS:
+                saved, last_save = _save(out, snapshot, saved), t2
+            t3 = time.perf_counter()
+            bookkeeping.append(t3 - t2)
+            if log:
+                log(epoch_line(history[-1], config.epochs, (t3 - started_loop) / len(bookkeeping)))
+            if on_epoch_end:
+                on_epoch_end(epoch)
+    except KeyboardInterrupt:
+        saved = _save(out, snapshot, saved)
+        where = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
+        raise Interrupted(f"interrupted; {where}; continue with: python train_numpy.py --resume {out}") from None
+
+    if test_predicted is None:   # resumed a finished run: nothing trained, just report
+        _, _, test_predicted = evaluate(model, x_test, ds.y_test)
+    timing = {"wall_seconds": time.perf_counter() - started,
+              "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
+    return _finish(out, config, ds, history, test_predicted, data_meta, timing)
+
+
+def _save(out: Path, snapshot: Checkpoint | None, saved: int) -> int:
+    """Write ``snapshot`` and its metrics unless the disk already holds that epoch; return the saved epoch."""
+    if snapshot is None or snapshot.meta["epoch"] == saved:
+        return saved
+    save_checkpoint(out / CHECKPOINT, snapshot)
+    write_metrics(out, snapshot.meta["history"])
+    return snapshot.meta["epoch"]
+
+
+def _checkpoint(model: Sequential, optimizer: SGD, mean: MeanSubtraction, rng: np.random.Generator,
+                config: TrainConfig, history: list[dict], data_meta: dict) -> Checkpoint:
+    meta = {
+        "format": FORMAT, "arch": config.arch, "classes": list(CLASSES),
+        "image_size": config.image_size, "in_channels": IN_CHANNELS, "epoch": len(history),
+        "seed": config.seed, "config": config.to_json(), "rng_state": rng.bit_generator.state,
+        "data": data_meta, "history": list(history),   # a copy: later epochs append to the original
+    }
+    return Checkpoint(model=model.state_dict(), meta=meta, mean=mean.mean, optim=optimizer.state_dict())
+
+
+def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], test_predicted: np.ndarray,
+            data_meta: dict, timing: dict) -> dict:
+    """Table 1, results.json and the plots, from the final weights' test predictions."""
+    confusion = confusion_matrix(ds.y_test, test_predicted, len(CLASSES))
+    rows = per_class_table(confusion, CLASSES)
+    last = history[-1]
+    table = format_table1(rows)
+    write_text(out / TABLE1, f"Test set results after {last['epoch']} epochs "
+                             f"({ds.source}, {data_meta['n_test']} images)\n\n{table}")
+    results = {
+        "overall_test_accuracy": rows[-1]["accuracy"],
+        "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
+        "table1": rows,
+        "final_train_accuracy": last["train_acc"],
+        "final_train_loss": last["train_loss"],
+        "final_test_loss": last["test_loss"],
+        "epochs": last["epoch"],
+        "seed": config.seed,
+        "train_seconds": sum(r["seconds"] for r in history),   # all sessions, without saving
+        **timing,                                              # this session
+        "arch": config.arch,
+        "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
+        "config": config.to_json(),
+        "confusion_matrix": confusion.tolist(),
+    }
+    write_json(out / RESULTS, results)
+    write_plots(out, history, confusion, CLASSES)
+    return results

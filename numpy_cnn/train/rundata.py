@@ -1,0 +1,68 @@
+"""Which images a run trains and tests on, and how a later command finds the same ones again.
+
+A new run loads its dataset through :func:`numpy_cnn.data.load_dataset` and
+writes the split it got to ``train.txt`` / ``test.txt`` in the run
+directory. Resuming or evaluating a run reads those files back (paths are
+relative to the data folder), so it sees exactly the same images in the same
+order even if the folder gained files since. When the test set came from
+``--test-data`` its paths are relative to that folder instead, so such a run
+is reloaded with the same arguments (the split is then fixed anyway).
+
+A digest of the training pixels is kept in the checkpoint: a resumed run
+whose data changed stops with a message instead of silently diverging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Dataset, ensure_synthetic_dataset, load_dataset
+from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..data.sources import Listing
+from ..data.splitfiles import write_split_file
+from ..errors import UserError
+from .config import TrainConfig
+
+SYNTHETIC_DIR = Path("data") / "synthetic_sfew"
+
+
+def data_path(config: TrainConfig, home: Path) -> Path:
+    """The dataset a config names; ``None`` means the synthetic set, generated under ``home`` on first use."""
+    if config.data is not None:
+        return Path(config.data)
+    return ensure_synthetic_dataset(home / SYNTHETIC_DIR, seed=0)
+
+
+def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> Dataset:
+    """Load the data of a new run and record its split in ``out`` (written only after loading succeeded)."""
+    split_dir = Path(config.split_dir) if config.split_dir else out
+    ds = load_dataset(data_path(config, home), test_data=config.test_data,
+                      split_dir=split_dir if config.reuse_split else None, reuse_split=config.reuse_split, seed=config.seed,
+                      test_fraction=config.test_fraction, image_size=config.image_size,
+                      cache_dir=cache_dir)
+    if not (config.reuse_split and split_dir == out):
+        write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
+        write_split_file(out / TEST_SPLIT_FILE, Listing(ds.test_files, ds.y_test))
+    return ds
+
+
+def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None) -> Dataset:
+    """The same train and test images a run used, from its split files (see the module docstring)."""
+    reuse = config.test_data is None
+    return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
+                        reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,
+                        image_size=config.image_size, cache_dir=cache_dir)
+
+
+def digest(x: np.ndarray) -> str:
+    """A short fingerprint of an array's shape and bytes."""
+    return hashlib.sha1(repr(x.shape).encode() + np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+
+
+def check_same_data(ds: Dataset, expected_digest: str, run_dir: Path) -> None:
+    if digest(ds.x_train) != expected_digest:
+        raise UserError(f"{run_dir}: the training images differ from those the run started with "
+                        "(files edited or data folder changed); restore them or start a new run")
