@@ -39,7 +39,9 @@ def reference_pool(x, kernel, stride, g):
 
 # (N, C, H, W, kernel, stride)
 SHAPES = [
-    (2, 6, 12, 12, 2, 2),           # pool of the network
+    (2, 6, 12, 12, 2, 2),           # pool of the network (its own 2x2 fast path)
+    (2, 3, 9, 7, 2, 2),             # 2x2 fast path, odd sizes: last row and column in no window
+    (2, 2, 8, 8, (2, 2), (2, 1)),   # 2x2 window, stride not 2: the general path
     (1, 3, 9, 11, 3, 2),            # batch 1, overlapping windows, non-square input
     (2, 2, 7, 9, (2, 3), (1, 2)),   # non-square window, overlapping rows
     (3, 2, 5, 5, 2, 1),             # stride 1: every inner input is in 4 windows
@@ -65,17 +67,18 @@ def test_forward_and_backward_match_reference(shape, dtype):
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-6 if dtype == np.float32 else 1e-15)
 
 
-def test_ties_go_to_the_first_max_in_row_major_order():
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)], ids=["2x2 fast path", "general path"])
+def test_ties_go_to_the_first_max_in_row_major_order(kernel, stride):
     # Quantised values make ties common; all-equal windows must pick offset 0.
     rng = np.random.default_rng(7)
     x = rng.integers(0, 3, size=(2, 3, 10, 10)).astype(np.float32)
     x[0, 0] = 1.0
-    y, arg = maxpool2d_forward(x, 2, 2)
+    y, arg = maxpool2d_forward(x, kernel, stride)
     g = rng.standard_normal(y.shape).astype(np.float32)
-    y_ref, arg_ref, dx_ref = reference_pool(x, 2, 2, g)
+    y_ref, arg_ref, dx_ref = reference_pool(x, kernel, stride, g)
     assert np.all(arg[0, 0] == 0)
     np.testing.assert_array_equal(arg, arg_ref)
-    np.testing.assert_array_equal(maxpool2d_backward(g, arg, x.shape, 2, 2), dx_ref)
+    np.testing.assert_allclose(maxpool2d_backward(g, arg, x.shape, kernel, stride), dx_ref, rtol=1e-6)
 
 
 def test_overlapping_windows_accumulate_gradient():
@@ -90,11 +93,13 @@ def test_overlapping_windows_accumulate_gradient():
     np.testing.assert_array_equal(dx, expected)
 
 
-def test_nan_propagates_like_torch():
-    x = np.zeros((1, 1, 2, 4), np.float32)
+@pytest.mark.parametrize("kernel", [2, 3], ids=["2x2 fast path", "general path"])
+def test_nan_propagates_like_torch(kernel):
+    x = np.zeros((1, 1, kernel, 2 * kernel), np.float32)
     x[0, 0, 1, 0] = np.nan
-    y, arg = maxpool2d_forward(x, 2, 2)
-    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 2
+    x[0, 0, 1, 1] = 1.0
+    y, arg = maxpool2d_forward(x, kernel, kernel)
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == kernel
     assert y[0, 0, 0, 1] == 0
 
 
