@@ -190,7 +190,7 @@ def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: Path | str,
     if not norms:
         raise UserError("plot_gradient_flow: no gradient norms to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=80)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
     for name, values in norms.items():
         epochs = np.arange(1, len(values) + 1)
         style = "-" if name.endswith("weight") else "--"
@@ -199,7 +199,7 @@ def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: Path | str,
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean ||dL/dparam||")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # outside: curves stay visible
     fig.tight_layout()
     return _save(fig, path)
 
