@@ -1,22 +1,22 @@
-"""The study commands: ``summary``, ``trace`` and ``visualize``, one function each.
+"""The study commands: ``summary``, ``trace`` and ``visualize``.
 
-Each takes ``argv`` (the arguments after the subcommand), parses them with its
-own ``argparse`` parser and returns an exit code, so the command table in
-:mod:`numpy_cnn.cli` can register them as
-``python train_numpy.py summary|trace|visualize``. A :class:`UserError` is
-printed as one line on stderr with exit status 2.
+Each command comes in two forms:
 
-For :mod:`numpy_cnn.cli`'s table (``register(name, help, add_arguments)`` on
-``run(args, home)``) each command also comes as ``add_<name>_arguments(parser)``
-plus ``run_<name>(args, home)``; those let a :class:`UserError` propagate to
-``cli.main``. ``home`` is the folder holding ``train_numpy.py``.
+* ``summary_command(argv)`` (and ``trace_command``, ``visualize_command``):
+  parses ``argv`` with its own ``argparse`` parser and returns an exit code;
+  a :class:`UserError` is printed as one line on stderr with status 2.
+* ``add_summary_arguments(parser)`` plus ``run_summary(args, home)`` (and the
+  same for trace and visualize): the two halves :func:`numpy_cnn.cli.register`
+  takes. These let a :class:`UserError` propagate to ``cli.main``. ``home``
+  is the folder holding ``train_numpy.py``; defaults live under it.
 
 The model is either fresh (``--arch SPEC``, default: the paper's network,
 seeded by ``--seed``) or a trained one (``--checkpoint RUN_DIR`` or its
 ``checkpoint.npz``, rebuilt from the stored spec, with the stored training
-mean). ``trace`` and ``visualize`` look at one image: ``--image PATH``, or by
-default the first test image of ``--data`` (default: the generated dataset
-in ``data/synthetic_sfew``, made on first use), split as the trainer splits it.
+mean). ``trace`` and ``visualize`` look at one image: ``--image PATH``; else
+a run's first test image (first line of its ``test.txt``); else the first
+test image of ``--data`` (default: the generated ``data/synthetic_sfew``,
+made on first use), split as the trainer splits it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Loaded:
 
 
 @dataclass
-class Image:
+class StudyImage:
     """One preprocessed image: ``x`` (1, C, S, S) float32, the gray pixels (S, S) in [0, 1], its label."""
 
     x: np.ndarray
@@ -61,7 +61,6 @@ class Image:
     label: int | None
     source: str
     mean_note: str
-
 
 
 # -- shared options ------------------------------------------------------------
@@ -106,7 +105,7 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
     return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None, None)
 
 
-def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> Image:
+def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> StudyImage:
     """``--image``; else the run's first test image; else the first test image of ``--data``.
 
     Preprocessed as the trainer does: gray in [0, 1], copied to the model's
@@ -142,7 +141,7 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> Im
     if mean is None:
         mean, mean_note = np.zeros((), np.float32), "no mean subtracted (fresh model, own image)"
     x = MeanSubtraction(mean)(to_network_input(gray[None], loaded.in_channels))
-    return Image(x.astype(loaded.model.dtype), gray, label, source, mean_note)
+    return StudyImage(x.astype(loaded.model.dtype), gray, label, source, mean_note)
 
 
 def _write_or_print(text: str, out: Path | None) -> None:
@@ -185,14 +184,14 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the trace here")
 
 
-def run_trace_command(args: argparse.Namespace, home: Path) -> int:
-    from .trace import run_trace
+def run_trace(args: argparse.Namespace, home: Path) -> int:
+    from . import trace
     m = load_study_model(args)
     img = load_study_image(args, m, home)
-    trace = run_trace(m.model, img.x, img.label, m.classes)
+    result = trace.run_trace(m.model, img.x, img.label, m.classes)
     target = "the image's label" if img.label is not None else "the predicted class (no label given)"
     header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\n"
-    _write_or_print(header + "\n" + str(trace), args.out)
+    _write_or_print(header + "\n" + str(result), args.out)
     return 0
 
 
@@ -218,7 +217,7 @@ def run_visualize(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def save_pictures(m: Loaded, img: Image, out: Path) -> list[Path]:
+def save_pictures(m: Loaded, img: StudyImage, out: Path) -> list[Path]:
     """Every picture for one model and image into ``out``; returns the files written."""
     from . import viz
     from .layers import Conv2d
@@ -265,7 +264,7 @@ def summary_command(argv: Sequence[str] | None = None, home: Path | None = None)
 
 def trace_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
     """``trace [--arch SPEC | --checkpoint PATH] [--image PATH [--label C]] [--out FILE]``."""
-    return _command("trace", TRACE_HELP, add_trace_arguments, run_trace_command, argv, home)
+    return _command("trace", TRACE_HELP, add_trace_arguments, run_trace, argv, home)
 
 
 def visualize_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:

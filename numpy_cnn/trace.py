@@ -64,7 +64,7 @@ def _norm(a: np.ndarray) -> float:
     return float(np.linalg.norm(a.astype(np.float64, copy=False)))
 
 
-def _cols_shape(layer: Conv2d, input_shape: Shape, output_shape: Shape) -> Shape:
+def _cols_shape(layer: Conv2d, output_shape: Shape) -> Shape:
     """(N, K, P): one row per (input channel, kernel tap), one column per output position."""
     kh, kw = layer.kernel_size
     n, _, ho, wo = output_shape
@@ -88,7 +88,7 @@ def run_trace(model: Module, x: np.ndarray, target: int | None = None,
         inp, out = out, layer.forward(out)
         rec = LayerTrace(name, repr(layer), inp.shape, out.shape)
         if isinstance(layer, Conv2d):
-            rec.cols_shape = _cols_shape(layer, inp.shape, out.shape)
+            rec.cols_shape = _cols_shape(layer, out.shape)
         records.append(rec)
     if out.ndim != 2:
         raise UserError(f"trace: the model must end in logits (1, classes), it gives {out.shape}; "
