@@ -124,7 +124,14 @@ def leaf_layers(model: Module, prefix: str = "") -> Iterator[tuple[str, Module]]
 
 # -- one rule per layer type: (layer, name, input shape, itemsize) -> row ---------
 
+def _need_4d(layer: Module, shape: Shape) -> None:
+    if len(shape) != 4:
+        raise UserError(f"{layer.describe()}: expected input (N, C, H, W), got {shape}; "
+                        "put convolutions and pools before the first fully connected layer")
+
+
 def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow:
+    _need_4d(layer, shape)
     out = layer.output_shape(shape)
     n, f, ho, wo = out
     kh, kw = layer.kernel_size
@@ -159,8 +166,7 @@ def _relu_row(layer: ReLU, name: str, shape: Shape, itemsize: int) -> LayerRow:
 
 
 def _pool_row(layer: MaxPool2d, name: str, shape: Shape, itemsize: int) -> LayerRow:
-    if len(shape) != 4:
-        raise UserError(f"{layer.describe()}: expected input (N, C, H, W), got {shape}")
+    _need_4d(layer, shape)
     out = layer.output_shape(shape)
     kh, kw = layer.kernel_size
     return LayerRow(name, "MaxPool2d", shape, out, 0, flops=(kh * kw - 1) * prod(out), macs=0,

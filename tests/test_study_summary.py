@@ -88,3 +88,10 @@ def test_shape_that_does_not_fit_is_a_one_line_error():
     assert "\n" not in str(err.value) and "conv2" in str(err.value)
     with pytest.raises(UserError, match="fc1"):
         summarize(paper_net(rng=0), (1, 3, 64, 64))
+
+
+def test_conv_after_flatten_is_a_one_line_error():
+    rng = np.random.default_rng(0)
+    model = Sequential(OrderedDict([("flatten", Flatten()), ("conv1", Conv2d(1, 2, 3, rng=rng))]))
+    with pytest.raises(UserError, match="conv1.*before the first fully connected"):
+        summarize(model, (1, 1, 8, 8))
