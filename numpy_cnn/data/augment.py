@@ -40,24 +40,26 @@ def rotate(x: np.ndarray, degrees: np.ndarray | float) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float32)
     n, (h, w) = x.shape[0], x.shape[-2:]
-    theta = np.deg2rad(np.broadcast_to(np.asarray(degrees, np.float64), (n,)))[:, None, None]
-    cos, sin = np.cos(theta), np.sin(theta)
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    images = x.reshape(n, -1, h, w)  # (N, C, H, W), C = 1 for a 3-D batch
+    theta = np.deg2rad(np.broadcast_to(np.asarray(degrees, np.float64), (n,)))
+    cos = np.cos(theta).astype(np.float32)[:, None, None]
+    sin = np.sin(theta).astype(np.float32)[:, None, None]
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = u - (w - 1) / 2, v - (h - 1) / 2
     col = cos * u - sin * v + (w - 1) / 2  # (N, H, W) source coordinates
     row = sin * u + cos * v + (h - 1) / 2
 
     # A 1-pixel zero border lets out-of-range neighbours be clipped onto zeros.
-    flat = np.pad(x.reshape(n, -1, h, w), ((0, 0), (0, 0), (1, 1), (1, 1))).reshape(n, -1, (h + 2) * (w + 2))
+    padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1))).reshape(n, -1, (h + 2) * (w + 2))
     r0, c0 = np.floor(row), np.floor(col)
-    fr, fc = (row - r0).astype(np.float32), (col - c0).astype(np.float32)
-    out = np.zeros((n, flat.shape[1], h * w), np.float32)
-    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
-                           (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
-        rr = np.clip(r0 + dr, -1, h).astype(np.intp) + 1
-        cc = np.clip(c0 + dc, -1, w).astype(np.intp) + 1
-        index = (rr * (w + 2) + cc).reshape(n, 1, h * w)
-        out += np.take_along_axis(flat, index, axis=2) * weight.reshape(n, 1, h * w)
+    fr, fc = row - r0, col - c0
+    top, bottom = (np.clip(r0 + d, -1, h).astype(np.intp) + 1 for d in (0, 1))  # rows of the padded image
+    left, right = (np.clip(c0 + d, -1, w).astype(np.intp) + 1 for d in (0, 1))
+    out = np.zeros((n, padded.shape[1], h * w), np.float32)
+    for rows, cols, weight in ((top, left, (1 - fr) * (1 - fc)), (top, right, (1 - fr) * fc),
+                               (bottom, left, fr * (1 - fc)), (bottom, right, fr * fc)):
+        index = (rows * (w + 2) + cols).reshape(n, 1, h * w)
+        out += np.take_along_axis(padded, index, axis=2) * weight.reshape(n, 1, h * w)
     return out.reshape(x.shape)
 
 
