@@ -5,8 +5,8 @@ depend on (the files' absolute paths, mtimes and sizes, and the preprocessing
 settings). Editing, touching or replacing a source file changes the key, so a
 stale entry is simply never looked up again.
 
-Writes go to a temporary file that is renamed into place (``os.replace`` is
-atomic), so a reader never sees half an entry. A damaged or truncated entry
+Entries are written atomically (:mod:`.atomic`), so a reader never sees half
+an entry. A damaged or truncated entry
 reads as a miss and is rebuilt, never a crash.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_atomically
 
 
 def file_fingerprint(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
@@ -55,15 +55,5 @@ def load_entry(cache_dir: Path | None, key: str) -> dict[str, np.ndarray] | None
 
 def save_entry(cache_dir: Path | None, key: str, **arrays: np.ndarray) -> None:
     """Store ``arrays`` under ``key``, atomically: a crash leaves either nothing or a whole entry."""
-    if cache_dir is None:
-        return
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, cache_dir / f"{key}.npz")
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    if cache_dir is not None:
+        write_atomically(Path(cache_dir) / f"{key}.npz", lambda f: np.savez(f, **arrays))

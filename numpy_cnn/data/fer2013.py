@@ -64,10 +64,10 @@ def read_fer2013_csv(path: Path, image_size: int = 48, cache_dir: Path | None = 
     if cached is not None and set(cached) == {"x", "y", "usage", "lines"}:
         return CsvRows(**cached)
     rows = _parse(path)
-    if image_size != FER_SIZE:
+    if image_size != FER_SIZE:  # _parse guarantees at least one row
         rows.x = np.stack([
             np.asarray(Image.fromarray(im).resize((image_size, image_size), RESAMPLE)) for im in rows.x
-        ]) if len(rows.x) else np.empty((0, image_size, image_size), np.uint8)
+        ])
     save_entry(cache_dir, key, x=rows.x, y=rows.y, usage=rows.usage, lines=rows.lines)
     return rows
 

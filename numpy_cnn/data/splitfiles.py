@@ -9,32 +9,22 @@ repeat an experiment on exactly the same images.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from .atomic import write_atomically
 from .classes import CLASSES, parse_label
 from .sources import Listing
 
 
 def write_split_file(path: Path, listing: Listing) -> None:
     """Write ``listing`` to ``path`` atomically (temp file + rename), labels as indices."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# relative/path label (0-{len(CLASSES) - 1}: {' '.join(CLASSES)})\n"]
     lines += [f"{f} {label}\n" for f, label in zip(listing.files, listing.labels.tolist())]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(Path(path), lambda f: f.write("".join(lines).encode("utf-8")))
 
 
 def read_split_file(path: Path, root: Path, known: Collection[str] | None = None) -> Listing:

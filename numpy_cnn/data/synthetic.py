@@ -258,7 +258,7 @@ def _draw_face(cues: dict[str, float], rng: np.random.Generator) -> Image.Image:
     draw.ellipse((250, 150, 290, 230), fill=skin_rgb)
     draw.ellipse((30, 40, 270, 370), fill=skin_rgb)
 
-    # Features are caricatured: at 48x48 the face is ~25 px tall, so a cue
+    # Features are caricatured: at 48x48 the face is ~30 px tall, so a cue
     # must move a feature by tens of pixels here to move it by one there.
     eye_y, eye_dx = 170.0, 62.0
     eye_h = 28.0 * max(0.2, 1.0 + 0.8 * cues["eye_open"])
