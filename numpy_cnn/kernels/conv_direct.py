@@ -221,7 +221,9 @@ def _forward_s1(x, wp, bp, y):
     for n in prange(N):
         acc = np.empty((F2, L), dtype=y.dtype)
         for f in range(F2):
-            acc[f, :] = bp[f]
+            bias = bp[f]
+            for j in range(L):
+                acc[f, j] = bias
         _correlate_flat(xf[n], wp, W, L, acc, 0, H * W)
         for f in range(F):                           # drop the wrap-around columns
             for oy in range(HO):
@@ -257,7 +259,9 @@ def _backward_s1(gy, x, wflip, dw_parts, dx, need_dx):
                         gpad[f, P0 + oy * W + ox] = gy[n, f, oy, ox]
             _weight_grad_flat(gpad, P0, xf[n], W, L, dw_parts[t])
             if need_dx:
-                acc[:, :] = 0
+                for c in range(C2):
+                    for q in range(H * W):
+                        acc[c, q] = 0
                 _correlate_flat(gpad, wflip, W, H * W, acc, P0, P0 + L)
                 for c in range(C):
                     for r in range(H):

@@ -138,7 +138,8 @@ def _maxpool_backward_2x2(gy, arg, dx):
                     d0[q] = zero
                     d1[q] = zero
             for r in range(2 * HO, H):
-                dx[n, c, r, :] = 0
+                for q in range(W):
+                    dx[n, c, r, q] = 0
 
 
 def _pair(v, name):
