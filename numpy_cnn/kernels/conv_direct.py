@@ -59,7 +59,7 @@ Loop layout, and why
 * Stride > 1 is computed as stride 1 followed by taking every s-th output
   (and, backward, grad_y spread out with zeros in between). That is correct
   and simple but does s*s times the work; the paper's network uses stride 1.
-  Padding is an explicit ``np.pad`` copy.
+  Padding is an explicit zero-padded copy.
 """
 
 import numba
@@ -309,12 +309,25 @@ def _check(x, w, stride, padding):
 
 
 def _even_rows(a, axis=0):
-    """a with a zero slice appended along ``axis`` if its length there is odd."""
+    """a (as a C-contiguous array) with a zero slice appended along ``axis`` if its length there is odd."""
     if a.shape[axis] % 2 == 0:
         return np.ascontiguousarray(a)
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, 1)
-    return np.pad(a, pad)
+    shape = list(a.shape)
+    shape[axis] += 1
+    out = np.zeros(shape, dtype=a.dtype)
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(0, a.shape[axis])
+    out[tuple(index)] = a
+    return out
+
+
+def _zero_pad(x, ph, pw):
+    """x (N, C, H, W) -> (N, C, H + 2*ph, W + 2*pw) with zeros around.
+    (The same as np.pad, which costs about 20 us of Python per call.)"""
+    N, C, H, W = x.shape
+    out = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    out[:, :, ph:ph + H, pw:pw + W] = x
+    return out
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -331,7 +344,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     if b.shape != (w.shape[0],):
         raise ValueError(f"conv2d: bias has shape {b.shape}, want ({w.shape[0]},)")
     if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        x = _zero_pad(x, ph, pw)
     N, _, H, W = x.shape
     F, _, kH, kW = w.shape
     y = np.empty((N, F, H - kH + 1, W - kW + 1), dtype=x.dtype)
@@ -363,7 +376,7 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
 
     db = grad_y.sum(axis=(0, 2, 3))
     if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        x = _zero_pad(x, ph, pw)
     Hp, Wp = x.shape[2], x.shape[3]
     if sh > 1 or sw > 1:
         # Stride s = stride 1 keeping every s-th output, so its gradient is the
