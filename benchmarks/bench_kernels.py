@@ -121,8 +121,17 @@ def run_layers(reps, threads, only=None, batches=(4, 64)):
             y, arg = maxpool2d_forward(x, 2, 2)
             maxpool2d_backward(g, arg, x.shape, 2, 2)
 
+        def torch_relu_fb():
+            txg.grad = None
+            tf.max_pool2d(tf.relu(txg), 2, 2).backward(tg)
+
+        def ours_relu_fb():
+            y, arg = maxpool2d_forward(x, 2, 2, relu=True)
+            maxpool2d_backward(g, arg, x.shape, 2, 2)
+
         yield f"{name} fwd", lambda: maxpool2d_forward(x, 2, 2), torch_fwd
         yield f"{name} fwd+bwd", ours_fb, torch_fb
+        yield f"{name} relu+pool f+b (fused)", ours_relu_fb, torch_relu_fb
 
     for N in batches:
         cases = [

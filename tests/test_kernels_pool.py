@@ -140,3 +140,22 @@ def test_matches_torch_float64(kernel, stride):
     dx = maxpool2d_backward(g, arg, x.shape, kernel, stride)
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=0, atol=1e-10)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2), ((2, 3), (1, 2))], ids=["2x2 fast path", "3x3 s2", "2x3 s1x2"])
+def test_fused_relu_equals_relu_then_pool(kernel, stride, dtype):
+    # Shifted negative so that many windows are all <= 0 (ReLU cuts them),
+    # and quantised so that ties, including ties at 0, are common.
+    rng = np.random.default_rng(10)
+    x = (np.round(rng.standard_normal((2, 3, 11, 12)) * 2) / 2 - 0.5).astype(dtype)
+    y, arg = maxpool2d_forward(x, kernel, stride, relu=True)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx = maxpool2d_backward(g, arg, x.shape, kernel, stride)
+
+    r = np.maximum(x, 0)
+    y_ref, _, dr = reference_pool(r, kernel, stride, g)
+    dx_ref = dr * (x > 0)                      # ReLU's gradient is 0 where x <= 0
+    assert np.any(arg == -1) and np.any(arg >= 0)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-6, atol=0)

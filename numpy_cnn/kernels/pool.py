@@ -13,7 +13,8 @@ row-major window order::
                                                      input col = sW*ox + offset %  kW
 
 It is int8 when the window has at most 127 positions (every practical
-pool: 4x smaller than int64 indices, so it stays in cache), else int32.
+pool: 8x smaller than int64 indices, so it stays in cache), else int32. It is
+signed so that -1 can mean "no gradient" (see ``relu=True`` below).
 Ties go to the FIRST max in that order, as in PyTorch, and a NaN counts as a
 maximum (it propagates, again as in PyTorch).
 
@@ -37,7 +38,7 @@ __all__ = ["maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argma
 
 
 @jit(fastmath=CONTRACT, parallel=True)
-def _maxpool_forward(x, KH, KW, SH, SW, y, arg):
+def _maxpool_forward(x, KH, KW, SH, SW, relu, y, arg):
     """Any window and stride. The compare is written as a select, not an
     ``if``: on random data the max is anywhere in its window, an ``if``
     mispredicts about half the time, and the select form was 2x faster."""
@@ -58,12 +59,15 @@ def _maxpool_forward(x, KH, KW, SH, SW, y, arg):
                             take = (v > best) | ((v != v) & (best == best))   # v != v: v is NaN
                             best = v if take else best
                             where = ky * KW + kx if take else where
+                    if relu and best <= 0:
+                        best = best * 0                      # 0 of x's dtype
+                        where = -1
                     yr[ox] = best
                     ar[ox] = where
 
 
 @jit(fastmath=CONTRACT, parallel=True)
-def _maxpool_forward_2x2(x, y, arg):
+def _maxpool_forward_2x2(x, relu, y, arg):
     """The network's pool (2x2 window, stride 2), written out: the four
     values of a window come from two input rows, and with no inner window
     loops LLVM turns the compares into vector selects. About 25x faster than
@@ -92,6 +96,9 @@ def _maxpool_forward_2x2(x, y, arg):
                     if v > m or (v != v and m == m):
                         m = v
                         k = 3
+                    if relu and m <= 0:
+                        m = m * 0
+                        k = -1
                     yr[ox] = m
                     ar[ox] = k
 
@@ -106,16 +113,18 @@ def _maxpool_backward(gy, arg, KW, SH, SW, dx):
             for oy in range(HO):
                 for ox in range(WO):
                     a = arg[n, c, oy, ox]
-                    r = oy * SH + a // KW
-                    q = ox * SW + a % KW
-                    dxc[r, q] += gy[n, c, oy, ox]
+                    if a >= 0:                               # -1: ReLU cut this window
+                        r = oy * SH + a // KW
+                        q = ox * SW + a % KW
+                        dxc[r, q] += gy[n, c, oy, ox]
 
 
 @jit(fastmath=CONTRACT, parallel=True)
 def _maxpool_backward_2x2(gy, arg, dx):
     """2x2 windows, stride 2: the windows tile the input, so every dx value
     is written exactly once (the gradient or zero) and no zeroing pass over
-    dx is needed. Rows and columns left over by the floor are zeroed."""
+    dx is needed. Rows and columns left over by the floor are zeroed.
+    An offset of -1 (ReLU cut the window) matches none of 0..3: all zero."""
     N, C = gy.shape[0], gy.shape[1]
     HO, WO = gy.shape[2], gy.shape[3]
     H, W = dx.shape[2], dx.shape[3]
@@ -165,13 +174,18 @@ def argmax_dtype(kernel_size):
     return np.dtype(np.int8) if kH * kW <= 127 else np.dtype(np.int32)
 
 
-def maxpool2d_forward(x, kernel_size, stride=None):
+def maxpool2d_forward(x, kernel_size, stride=None, relu=False):
     """Max-pool ``x (N, C, H, W) -> (y (N, C, H', W'), argmax (N, C, H', W'))``.
 
     ``H' = (H - kH) // sH + 1`` (no padding). kernel_size and stride are an
     int or a (vertical, horizontal) pair; stride defaults to kernel_size.
     y has x's dtype; argmax holds each max's offset in its window
     (``ky*kW + kx``, dtype from :func:`argmax_dtype`), first max on ties.
+
+    ``relu=True`` computes ``maxpool(relu(x))`` in the same pass, exactly as
+    the two layers would (ReLU is non-decreasing, so it commutes with max):
+    a window whose max is <= 0 gives 0 and argmax -1, which backward reads as
+    "no gradient". This saves a full-size ReLU pass forward and backward.
     """
     x = np.ascontiguousarray(x)
     if x.ndim != 4:
@@ -185,9 +199,9 @@ def maxpool2d_forward(x, kernel_size, stride=None):
     y = np.empty((N, C, HO, WO), dtype=x.dtype)
     arg = np.empty((N, C, HO, WO), dtype=argmax_dtype((kH, kW)))
     if kH == kW == sH == sW == 2:
-        _maxpool_forward_2x2(x, y, arg)
+        _maxpool_forward_2x2(x, bool(relu), y, arg)
     else:
-        _maxpool_forward(x, kH, kW, sH, sW, y, arg)
+        _maxpool_forward(x, kH, kW, sH, sW, bool(relu), y, arg)
     return y, arg
 
 
@@ -195,7 +209,8 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kernel_size, stride=None):
     """Gradient of maxpool2d_forward: ``grad_y (N, C, H', W'), argmax -> dx x_shape``.
 
     Each grad_y value goes to the input position that was its window's max;
-    with overlapping windows the contributions add up. Returns a new array.
+    with overlapping windows the contributions add up; an argmax of -1 (from
+    ``relu=True``) sends nothing. Returns a new array.
     """
     kH, kW = _pair(kernel_size, "kernel_size")
     sH, sW = _pair(kernel_size if stride is None else stride, "stride")
