@@ -97,36 +97,38 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
     last_save = started_loop = time.perf_counter()
     bookkeeping: list[float] = []        # seconds per epoch for the snapshot and any saving
     test_predicted = None
+    # Overflow on the way to a NaN loss is reported once, by the loss check, not as warnings.
     try:
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            t0 = time.perf_counter()
-            x_epoch, y_epoch = epoch_inputs(x_train, ds.y_train, rng, mean, channels=IN_CHANNELS,
-                                            rotation=config.rotation, augment=config.augment)
-            t1 = time.perf_counter()
-            try:
-                stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
-            except Diverged as exc:
-                saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
-                kept = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
-                raise UserError(f"epoch {epoch}: {exc}, so training stopped; {kept}; "
-                                f"lower --lr (it was {config.lr})") from None
-            test_loss, test_acc, test_predicted = evaluate(model, x_test, ds.y_test)
-            t2 = time.perf_counter()
-            history.append({
-                "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
-                "test_loss": test_loss, "test_acc": test_acc,
-                "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute time; bookkeeping is timed apart
-                **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
-            })
-            snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta)
-            if epoch == config.epochs or t2 - last_save >= SAVE_EVERY_SECONDS:
-                saved, last_save = _save(out, snapshot, saved), t2
-            t3 = time.perf_counter()
-            bookkeeping.append(t3 - t2)
-            if log:
-                log(epoch_line(history[-1], config.epochs, (t3 - started_loop) / len(bookkeeping)))
-            if on_epoch_end:
-                on_epoch_end(epoch)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(len(history) + 1, config.epochs + 1):
+                t0 = time.perf_counter()
+                x_epoch, y_epoch = epoch_inputs(x_train, ds.y_train, rng, mean, channels=IN_CHANNELS,
+                                                rotation=config.rotation, augment=config.augment)
+                t1 = time.perf_counter()
+                try:
+                    stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
+                except Diverged as exc:
+                    saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
+                    kept = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
+                    raise UserError(f"epoch {epoch}: {exc}, so training stopped; {kept}; "
+                                    f"lower --lr (it was {config.lr})") from None
+                test_loss, test_acc, test_predicted = evaluate(model, x_test, ds.y_test)
+                t2 = time.perf_counter()
+                history.append({
+                    "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
+                    "test_loss": test_loss, "test_acc": test_acc,
+                    "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute time; bookkeeping is timed apart
+                    **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
+                })
+                snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta)
+                if epoch == config.epochs or t2 - last_save >= SAVE_EVERY_SECONDS:
+                    saved, last_save = _save(out, snapshot, saved), t2
+                t3 = time.perf_counter()
+                bookkeeping.append(t3 - t2)
+                if log:
+                    log(epoch_line(history[-1], config.epochs, (t3 - started_loop) / len(bookkeeping)))
+                if on_epoch_end:
+                    on_epoch_end(epoch)
     except KeyboardInterrupt:
         saved = _save(out, snapshot, saved)
         where = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"

@@ -1,0 +1,230 @@
+"""The command line of ``train_numpy.py``: train (the default), evaluate, predict.
+
+Commands live in :data:`COMMANDS`, a table from name to :class:`Command`
+(its help line, its arguments, its function). ``python train_numpy.py NAME
+...`` runs the command NAME; anything else is a training run. A new command
+(``summary``, ``trace``, ...) is one more :func:`register` call; the training
+code does not change.
+
+A user's mistake never shows a traceback: :func:`main` prints the one-line
+:class:`UserError` message on stderr and returns 2. So does Ctrl-C, after
+training has saved what it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import UserError
+
+PROG = "train_numpy.py"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` declares its flags, ``run(args, home)`` does it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Path], int]
+
+
+COMMANDS: dict[str, Command] = {}
+DEFAULT_COMMAND = "train"
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator: ``@register("summary", "...", add_summary_args)`` on ``def run(args, home) -> int``."""
+    def decorate(run: Callable[[argparse.Namespace, Path], int]):
+        COMMANDS[name] = Command(help, add_arguments, run)
+        return run
+    return decorate
+
+
+def default_home() -> Path:
+    """The folder holding ``train_numpy.py`` (the repository): defaults live under it, not the cwd."""
+    return Path(__file__).resolve().parent.parent
+
+
+def main(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status.
+
+    ``home`` is the folder that holds ``data/`` and ``runs/`` by default.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    home = default_home() if home is None else Path(home)
+    name = argv.pop(0) if argv and argv[0] in COMMANDS else DEFAULT_COMMAND
+    parser = _parser(name)
+    args = parser.parse_args(argv)   # argparse itself exits 2 with a usage line on a bad flag
+    try:
+        return COMMANDS[name].run(args, home)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+    return 2
+
+
+def _parser(name: str) -> argparse.ArgumentParser:
+    command = COMMANDS[name]
+    if name == DEFAULT_COMMAND:
+        others = "\n".join(f"  {n:<10} {c.help}" for n, c in COMMANDS.items() if n != name)
+        parser = argparse.ArgumentParser(
+            prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f"{command.help}\n\nother commands (python {PROG} COMMAND --help):\n{others}")
+    else:
+        parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=command.help)
+    command.add_arguments(parser)
+    return parser
+
+
+# -- train -----------------------------------------------------------------
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .train.config import TrainConfig as C
+
+    # Hyper-parameters default to None so a resumed run can tell what was given explicitly.
+    add = parser.add_argument
+    add("--data", type=Path, help="dataset folder or FER2013 .csv (default: the generated "
+        "synthetic set in data/synthetic_sfew, made on first use)")
+    add("--test-data", type=Path, help="a separate test set (folder or .csv), used whole")
+    add("--epochs", type=int, help=f"epochs to train to (default {C.epochs})")
+    add("--lr", type=float, help=f"learning rate (default {C.lr})")
+    add("--momentum", type=float, help=f"SGD momentum (default {C.momentum})")
+    add("--weight-decay", type=float, help=f"L2 weight decay (default {C.weight_decay})")
+    add("--batch-size", type=int, help=f"images per SGD step (default {C.batch_size})")
+    add("--seed", type=int, help=f"seed of the split, the weights and the batches (default {C.seed})")
+    add("--rotation", type=float, help=f"max random rotation in degrees (default {C.rotation})")
+    add("--no-augment", dest="augment", action="store_const", const=False,
+        help="no random flips and rotations")
+    add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
+        f"or per pixel (default {C.mean})")
+    add("--arch", help=f"network spec (default {C.arch})")
+    add("--split-dir", type=Path, help="folder holding train.txt/test.txt for --reuse-split "
+        "(default: the run directory)")
+    add("--reuse-split", action="store_const", const=True,
+        help="train on the split in train.txt/test.txt instead of a new random one")
+    add("--out", type=Path, help="run directory (default runs/<timestamp>)")
+    add("--resume", type=Path, metavar="DIR", help="continue the run in DIR (same settings; "
+        "--epochs may raise the target)")
+    add("--cache-dir", type=Path, help="decoded-image cache (default data/cache)")
+    add("--quiet", action="store_true", help="no progress line per epoch")
+
+
+# The flags that are TrainConfig fields, and the paths among them.
+_PATH_FIELDS = ("data", "test_data", "split_dir")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .train.config import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    for key in _PATH_FIELDS:   # absolute, so resuming from another folder finds them
+        if key in given:
+            given[key] = str(Path(given[key]).resolve())
+    return given
+
+
+def _resume_config(out: Path, given: dict):
+    """The stored settings of the run in ``out``, with ``--epochs`` raised if given.
+
+    Any other training flag that differs from the stored value is an error: a
+    resumed run continues the same experiment.
+    """
+    from .checkpoint import load_checkpoint
+    from .train.config import TrainConfig
+    from .train.rundir import CHECKPOINT
+
+    if not (out / CHECKPOINT).is_file():
+        raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
+                        "start a new run with --out")
+    stored = TrainConfig.from_json(load_checkpoint(out / CHECKPOINT).meta["config"])
+    changed = [f"--{k.replace('_', '-')} {v} (the run used {getattr(stored, k)})"
+               for k, v in given.items() if k != "epochs" and v != getattr(stored, k)]
+    if changed:
+        raise UserError(f"--resume continues the same run, but {'; '.join(changed)}; "
+                        "drop those flags or start a new run with --out")
+    return TrainConfig(**{**stored.to_json(), **({"epochs": given["epochs"]} if "epochs" in given else {})})
+
+
+def _new_run_dir(home: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = home / "runs" / stamp, 1
+    while out.exists():
+        n += 1
+        out = home / "runs" / f"{stamp}-{n}"
+    return out
+
+
+@register("train", "Train the paper's network (data, split, augmentation, SGD) and print Table 1.",
+          _train_arguments)
+def run_train(args: argparse.Namespace, home: Path) -> int:
+    from .metrics import format_table1
+    from .train.config import TrainConfig
+    from .train.run import train
+
+    given = _config_from_args(args)
+    if args.resume:
+        if args.out and args.out.resolve() != args.resume.resolve():
+            raise UserError("give either --out (a new run) or --resume DIR (continue one), not both")
+        out = args.resume
+        config = _resume_config(out, given)
+    else:
+        out = args.out or _new_run_dir(home)
+        config = TrainConfig(**given)
+    cache_dir = args.cache_dir or home / "data" / "cache"
+    log = None if args.quiet else (lambda line: print(line, flush=True))
+    results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
+    data = results["data"]
+    print(f"\nTable 1: test set after {results['epochs']} epochs "
+          f"({data['source']}, {data['n_test']} images)\n")
+    print(format_table1(results["table1"]))
+    print(f"run directory: {out}")
+    return 0
+
+
+# -- evaluate --------------------------------------------------------------
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("--data", type=Path, help="evaluate on this dataset's test part "
+                        "(default: the run's own test split)")
+    parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default data/cache)")
+
+
+@register("evaluate", "Run a checkpoint on a test set and print Table 1.", _evaluate_arguments)
+def run_evaluate(args: argparse.Namespace, home: Path) -> int:
+    from .metrics import format_table1
+    from .train.inference import evaluate_checkpoint
+
+    rows, _, what = evaluate_checkpoint(args.checkpoint, data=args.data, home=home,
+                                        cache_dir=args.cache_dir or home / "data" / "cache")
+    print(f"Table 1: {args.checkpoint} on {what}\n")
+    print(format_table1(rows))
+    return 0
+
+
+# -- predict ---------------------------------------------------------------
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+
+
+@register("predict", "Print the most likely expression and all class probabilities per image.",
+          _predict_arguments)
+def run_predict(args: argparse.Namespace, home: Path) -> int:
+    from .train.inference import predict_images
+
+    probabilities, classes = predict_images(args.checkpoint, args.images)
+    for image, p in zip(args.images, probabilities):
+        top = int(p.argmax())
+        spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
+        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}")
+    return 0

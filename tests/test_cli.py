@@ -1,0 +1,241 @@
+"""train_numpy.py end to end through ``main([...])``: the run's files, evaluate, predict, and bad input.
+
+Every bad input must give exit status 2, exactly one line on stderr, no
+traceback, and leave files that already existed (an earlier run, the cache)
+byte-for-byte unchanged.
+"""
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from train_support import TINY_ARCH, files_snapshot, make_class_folders, make_fer_csv
+
+from numpy_cnn.arch import DEFAULT_ARCH
+from numpy_cnn.checkpoint import load_checkpoint, save_checkpoint
+from numpy_cnn.cli import main
+from numpy_cnn.train import rundata
+
+RUN_FILES = {"checkpoint.npz", "metrics.csv", "metrics.json", "train.txt", "test.txt", "table1.md",
+             "results.json", "loss.png", "accuracy.png", "confusion_matrix.png"}
+
+
+def cli(*args, home):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args], home=home)
+    return code, out.getvalue(), err.getvalue()
+
+
+def train_args(data, out, cache, *extra):
+    return ["--data", data, "--out", out, "--cache-dir", cache, "--arch", TINY_ARCH, "--epochs", 2,
+            "--lr", 0.01, *extra]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A dataset, a cache, and one finished run, shared by the tests (they must not change it)."""
+    home = tmp_path_factory.mktemp("home")
+    data = make_class_folders(home / "faces")
+    code, out, err = cli(*train_args(data, home / "run", home / "cache"), home=home)
+    assert code == 0, err
+    return {"home": home, "data": data, "cache": home / "cache", "run": home / "run", "stdout": out}
+
+
+def test_a_run_prints_progress_and_table1_and_writes_every_file(world):
+    lines = world["stdout"].splitlines()
+    assert lines[0].startswith("epoch 1/2  loss ") and "ETA" in lines[0]
+    assert "| **Overall** | 7 |" in world["stdout"]
+    assert {p.name for p in world["run"].iterdir()} == RUN_FILES
+    results = json.loads((world["run"] / "results.json").read_text())
+    assert set(results["per_class_test_accuracy"]) == {"Angry", "Disgust", "Fear", "Happy", "Neutral",
+                                                       "Sad", "Surprise"}
+    for key in ("overall_test_accuracy", "final_train_accuracy", "epochs", "seed", "train_seconds", "arch"):
+        assert key in results
+    assert results["data"]["source"] == "class folders" and results["epochs"] == 2
+    assert (world["run"] / "table1.md").read_text().count("\n|") == 10   # header, rule, 7 classes, overall
+    assert len((world["run"] / "test.txt").read_text().splitlines()) == 1 + 7
+
+
+def test_quiet_prints_only_table1_and_help_lists_the_commands(world, tmp_path, capsys):
+    code, out, _ = cli(*train_args(world["data"], tmp_path / "q", world["cache"], "--quiet", "--epochs", 1),
+                       home=tmp_path)
+    assert code == 0 and "epoch 1/1" not in out and "| **Overall** |" in out
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "evaluate" in help_text and "predict" in help_text and "--reuse-split" in help_text
+
+
+def test_evaluate_reports_the_runs_own_test_split_like_training_did(world):
+    results = json.loads((world["run"] / "results.json").read_text())
+    for target in (world["run"], world["run"] / "checkpoint.npz"):
+        code, out, err = cli("evaluate", target, "--cache-dir", world["cache"], home=world["home"])
+        assert code == 0, err
+        overall = next(line for line in out.splitlines() if "**Overall**" in line)
+        assert overall.endswith(f"{100 * results['overall_test_accuracy']:.2f}% |")
+
+
+def test_evaluate_on_another_dataset_uses_its_test_part(world, tmp_path):
+    csv = make_fer_csv(tmp_path / "fer.csv")
+    code, out, err = cli("evaluate", world["run"], "--data", csv, "--cache-dir", tmp_path / "c",
+                         home=world["home"])
+    assert code == 0, err
+    assert "fer2013 csv, 7 images" in out and "| **Overall** | 7 |" in out
+
+
+def test_predict_prints_the_top_class_and_all_seven_probabilities(world):
+    images = [world["data"] / "Happy" / "img_0.png", world["data"] / "Sad" / "img_1.png"]
+    code, out, err = cli("predict", world["run"], *images, home=world["home"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2
+    for image, line in zip(images, lines):
+        assert line.startswith(f"{image}: ")
+        shares = [float(tok.rstrip("%")) for tok in line.split("   ")[1].split()[1::2]]
+        assert len(shares) == 7 and abs(sum(shares) - 100) < 0.5
+
+
+def test_no_data_flag_generates_the_default_dataset_under_home(tmp_path, monkeypatch):
+    made = []
+
+    def tiny_synthetic(root, seed=0):   # the real one draws 675 frames; the path is what matters
+        made.append(root)
+        return root if root.exists() else make_class_folders(root)
+
+    monkeypatch.setattr(rundata, "ensure_synthetic_dataset", tiny_synthetic)
+    code, out, err = cli("--epochs", 1, "--arch", TINY_ARCH, "--quiet", home=tmp_path)
+    assert code == 0, err
+    assert made == [tmp_path / "data" / "synthetic_sfew"]
+    assert (tmp_path / "data" / "cache").is_dir()
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "checkpoint.npz").is_file()
+
+
+def test_fer2013_csv_trains_on_its_usage_split(world, tmp_path):
+    csv = make_fer_csv(tmp_path / "fer.csv")
+    code, out, err = cli(*train_args(csv, tmp_path / "run", tmp_path / "c", "--epochs", 1), home=tmp_path)
+    assert code == 0, err
+    assert "fer2013 csv, 7 images" in out
+    assert (tmp_path / "run" / "test.txt").read_text().splitlines()[1].startswith("fer.csv:")
+
+
+def test_reuse_split_trains_on_the_same_images(world, tmp_path):
+    code, _, err = cli(*train_args(world["data"], tmp_path / "again", world["cache"], "--reuse-split",
+                                   "--split-dir", world["run"]), home=tmp_path)
+    assert code == 0, err
+    for name in ("train.txt", "test.txt"):
+        assert (tmp_path / "again" / name).read_text() == (world["run"] / name).read_text()
+
+
+def test_resume_with_more_epochs_continues_the_run(world, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(world["run"], run)
+    code, out, err = cli("--resume", run, "--epochs", 3, "--cache-dir", world["cache"], home=world["home"])
+    assert code == 0, err
+    assert out.startswith("epoch 3/3") and load_checkpoint(run).meta["epoch"] == 3
+
+
+# -- bad input -------------------------------------------------------------
+
+def _truncated_png(data):
+    path = data / "Angry" / "img_0.png"
+    path.write_bytes(path.read_bytes()[:60])
+    return path.name
+
+
+def _text_file(data):
+    (data / "Fear" / "notes.txt").write_text("not a picture")
+    return "notes.txt"
+
+
+def _unknown_class(data):
+    (data / "Bored").mkdir()
+    return "Bored"
+
+
+def _one_image_class(data):
+    for p in sorted((data / "Disgust").iterdir())[1:]:
+        p.unlink()
+    return "Disgust has 1 image"
+
+
+@pytest.mark.parametrize("spoil", [_truncated_png, _text_file, _unknown_class, _one_image_class])
+def test_bad_dataset_files_are_named_and_nothing_is_written(world, tmp_path, spoil):
+    data = make_class_folders(tmp_path / "faces")
+    needle = spoil(data)
+    _assert_clean_failure(world, tmp_path, train_args(data, tmp_path / "new", world["cache"]), needle)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_fer2013_row_with_the_wrong_pixel_count_is_named_by_line(world, tmp_path):
+    csv = make_fer_csv(tmp_path / "fer.csv")
+    lines = csv.read_text().splitlines()
+    lines[5] = lines[5].replace(" 1", "", 1) if " 1" in lines[5] else lines[5].rsplit(" ", 1)[0]
+    csv.write_text("\n".join(lines) + "\n")
+    _assert_clean_failure(world, tmp_path, train_args(csv, tmp_path / "new", world["cache"]), "fer.csv:6")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_split_file_line_pointing_at_a_missing_file_is_named(world, tmp_path):
+    splits = tmp_path / "splits"
+    shutil.copytree(world["run"], splits)
+    text = (splits / "train.txt").read_text().splitlines()
+    text[3] = "Happy/gone.png 3"
+    (splits / "train.txt").write_text("\n".join(text) + "\n")
+    args = train_args(world["data"], tmp_path / "new", world["cache"], "--reuse-split", "--split-dir", splits)
+    _assert_clean_failure(world, tmp_path, args, "train.txt:4")
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_architecture_is_refused(world, tmp_path):
+    ckpt = load_checkpoint(world["run"])
+    ckpt.meta["arch"] = DEFAULT_ARCH
+    save_checkpoint(tmp_path / "other.npz", ckpt)
+    _assert_clean_failure(world, tmp_path, ["evaluate", tmp_path / "other.npz"], "another architecture")
+
+
+def test_resuming_with_another_architecture_is_refused(world, tmp_path):
+    args = ["--resume", world["run"], "--arch", DEFAULT_ARCH, "--cache-dir", world["cache"]]
+    _assert_clean_failure(world, tmp_path, args, "--arch")
+
+
+def test_an_npz_that_needs_pickle_is_refused(world, tmp_path):
+    np.savez(tmp_path / "evil.npz", **{"fc1.weight": np.array([None], object), "_meta": np.array("{}")})
+    _assert_clean_failure(world, tmp_path, ["predict", tmp_path / "evil.npz", world["data"] / "Sad" / "img_0.png"],
+                          "pickle")
+
+
+def test_a_nan_loss_stops_with_advice(world, tmp_path):
+    args = train_args(world["data"], tmp_path / "new", world["cache"], "--lr", "1e6", "--epochs", 3)
+    _assert_clean_failure(world, tmp_path, args, "lower --lr")
+    assert not (tmp_path / "new" / "checkpoint.npz").exists()
+
+
+def test_resume_without_a_checkpoint_is_refused(world, tmp_path):
+    _assert_clean_failure(world, tmp_path, ["--resume", tmp_path, "--cache-dir", world["cache"]], "no checkpoint.npz")
+
+
+def test_an_out_dir_holding_a_run_is_not_overwritten(world, tmp_path):
+    args = train_args(world["data"], world["run"], world["cache"], "--seed", 5)
+    _assert_clean_failure(world, tmp_path, args, "already holds a run")
+
+
+def test_an_impossible_arch_and_a_bad_image_to_predict(world, tmp_path):
+    args = train_args(world["data"], tmp_path / "new", world["cache"], "--arch", "c6k5-pool64")
+    _assert_clean_failure(world, tmp_path, args, "'pool64'")
+    (tmp_path / "x.png").write_text("hello")
+    _assert_clean_failure(world, tmp_path, ["predict", world["run"], tmp_path / "x.png"], "x.png")
+
+
+def _assert_clean_failure(world, tmp_path, args, needle):
+    run_before, cache_before = files_snapshot(world["run"]), files_snapshot(world["cache"])
+    code, out, err = cli(*args, home=tmp_path)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err and needle in err, err
+    assert files_snapshot(world["run"]) == run_before
+    cache_after = files_snapshot(world["cache"])
+    assert {k: cache_after[k] for k in cache_before} == cache_before   # new entries are fine
