@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import UserError
 from .module import Sequential
-from .train.atomic import atomic_write
+from .data.atomic import write_atomically
 
 META_KEY = "_meta"
 MEAN_KEY = "_mean"
@@ -69,7 +69,7 @@ def save_checkpoint(path: Path | str, ckpt: Checkpoint) -> None:
     arrays.update({OPTIM_PREFIX + k: v for k, v in ckpt.optim.items()})
     arrays[MEAN_KEY] = np.asarray(ckpt.mean, np.float32)
     arrays[META_KEY] = np.array(json.dumps(ckpt.meta))   # 0-d unicode array: no pickle needed
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:

@@ -116,7 +116,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--quiet", action="store_true", help="no progress line per epoch")
 
 
-# The flags that are TrainConfig fields, and the paths among them.
+# TrainConfig fields given as paths: stored absolute.
 _PATH_FIELDS = ("data", "test_data", "split_dir")
 
 

@@ -76,17 +76,7 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
         mean = MeanSubtraction(ckpt.mean)
 
-    rng = np.random.default_rng(config.seed)
-    model = build_model(config.arch, IN_CHANNELS, config.image_size, len(CLASSES), rng=rng)
-    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                    weight_decay=config.weight_decay)
-    history: list[dict] = []
-    if ckpt is not None:
-        model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optim)
-        rng.bit_generator.state = ckpt.meta["rng_state"]
-        history = ckpt.meta["history"]
-
+    model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     x_train = to_float(ds.x_train)
     x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
     data_meta = {"source": ds.source, "root": str(ds.root), "test_data": config.test_data,
@@ -97,27 +87,21 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
     last_save = started_loop = time.perf_counter()
     bookkeeping: list[float] = []        # seconds per epoch for the snapshot and any saving
     test_predicted = None
-    # Overflow on the way to a NaN loss is reported once, by the loss check, not as warnings.
     try:
+        # Overflow on the way to a NaN loss is reported once, by the loss check, not as warnings.
         with np.errstate(over="ignore", invalid="ignore"):
             for epoch in range(len(history) + 1, config.epochs + 1):
                 t0 = time.perf_counter()
                 x_epoch, y_epoch = epoch_inputs(x_train, ds.y_train, rng, mean, channels=IN_CHANNELS,
                                                 rotation=config.rotation, augment=config.augment)
                 t1 = time.perf_counter()
-                try:
-                    stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
-                except Diverged as exc:
-                    saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
-                    kept = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
-                    raise UserError(f"epoch {epoch}: {exc}, so training stopped; {kept}; "
-                                    f"lower --lr (it was {config.lr})") from None
+                stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
                 test_loss, test_acc, test_predicted = evaluate(model, x_test, ds.y_test)
                 t2 = time.perf_counter()
                 history.append({
                     "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
                     "test_loss": test_loss, "test_acc": test_acc,
-                    "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute time; bookkeeping is timed apart
+                    "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute; bookkeeping is timed apart
                     **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
                 })
                 snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta)
@@ -129,16 +113,39 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
                     log(epoch_line(history[-1], config.epochs, (t3 - started_loop) / len(bookkeeping)))
                 if on_epoch_end:
                     on_epoch_end(epoch)
+    except Diverged as exc:
+        saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
+        raise UserError(f"epoch {len(history) + 1}: {exc}, so training stopped; {_kept(out, saved)}; "
+                        f"lower --lr (it was {config.lr})") from None
     except KeyboardInterrupt:
         saved = _save(out, snapshot, saved)
-        where = f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
-        raise Interrupted(f"interrupted; {where}; continue with: python train_numpy.py --resume {out}") from None
+        raise Interrupted(f"interrupted; {_kept(out, saved)}; "
+                          f"continue with: python train_numpy.py --resume {out}") from None
 
     if test_predicted is None:   # resumed a finished run: nothing trained, just report
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
     return _finish(out, config, ds, history, test_predicted, data_meta, timing)
+
+
+def _model_optimizer_rng(config: TrainConfig, ckpt: Checkpoint | None
+                         ) -> tuple[Sequential, SGD, np.random.Generator, list[dict]]:
+    """A fresh model from the seed, or the checkpoint's model, momentum, Generator state and history."""
+    rng = np.random.default_rng(config.seed)   # first the weights, then every epoch's randomness
+    model = build_model(config.arch, IN_CHANNELS, config.image_size, len(CLASSES), rng=rng)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay)
+    if ckpt is None:
+        return model, optimizer, rng, []
+    model.load_state_dict(ckpt.model)
+    optimizer.load_state_dict(ckpt.optim)
+    rng.bit_generator.state = ckpt.meta["rng_state"]
+    return model, optimizer, rng, ckpt.meta["history"]
+
+
+def _kept(out: Path, saved: int) -> str:
+    return f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
 
 
 def _save(out: Path, snapshot: Checkpoint | None, saved: int) -> int:

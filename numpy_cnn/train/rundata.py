@@ -40,7 +40,8 @@ def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Pat
     """Load the data of a new run and record its split in ``out`` (written only after loading succeeded)."""
     split_dir = Path(config.split_dir) if config.split_dir else out
     ds = load_dataset(data_path(config, home), test_data=config.test_data,
-                      split_dir=split_dir if config.reuse_split else None, reuse_split=config.reuse_split, seed=config.seed,
+                      split_dir=split_dir if config.reuse_split else None,
+                      reuse_split=config.reuse_split, seed=config.seed,
                       test_fraction=config.test_fraction, image_size=config.image_size,
                       cache_dir=cache_dir)
     if not (config.reuse_split and split_dir == out):

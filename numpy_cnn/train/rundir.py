@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..data.atomic import write_atomically
 from ..errors import UserError
-from .atomic import atomic_write
 
 CHECKPOINT = "checkpoint.npz"
 METRICS_CSV = "metrics.csv"
@@ -50,8 +50,8 @@ def check_new_run_dir(out: Path, reuse_split_here: bool) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :mod:`.atomic`)."""
-    atomic_write(path, lambda f: f.write(text), mode="w")
+    """Write ``text`` to ``path`` as UTF-8, atomically (temporary file, then rename)."""
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json(path: Path, value: object) -> None:
