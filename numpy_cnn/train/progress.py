@@ -18,7 +18,7 @@ def epoch_line(row: dict, epochs: int, seconds_per_epoch: float) -> str:
     """``epoch  12/200  loss 1.8123  train 27.4%  test 25.2%  0.84s  ETA 2m37s``.
 
     ``row`` is one row of the run's metrics; the ETA assumes the remaining
-    epochs take ``seconds_per_epoch`` each (the mean so far).
+    epochs take ``seconds_per_epoch`` each (the caller's recent mean).
     """
     width = len(str(epochs))
     eta = format_duration(seconds_per_epoch * (epochs - row["epoch"]))

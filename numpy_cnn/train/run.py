@@ -16,6 +16,7 @@ what to do.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,8 +85,9 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
                  "train_digest": digest(ds.x_train)}
     snapshot: Checkpoint | None = None   # the last completed epoch, kept in memory
     saved = len(history)                 # the epoch the checkpoint on disk holds
-    last_save = started_loop = time.perf_counter()
+    last_save = time.perf_counter()
     bookkeeping: list[float] = []        # seconds per epoch for the snapshot and any saving
+    recent = deque(maxlen=10)            # the last epochs' durations, for the ETA (machines get busy)
     test_predicted = None
     try:
         # Overflow on the way to a NaN loss is reported once, by the loss check, not as warnings.
@@ -109,8 +111,9 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
                     saved, last_save = _save(out, snapshot, saved), t2
                 t3 = time.perf_counter()
                 bookkeeping.append(t3 - t2)
+                recent.append(t3 - t0)
                 if log:
-                    log(epoch_line(history[-1], config.epochs, (t3 - started_loop) / len(bookkeeping)))
+                    log(epoch_line(history[-1], config.epochs, sum(recent) / len(recent)))
                 if on_epoch_end:
                     on_epoch_end(epoch)
     except Diverged as exc:
