@@ -144,7 +144,10 @@ def _resume_config(out: Path, given: dict):
     if not (out / CHECKPOINT).is_file():
         raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
                         "start a new run with --out")
-    stored = TrainConfig.from_json(load_checkpoint(out / CHECKPOINT).meta["config"])
+    meta = load_checkpoint(out / CHECKPOINT).meta
+    stored = TrainConfig.from_json(meta["config"])
+    if given.get("epochs", meta["epoch"]) < meta["epoch"]:
+        raise UserError(f"{out} has already trained {meta['epoch']} epochs; --epochs must be at least that")
     changed = [f"--{k.replace('_', '-')} {v} (the run used {getattr(stored, k)})"
                for k, v in given.items() if k != "epochs" and v != getattr(stored, k)]
     if changed:

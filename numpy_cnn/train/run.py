@@ -1,4 +1,4 @@
-"""A whole training run: data, model, epochs, a checkpoint after every epoch, Table 1 at the end.
+"""A whole training run: data, model, epochs, checkpoints, Table 1 at the end.
 
 The run is a pure function of its settings and data: one Generator, seeded
 with ``--seed``, first initialises the weights and then draws every epoch's
@@ -39,7 +39,7 @@ from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json,
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
 FORMAT = "numpy_cnn checkpoint v1"
 # Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
-# snapshotted in memory (~1 ms) and written at most this often, at the end,
+# snapshotted in memory (~0.1 ms) and written at most this often, at the end,
 # and on Ctrl-C or a NaN loss; so only a hard crash can lose (this much) work.
 SAVE_EVERY_SECONDS = 10.0
 
@@ -60,7 +60,7 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         home: where the default synthetic dataset lives (``home/data/synthetic_sfew``).
         cache_dir: decoded-image cache, or ``None``.
         log: receives the progress line of each epoch; ``None`` is quiet.
-        on_epoch_end: called with the epoch number after its checkpoint is saved
+        on_epoch_end: called with the epoch number once its state is snapshotted
             (tests raise ``KeyboardInterrupt`` here to simulate Ctrl-C).
 
     Returns:
