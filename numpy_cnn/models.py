@@ -25,12 +25,14 @@ from .module import Sequential
 
 def paper_net(in_channels: int = 3, image_size: int = 48, num_classes: int = 7, *,
               rng: np.random.Generator | int | None = None, dtype: type = np.float32,
-              conv_method: str = "im2col") -> Sequential:
+              conv_method: str | None = None, pool_method: str = "numba") -> Sequential:
     """Build conv(in->6, 5) - relu - pool 2 - conv(6->16, 5) - relu - pool 2 - 1296-120-84-classes.
 
     ``image_size`` sets the flatten width: ``16 * s * s`` with
     ``s = ((image_size - 4) // 2 - 4) // 2`` (9 for 48, so 1296). Layers are
     initialised in order from one Generator, so a seed fixes every weight.
+    ``conv_method`` and ``pool_method`` pick the implementations (see
+    :class:`Conv2d` and :class:`MaxPool2d`); the defaults are the fast ones.
     """
     side = ((image_size - 4) // 2 - 4) // 2
     if side < 1:
@@ -41,10 +43,10 @@ def paper_net(in_channels: int = 3, image_size: int = 48, num_classes: int = 7, 
         ("conv1", Conv2d(in_channels, 6, 5, rng=rng, dtype=dtype, method=conv_method,
                          needs_input_grad=False)),   # its input is data: no dx needed
         ("relu1", ReLU()),
-        ("pool1", MaxPool2d(2)),
+        ("pool1", MaxPool2d(2, method=pool_method)),
         ("conv2", Conv2d(6, 16, 5, rng=rng, dtype=dtype, method=conv_method)),
         ("relu2", ReLU()),
-        ("pool2", MaxPool2d(2)),
+        ("pool2", MaxPool2d(2, method=pool_method)),
         ("flatten", Flatten()),
         ("fc1", Linear(16 * side * side, 120, rng=rng, dtype=dtype)),
         ("relu3", ReLU()),

@@ -42,7 +42,7 @@ def assert_all_small(errors):
     assert worst <= TOLERANCE, errors
 
 
-@pytest.mark.parametrize("method", ["reference", "im2col"])
+@pytest.mark.parametrize("method", ["reference", "im2col", "direct"])
 @pytest.mark.parametrize("shape", CONV_SHAPES)
 def test_conv2d(shape, method, rng):
     n, c, h, w, f, k, s, p = shape
@@ -66,8 +66,9 @@ def test_conv2d_without_input_grad_still_gets_parameter_grads(rng):
     ((1, 2, 7, 5), (2, 3), (1, 2)),   # non-square window and stride
     ((2, 1, 9, 9), 3, 3),
 ])
-def test_maxpool2d(shape, kernel, stride, rng):
-    layer = MaxPool2d(kernel, stride)
+@pytest.mark.parametrize("method", ["reference", "numba"])
+def test_maxpool2d(shape, kernel, stride, method, rng):
+    layer = MaxPool2d(kernel, stride, method=method)
     errors = check_layer(layer, away_from_ties(rng, shape), rng)
     assert set(errors) == {"input"}
     assert_all_small(errors)
@@ -124,12 +125,14 @@ def margins(model, x):
     return relu_margin, pool_gap
 
 
-@pytest.mark.parametrize("conv_method", ["reference", "im2col"])
-def test_whole_network(conv_method):
+@pytest.mark.parametrize("conv_method,pool_method", [("reference", "reference"), ("im2col", "numba"),
+                                                     ("direct", "numba")])
+def test_whole_network(conv_method, pool_method):
     # Seed 16 keeps every ReLU input >= 2.5e-4 from 0 and every pool window's top two
     # values >= 3e-4 apart, while eps moves a pre-activation by < 1e-5: no kink is crossed.
     rng = np.random.default_rng(16)
-    model = paper_net(image_size=24, rng=rng, dtype=np.float64, conv_method=conv_method)
+    model = paper_net(image_size=24, rng=rng, dtype=np.float64, conv_method=conv_method,
+                      pool_method=pool_method)
     x = rng.standard_normal((3, 3, 24, 24))
     target = np.array([0, 3, 6])
     relu_margin, pool_gap = margins(model, x)

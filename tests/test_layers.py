@@ -54,6 +54,43 @@ def test_forward_matches_the_loop_definitions(rng):
     assert pool.forward(x).shape == (2, 3, 4, 3)   # floors: (9-3)//2+1, (8-3)//2+1
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", [
+    (1, 3, 48, 48, 6, 5, 1, 0), (4, 6, 22, 22, 16, 5, 1, 0), (2, 3, 9, 8, 5, (3, 2), 1, 2),
+    (3, 2, 9, 8, 3, 3, 2, 1), (1, 1, 5, 7, 1, 1, 1, 0),
+])
+def test_conv_methods_agree(n, c, h, w, f, k, s, p, dtype, tol, rng):
+    """The readable reference and the fast paths: same output, same gradients."""
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    layers = {m: Conv2d(c, f, k, stride=s, padding=p, rng=0, dtype=dtype, method=m)
+              for m in ("reference", "im2col", "direct")}
+    g = rng.standard_normal(layers["reference"].forward(x).shape).astype(dtype)
+    ref_y, ref_dx = layers["reference"].forward(x), layers["reference"].backward(g)
+    for m in ("im2col", "direct"):
+        layer = layers[m]
+        np.testing.assert_allclose(layer.forward(x), ref_y, rtol=tol, atol=tol, err_msg=m)
+        np.testing.assert_allclose(layer.backward(g), ref_dx, rtol=tol, atol=tol, err_msg=m)
+        for name in ("weight", "bias"):
+            np.testing.assert_allclose(getattr(layer, name).grad, getattr(layers["reference"], name).grad,
+                                       rtol=tol, atol=tol * 10, err_msg=f"{m} {name}")
+
+
+@pytest.mark.parametrize("shape,kernel,stride", [
+    ((4, 6, 44, 44), 2, None), ((1, 3, 7, 5), 2, None), ((2, 2, 7, 6), 3, 2), ((2, 2, 7, 9), (2, 3), (1, 2)),
+])
+def test_pool_methods_agree(shape, kernel, stride, rng):
+    x = rng.integers(0, 5, size=shape).astype(np.float32)   # small integers: many ties
+    ref, fast = MaxPool2d(kernel, stride, method="reference"), MaxPool2d(kernel, stride, method="numba")
+    np.testing.assert_array_equal(fast.forward(x), ref.forward(x))
+    g = rng.standard_normal(ref.forward(x).shape).astype(np.float32)
+    np.testing.assert_allclose(fast.backward(g), ref.backward(g), rtol=1e-6, atol=1e-6)
+
+
+def test_default_methods_are_the_fast_ones():
+    assert Conv2d(3, 6, 5).method == "direct" and Conv2d(3, 6, 5, stride=2).method == "im2col"
+    assert MaxPool2d(2).method == "numba"
+
+
 def test_state_dict_round_trip_and_mismatch():
     a, b = paper_net(rng=1), paper_net(rng=2)
     b.load_state_dict(a.state_dict())
@@ -110,7 +147,8 @@ def test_errors_name_the_layer_inside_a_model():
 
 @pytest.mark.parametrize("make", [
     lambda: Conv2d(3, 0, 5), lambda: Conv2d(3, 6, (5,)), lambda: Conv2d(3, 6, 5, padding=-1),
-    lambda: Conv2d(3, 6, 5, method="fft"), lambda: MaxPool2d(0), lambda: Linear(0, 3),
+    lambda: Conv2d(3, 6, 5, method="fft"), lambda: MaxPool2d(0), lambda: MaxPool2d(2, method="x"),
+    lambda: Linear(0, 3),
     lambda: paper_net(image_size=12),
 ])
 def test_bad_constructor_arguments(make):

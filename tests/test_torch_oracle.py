@@ -61,7 +61,7 @@ def compare_layer(layer, x, rng):
                                    rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("method", ["reference", "im2col"])
+@pytest.mark.parametrize("method", ["reference", "im2col", "direct"])
 @pytest.mark.parametrize("shape", [
     (1, 3, 48, 48, 6, 5, 1, 0),     # the paper's conv1, batch 1
     (4, 6, 22, 22, 16, 5, 1, 0),    # the paper's conv2
@@ -79,15 +79,17 @@ def test_conv2d(shape, method, rng):
 @pytest.mark.parametrize("shape,kernel,stride", [
     ((4, 6, 44, 44), 2, None), ((2, 3, 5, 7), 2, None), ((2, 2, 7, 6), 3, 2), ((1, 2, 7, 5), (2, 3), (1, 2)),
 ])
-def test_maxpool2d(shape, kernel, stride, rng):
+@pytest.mark.parametrize("method", ["reference", "numba"])
+def test_maxpool2d(shape, kernel, stride, method, rng):
     # Distinct values: torch and we then agree on every argmax without relying on tie rules.
     x = rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)
-    compare_layer(MaxPool2d(kernel, stride), x, rng)
+    compare_layer(MaxPool2d(kernel, stride, method=method), x, rng)
 
 
-def test_maxpool2d_ties_go_to_the_first_maximum_like_torch(rng):
+@pytest.mark.parametrize("method", ["reference", "numba"])
+def test_maxpool2d_ties_go_to_the_first_maximum_like_torch(method, rng):
     x = rng.integers(0, 2, size=(2, 3, 6, 6)).astype(np.float64)   # many ties
-    compare_layer(MaxPool2d(2), x, rng)
+    compare_layer(MaxPool2d(2, method=method), x, rng)
 
 
 def test_relu_and_linear(rng):
@@ -105,9 +107,9 @@ def test_cross_entropy(rng):
     np.testing.assert_allclose(grad, tl.grad.numpy(), rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("conv_method", ["reference", "im2col"])
-def test_whole_network_loss_and_gradients(conv_method, rng):
-    model = paper_net(rng=rng, dtype=np.float64, conv_method=conv_method)
+@pytest.mark.parametrize("conv_method,pool_method", [("reference", "reference"), ("direct", "numba")])
+def test_whole_network_loss_and_gradients(conv_method, pool_method, rng):
+    model = paper_net(rng=rng, dtype=np.float64, conv_method=conv_method, pool_method=pool_method)
     twin = torch_paper_net(model)
     x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
     loss, dlogits = cross_entropy(model.forward(x), target)
