@@ -1,4 +1,5 @@
-"""The command line of ``train_numpy.py``: train (the default), evaluate, predict.
+"""The command line of ``train_numpy.py``: train (the default), evaluate, predict,
+and the study tools summary, trace and visualize.
 
 Commands live in :data:`COMMANDS`, a table from name to :class:`Command`
 (its help line, its arguments, its function). ``python train_numpy.py NAME
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from . import study_cli
 from .errors import UserError
 
 PROG = "train_numpy.py"
@@ -231,3 +233,10 @@ def run_predict(args: argparse.Namespace, home: Path) -> int:
         spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
         print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}")
     return 0
+
+
+# -- study tools (numpy_cnn/study_cli.py) ----------------------------------
+
+register("summary", study_cli.SUMMARY_HELP, study_cli.add_summary_arguments)(study_cli.run_summary)
+register("trace", study_cli.TRACE_HELP, study_cli.add_trace_arguments)(study_cli.run_trace)
+register("visualize", study_cli.VISUALIZE_HELP, study_cli.add_visualize_arguments)(study_cli.run_visualize)

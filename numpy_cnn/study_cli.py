@@ -1,14 +1,11 @@
 """The study commands: ``summary``, ``trace`` and ``visualize``.
 
-Each command comes in two forms:
-
-* ``summary_command(argv)`` (and ``trace_command``, ``visualize_command``):
-  parses ``argv`` with its own ``argparse`` parser and returns an exit code;
-  a :class:`UserError` is printed as one line on stderr with status 2.
-* ``add_summary_arguments(parser)`` plus ``run_summary(args, home)`` (and the
-  same for trace and visualize): the two halves :func:`numpy_cnn.cli.register`
-  takes. These let a :class:`UserError` propagate to ``cli.main``. ``home``
-  is the folder holding ``train_numpy.py``; defaults live under it.
+Each command is two halves that :mod:`numpy_cnn.cli` registers in its
+command table: ``add_summary_arguments(parser)`` declares the flags and
+``run_summary(args, home)`` does the work (the same for trace and
+visualize). A :class:`UserError` propagates to ``cli.main``, which prints it
+as one line. ``home`` is the folder holding ``train_numpy.py``; defaults
+live under it.
 
 The model is either fresh (``--arch SPEC``, default: the paper's network,
 seeded by ``--seed``) or a trained one (``--checkpoint RUN_DIR`` or its
@@ -25,7 +22,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+
 
 import numpy as np
 
@@ -239,34 +236,3 @@ def save_pictures(m: Loaded, img: StudyImage, out: Path) -> list[Path]:
         else:
             paths.append(viz.plot_gradient_flow(norms, out / "gradient_flow.png"))
     return paths
-
-
-# -- argv entry points -----------------------------------------------------------
-
-def _command(name: str, help: str, add: Callable[[argparse.ArgumentParser], None],
-             run: Callable[[argparse.Namespace, Path], int],
-             argv: Sequence[str] | None, home: Path | None) -> int:
-    """Parse ``argv``, run; a UserError becomes one line on stderr and exit status 2."""
-    parser = argparse.ArgumentParser(prog=f"train_numpy.py {name}", description=help)
-    add(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args, Path(__file__).resolve().parent.parent if home is None else Path(home))
-    except UserError as exc:
-        print(f"train_numpy.py {name}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def summary_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
-    """``summary [--arch SPEC | --checkpoint PATH] [--batch N] [--out FILE]``."""
-    return _command("summary", SUMMARY_HELP, add_summary_arguments, run_summary, argv, home)
-
-
-def trace_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
-    """``trace [--arch SPEC | --checkpoint PATH] [--image PATH [--label C]] [--out FILE]``."""
-    return _command("trace", TRACE_HELP, add_trace_arguments, run_trace, argv, home)
-
-
-def visualize_command(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
-    """``visualize [--arch SPEC | --checkpoint PATH] [--image PATH] [--out DIR]``."""
-    return _command("visualize", VISUALIZE_HELP, add_visualize_arguments, run_visualize, argv, home)

@@ -56,7 +56,9 @@ class LayerRow:
     """One layer of the table. FLOPs and MACs are for the whole batch of ``input_shape``.
 
     ``cols_shape`` is the im2col matrix ``(N, K, P)`` a conv layer builds (and keeps
-    for backward), ``cols_bytes`` its size in the model's dtype; both ``None`` otherwise.
+    for backward) with ``method="im2col"`` or ``"reference"``, ``cols_bytes`` its
+    size in the model's dtype; both ``None`` for other layers. The default
+    ``"direct"`` method never builds it: the column shows what it saves.
     """
 
     name: str
@@ -242,5 +244,7 @@ def format_summary(summary: Summary) -> str:
         f"forward {_si(summary.flops)}FLOP, backward {_si(summary.backward_flops)}FLOP, "
         f"training step {_si(train)}FLOP ({_si(2 * (summary.macs + summary.backward_macs))}FLOP from multiply-adds alone)",
         FLOP_CONVENTION,
+        "im2col cols: the matrix Conv2d builds with method='im2col' or 'reference'; "
+        "the default 'direct' method never builds it",
     ]
     return "\n".join(body)

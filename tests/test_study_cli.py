@@ -9,7 +9,19 @@ from PIL import Image
 from numpy_cnn.arch import build_model
 from numpy_cnn.checkpoint import Checkpoint, save_checkpoint
 from numpy_cnn.data import CLASSES
-from numpy_cnn.study_cli import summary_command, trace_command, visualize_command
+from numpy_cnn.cli import main
+
+
+def summary_command(argv):
+    return main(["summary", *argv])
+
+
+def trace_command(argv):
+    return main(["trace", *argv])
+
+
+def visualize_command(argv):
+    return main(["visualize", *argv])
 
 SMALL = "c4k3-relu-pool2-fc16-relu"
 
