@@ -64,3 +64,26 @@ def test_only_the_expression_depends_on_the_class():
     surprise = np.asarray(draw_frame("Surprise", np.random.default_rng(5)), np.int16)
     changed = np.abs(neutral - surprise).max(axis=2) > 30
     assert 0.001 < changed.mean() < 0.05
+
+
+def test_a_copy_finished_by_another_process_meanwhile_counts_as_done(tmp_path, monkeypatch):
+    # Two runs generating at once: the second to finish must not crash on the rename.
+    from numpy_cnn.data import synthetic
+
+    root, counts = tmp_path / "synthetic", {"Happy": 2, "Sad": 1}
+    real_write = synthetic._write_image
+    calls = []
+
+    def write_while_another_process_finishes(job):
+        if not calls:
+            calls.append(job)
+            monkeypatch.setattr(synthetic, "_write_image", real_write)
+            # The "other process": it finishes first and renames its copy into place.
+            ensure_synthetic_dataset(tmp_path / "elsewhere" / "synthetic", counts=counts, workers=1)
+            (tmp_path / "elsewhere" / "synthetic").rename(root)
+        real_write(job)
+
+    monkeypatch.setattr(synthetic, "_write_image", write_while_another_process_finishes)
+    assert ensure_synthetic_dataset(root, counts=counts, workers=1) == root
+    assert sorted(p.name for p in (root / "Happy").iterdir()) == ["happy_000.png", "happy_001.png"]
+    assert not list(tmp_path.glob(".synthetic.*")), "temporary folders are cleaned up"

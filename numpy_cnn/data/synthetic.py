@@ -50,7 +50,7 @@ SFEW_COUNTS: dict[str, int] = {
 FRAME_SIZE = (720, 576)  # (width, height), SFEW's frame size
 MANIFEST = "manifest.json"
 # Bump when the drawing changes, so old copies on disk are regenerated.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 # Expression cues per class, at full intensity. Each is a small dimensionless
 # number; the drawing code turns it into pixels.
@@ -134,9 +134,17 @@ def ensure_synthetic_dataset(
             for job in jobs:
                 _write_image(job)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if root.exists():  # an outdated or damaged copy of ours: swap it out only now
-            os.replace(root, old)
-        os.replace(tmp, root)
+        # Another process (a second training run, a test) may have finished the
+        # same dataset while we drew ours: same seed, same bytes, so theirs will do.
+        if _is_complete(root, manifest):
+            return root
+        try:
+            if root.exists():  # an outdated or damaged copy of ours: swap it out only now
+                os.replace(root, old)
+            os.replace(tmp, root)
+        except OSError:
+            if not _is_complete(root, manifest):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
