@@ -76,7 +76,7 @@ def _parse(path: Path) -> CsvRows:
     lines = path.read_bytes().split(b"\n")
     header = [h.strip().strip(b'"').decode("utf-8-sig", "replace").casefold() for h in lines[0].split(b",")]
     if "emotion" not in header or "pixels" not in header:
-        raise UserError(f"{path}:1: header must name the columns emotion,pixels[,Usage]; got {lines[0][:80]!r}")
+        raise UserError(f"{path}:1: header must name the columns emotion,pixels[,Usage]; got {lines[0][:80].decode('utf-8', 'replace').strip()!r}")
     col_emotion, col_pixels = header.index("emotion"), header.index("pixels")
     col_usage = header.index("usage") if "usage" in header else None
 

@@ -91,7 +91,7 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
         if label is None:
             raise UserError(
                 f"{sub}: unknown class folder {sub.name!r}; rename it to one of "
-                f"{', '.join(CLASSES)} (any case) or move it out"
+                f"{', '.join(CLASSES)} (any case), move it out, or pass --data {sub} if the dataset is inside it"
             )
         for path in visible_entries(sub):
             if path.is_file():
