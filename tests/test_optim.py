@@ -56,3 +56,59 @@ def test_parameters_without_grad_are_skipped_and_state_round_trips():
 def test_bad_hyper_parameters():
     with pytest.raises(UserError, match="lr > 0"):
         SGD([Parameter(np.ones(1))], lr=0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(momentum=0.9),
+    dict(momentum=0.9, weight_decay=1e-3),
+    dict(momentum=0.5, dampening=0.3, weight_decay=0.1),
+    dict(momentum=0.9, weight_decay=1e-2, nesterov=True),
+    dict(weight_decay=0.05),
+])
+def test_numba_step_equals_the_numpy_rule_bit_for_bit(dtype, options):
+    # Same rounding in the same order and no FMA (see kernels/sgd.py), so equal exactly.
+    rng = np.random.default_rng(3)
+    shapes = [(6, 3, 5, 5), (6,), (120, 1296), (7,)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(4)]
+    results = {}
+    for method in ("reference", "numba"):
+        params = [Parameter(a.copy()) for a in start]
+        opt = SGD(params, lr=0.01, method=method, **options)
+        for k, step in enumerate(grads):
+            for p, g in zip(params, step):
+                p.grad = g
+            if k == 2:
+                params[1].grad = None   # skipped this step
+            opt.step()
+        results[method] = ([p.data for p in params], opt.state_dict())
+    for a, b in zip(results["reference"][0], results["numba"][0]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    assert results["reference"][1].keys() == results["numba"][1].keys()
+    for key in results["reference"][1]:
+        np.testing.assert_array_equal(results["reference"][1][key], results["numba"][1][key])
+
+
+def test_numba_step_continues_from_a_loaded_state():
+    rng = np.random.default_rng(4)
+    start, g1, g2 = (rng.standard_normal(50).astype(np.float32) for _ in range(3))
+    out = {}
+    for method in ("reference", "numba"):
+        p = Parameter(start.copy())
+        opt = SGD([p], lr=0.1, momentum=0.9, method=method)
+        p.grad = g1
+        opt.step()
+        fresh = SGD([p], lr=0.1, momentum=0.9, method=method)
+        fresh.load_state_dict(opt.state_dict())
+        p.grad = g2
+        fresh.step()
+        out[method] = p.data
+    np.testing.assert_array_equal(out["reference"], out["numba"])
+
+
+def test_unknown_method():
+    with pytest.raises(UserError, match="method"):
+        SGD([Parameter(np.ones(1))], lr=0.1, method="fast")
