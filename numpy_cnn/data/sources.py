@@ -89,9 +89,12 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
             continue  # loose files at the root, e.g. our own train.txt
         label = class_index(sub.name)
         if label is None:
+            # A folder of folders is more likely the dataset itself, one level down.
+            nested = any(p.is_dir() for p in visible_entries(sub))
             raise UserError(
                 f"{sub}: unknown class folder {sub.name!r}; rename it to one of "
-                f"{', '.join(CLASSES)} (any case), move it out, or pass --data {sub} if the dataset is inside it"
+                f"{', '.join(CLASSES)} (any case) or move it out"
+                + (f", or pass --data {sub} if the dataset is inside it" if nested else "")
             )
         for path in visible_entries(sub):
             if path.is_file():
