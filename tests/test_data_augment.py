@@ -1,6 +1,7 @@
 """Flip and rotation: correctness, determinism and one vectorised pass over the batch."""
 
 import numpy as np
+import pytest
 
 from numpy_cnn.data import augment, hflip, random_horizontal_flip, rotate
 
@@ -61,3 +62,27 @@ def test_augment_is_deterministic_and_shape_preserving():
     assert a.shape == x.shape and a.dtype == np.float32
     four_d = augment(x[:, None].repeat(3, 1), np.random.default_rng(3))
     assert np.allclose(four_d[:, 2], a, atol=1e-6)  # channels turn together, like the 3-D batch
+
+
+@pytest.mark.parametrize("shape", [(7, 48, 48), (5, 9, 11), (4, 3, 10, 7), (1, 1, 1)])
+@pytest.mark.parametrize("max_degrees", [10.0, 180.0])
+def test_numba_augment_equals_the_numpy_reference(shape, max_degrees):
+    # Same draws, same float32 operations in the same order, no FMA: equal to rounding (in practice bit for bit).
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    ref = augment(x, np.random.default_rng(5), max_degrees, method="reference")
+    fast = augment(x, np.random.default_rng(5), max_degrees, method="numba")
+    assert fast.shape == ref.shape and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-6)
+
+
+def test_numba_augment_leaves_the_rng_where_the_reference_does():
+    x = images(n=6)
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    augment(x, a, method="reference")
+    augment(x, b, method="numba")
+    assert a.random() == b.random()
+
+
+def test_augment_rejects_an_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        augment(images(), np.random.default_rng(0), method="fast")
