@@ -1,0 +1,107 @@
+"""Shared by the benchmarks: thread settings, interleaved timing, machine facts, JSON output.
+
+Import this module *before* NumPy: it pins OpenBLAS to one thread (small
+GEMMs with two OpenBLAS threads beside numba's run several times slower on a
+2-core machine; see STYLE.md).
+
+The machine is shared and noisy, so candidates are timed in alternating
+blocks of calls and compared through the median of per-block ratios: a burst
+of load from another process slows every candidate of that round alike and
+cancels out in the ratio.
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json          # noqa: E402
+import platform      # noqa: E402
+import subprocess    # noqa: E402
+import sys           # noqa: E402
+import time          # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np   # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def set_threads(threads):
+    """numba and (if installed) torch both get ``threads``; returns the torch module or None."""
+    import numba
+    numba.set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None):
+    """Time each callable of ``fns`` (name -> fn) in rounds, alternating their order.
+
+    Each round calls every function ``block`` times (so a round of a fast
+    function lasts about ``block_seconds``) and records seconds per call.
+
+    Returns ``{name: {"ms": median, "p10_ms": 10th percentile, "ratio": median of
+    per-round ratios to ``baseline``}}`` (ratio only when a baseline is given).
+    """
+    blocks = {}
+    for name, fn in fns.items():
+        for _ in range(2):
+            fn()
+        t = time.perf_counter()
+        fn()
+        blocks[name] = max(1, int(block_seconds / max(time.perf_counter() - t, 1e-7)))
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(reps):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            fn, block = fns[name], blocks[name]
+            t = time.perf_counter()
+            for _ in range(block):
+                fn()
+            times[name].append((time.perf_counter() - t) / block)
+    out = {}
+    for name, ts in times.items():
+        ts = np.array(ts)
+        out[name] = {"ms": 1e3 * float(np.median(ts)), "p10_ms": 1e3 * float(np.percentile(ts, 10))}
+        if baseline in times:
+            out[name]["ratio"] = float(np.median(ts / np.array(times[baseline])))
+    return out
+
+
+def machine():
+    """The facts a reader needs to compare numbers: CPU, cores, versions."""
+    info = {"python": platform.python_version(), "cores": os.cpu_count()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                           if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor() or "unknown"
+    import numba
+    info["numpy"], info["numba"] = np.__version__, numba.__version__
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    info["load_average"] = os.getloadavg()
+    return info
+
+
+def write_json(name, payload):
+    """Write ``benchmarks/results/<name>.json`` (git-ignored) and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def fmt(v, digits=3):
+    return "-" if v is None else f"{v:.{digits}f}"
