@@ -1,0 +1,276 @@
+"""Whole-training speed against PyTorch CPU, plus compile time, start-up time and peak memory.
+
+    /work/venv/bin/python benchmarks/bench_train.py [--rounds 7] [--threads 2] [--batch 4 64]
+
+Both sides train the paper's network (same weights at the start) on the same
+pre-loaded arrays: 540 random 48x48 training images and 135 test images,
+float32, numba and torch on the same number of threads, OpenBLAS on one.
+Epochs of the two sides alternate; we report medians and the median of the
+per-round ratios (ours / torch).
+
+What each figure includes, on both sides:
+
+* **model-only epoch**: the SGD steps over one already prepared
+  (N, 3, 48, 48) epoch: forward, loss, a finiteness check of the loss,
+  backward, SGD step (momentum 0.9), the training-accuracy argmax.
+  Ours is ``train_epoch``; torch ``zero_grad / forward / cross_entropy /
+  backward / step`` with ``loss.item()``.
+* **full epoch**: what ``numpy_cnn/train/loop.py`` does for one epoch: a new
+  permutation, random flip + rotation by up to 10 degrees of every image
+  (bilinear, zero fill), minus the training mean, gray copied to 3 channels,
+  then the model-only epoch. Torch gets the same NumPy random draws and does
+  the same work with its own ops (``flip``, ``affine_grid`` + ``grid_sample``).
+* **epoch + test**: the full epoch plus the forward pass over the 135 test
+  images and their loss, as every epoch of ``python train_numpy.py`` does.
+* **inference**: images per second of a forward pass over the 540 images in
+  batches of 256.
+
+Then, in subprocesses: the first training step in a cold process (empty numba
+cache: a fresh ``NUMBA_CACHE_DIR``) and a warm one (the cache it left), the
+start-up of ``python train_numpy.py --help``, the time to the first epoch line
+and the peak memory (``ru_maxrss``) of ``python train_numpy.py --epochs 3``.
+Writes ``benchmarks/results/bench_train.json``.
+"""
+
+import _common  # noqa: F401  (sets the BLAS threads before NumPy loads)
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from _common import ROOT, fmt, interleaved, machine, set_threads, write_json
+from numpy_cnn.data import MeanSubtraction
+from numpy_cnn.loss import cross_entropy
+from numpy_cnn.models import paper_net
+from numpy_cnn.optim import SGD
+from numpy_cnn.train.loop import AUGMENT_CHUNK, epoch_inputs, network_input, predict_logits, train_epoch
+
+N_TRAIN, N_TEST, SIDE, CLASSES = 540, 135, 48, 7
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((N_TRAIN, SIDE, SIDE), dtype=np.float32)
+    xt = rng.random((N_TEST, SIDE, SIDE), dtype=np.float32)
+    return x, rng.integers(0, CLASSES, N_TRAIN), xt, rng.integers(0, CLASSES, N_TEST)
+
+
+class Ours:
+    def __init__(self, x, y, xt, yt, batch):
+        self.x, self.y, self.yt, self.batch = x, y, yt, batch
+        self.model = paper_net(rng=np.random.default_rng(1))
+        self.opt = SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
+        self.mean = MeanSubtraction.fit(x)
+        self.rng = np.random.default_rng(2)
+        self.xt = network_input(xt, self.mean)
+        self.fixed = epoch_inputs(x, y, np.random.default_rng(3), self.mean)
+
+    def model_only(self):
+        train_epoch(self.model, self.opt, *self.fixed, self.batch)
+
+    def full(self):
+        train_epoch(self.model, self.opt, *epoch_inputs(self.x, self.y, self.rng, self.mean), self.batch)
+
+    def with_test(self):
+        self.full()
+        cross_entropy(predict_logits(self.model, self.xt), self.yt)
+
+    def infer(self):
+        predict_logits(self.model, self.fixed[0])
+
+
+class Torch:
+    """The same network and epoch in PyTorch, starting from ``ours``' weights."""
+
+    def __init__(self, torch, ours):
+        import torch.nn as nn
+        import torch.nn.functional as tf
+        self.torch, self.tf, self.ours = torch, tf, ours
+        self.model = nn.Sequential(
+            nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(1296, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 7))
+        with torch.no_grad():
+            for p, q in zip(self.model.parameters(), ours.model.parameters()):
+                p.copy_(torch.from_numpy(q.data))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
+        self.x = torch.from_numpy(ours.x)
+        self.y, self.yt = torch.from_numpy(ours.y), torch.from_numpy(ours.yt)
+        self.xt = torch.from_numpy(ours.xt)
+        self.fixed = tuple(torch.from_numpy(a) for a in ours.fixed)
+        self.mean = float(ours.mean.mean)
+        self.rng = np.random.default_rng(2)
+
+    def steps(self, x, y):
+        torch, tf, b = self.torch, self.tf, self.ours.batch
+        predicted = torch.empty(len(y), dtype=torch.int64)
+        for start in range(0, len(y), b):
+            xb, yb = x[start:start + b], y[start:start + b]
+            self.opt.zero_grad()
+            logits = self.model(xb)
+            loss = tf.cross_entropy(logits, yb)
+            if not math.isfinite(loss.item()):
+                raise ArithmeticError("loss is not finite")
+            loss.backward()
+            self.opt.step()
+            predicted[start:start + len(yb)] = logits.detach().argmax(1)
+
+    def epoch_inputs(self):
+        """Permute, flip, rotate (same draws as ours), minus the mean, 3 channels."""
+        torch, tf, rng = self.torch, self.tf, self.rng
+        order = rng.permutation(N_TRAIN)
+        out = torch.empty((N_TRAIN, 3, SIDE, SIDE))
+        for start in range(0, N_TRAIN, AUGMENT_CHUNK):
+            chunk = self.x[torch.from_numpy(order[start:start + AUGMENT_CHUNK])][:, None]   # (n, 1, H, W)
+            n = len(chunk)
+            flip = torch.from_numpy(rng.random(n) < 0.5)
+            theta = torch.from_numpy(np.deg2rad(rng.uniform(-10, 10, n))).float()
+            chunk = torch.where(flip[:, None, None, None], chunk.flip(-1), chunk)
+            cos, sin = torch.cos(theta), torch.sin(theta)
+            zero = torch.zeros_like(cos)
+            affine = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+            grid = tf.affine_grid(affine, list(chunk.shape), align_corners=True)
+            chunk = tf.grid_sample(chunk, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+            out[start:start + n] = chunk - self.mean
+        return out, self.y[torch.from_numpy(order)]
+
+    def model_only(self):
+        self.steps(*self.fixed)
+
+    def full(self):
+        self.steps(*self.epoch_inputs())
+
+    def with_test(self):
+        self.full()
+        with self.torch.no_grad():
+            self.tf.cross_entropy(self.model(self.xt_net()), self.yt)
+
+    def xt_net(self):
+        if not hasattr(self, "_xt"):
+            self._xt = self.torch.from_numpy(self.ours.xt)
+        return self._xt
+
+    def infer(self):
+        with self.torch.no_grad():
+            for i in range(0, N_TRAIN, 256):
+                self.model(self.fixed[0][i:i + 256])
+
+
+def epochs(batches, rounds, torch):
+    rows = []
+    x, y, xt, yt = data()
+    for batch in batches:
+        ours = Ours(x, y, xt, yt, batch)
+        theirs = Torch(torch, ours) if torch is not None else None
+        for what in ("model_only", "full", "with_test", "infer"):
+            fns = {"ours": getattr(ours, what)}
+            if theirs is not None:
+                fns["torch"] = getattr(theirs, what)
+            res = interleaved(fns, rounds if what != "infer" else 3 * rounds, block_seconds=0,
+                              baseline="torch" if theirs else None)
+            row = {"batch": batch, "what": what, **res}
+            if what == "infer":
+                for side in fns:
+                    row[side]["images_per_s"] = N_TRAIN / (res[side]["ms"] / 1e3)
+            rows.append(row)
+            o, t = res["ours"], res.get("torch", {})
+            extra = (f"  ({o['images_per_s']:.0f} vs {t.get('images_per_s', float('nan')):.0f} images/s)"
+                     if what == "infer" else "")
+            print(f"| {batch:>2} | {what:<10} | {o['ms']:8.1f} | {fmt(t.get('ms'), 1):>8} | "
+                  f"{fmt(o.get('ratio'), 2)} |{extra}", flush=True)
+    return rows
+
+
+_FIRST_STEP = """
+import os, time
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+t0 = time.perf_counter()
+import numpy as np
+from numpy_cnn.data import augment
+from numpy_cnn.loss import cross_entropy
+from numpy_cnn.models import paper_net
+from numpy_cnn.optim import SGD
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+model = paper_net(rng=rng)
+opt = SGD(model.parameters(), lr=1e-3, momentum=0.9)
+x = augment(rng.random((4, 48, 48), dtype=np.float32), rng)
+x = np.repeat(x[:, None], 3, axis=1)
+loss, g = cross_entropy(model.forward(x), np.arange(4))
+model.backward(g)
+opt.step()
+t2 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+"""
+
+
+def compile_times():
+    """Seconds to import and to run the first training step, in a fresh process: cold and warm numba cache."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
+        for label in ("cold", "warm"):
+            res = subprocess.run([sys.executable, "-c", _FIRST_STEP], env=env, capture_output=True,
+                                 text=True, check=True)
+            imp, first = (float(v) for v in res.stdout.split())
+            out[label] = {"import_s": imp, "first_step_s": first}
+    return out
+
+
+def run_measured(args, cwd):
+    """Run a command; return (seconds to the first stdout line starting with 'epoch', total seconds, peak RSS MB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = None
+    for line in proc.stdout:
+        if first is None and line.startswith("epoch"):
+            first = time.perf_counter() - t0
+    _, status, usage = os.wait4(proc.pid, 0)
+    total = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"{args} failed with status {status}")
+    return first, total, usage.ru_maxrss / 1024   # ru_maxrss is in KB on Linux
+
+
+def startup_and_memory():
+    script = [sys.executable, str(ROOT / "train_numpy.py")]
+    helps = sorted(run_measured(script + ["--help"], ROOT)[1] for _ in range(3))
+    with tempfile.TemporaryDirectory() as out:
+        first, total, rss = run_measured(script + ["--epochs", "3", "--out", str(out) + "/run"], ROOT)
+    return {"help_s": helps[1], "first_epoch_line_s": first, "three_epoch_run_s": total, "peak_rss_mb": rss}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=7, help="epochs per side and case (default 7)")
+    ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
+    ap.add_argument("--batch", type=int, nargs="*", default=[4, 64])
+    ap.add_argument("--no-subprocess", action="store_true", help="skip compile, start-up and memory")
+    args = ap.parse_args()
+    torch = set_threads(args.threads)
+    payload = {"machine": machine(), "threads": args.threads, "rounds": args.rounds}
+    print(f"threads={args.threads} (numba, torch), OpenBLAS 1; {N_TRAIN} train / {N_TEST} test images; "
+          f"median ms of {args.rounds} alternating epochs; ratio = median of per-round ours / torch\n")
+    print("|  N | what       | ours ms  | torch ms | ratio |")
+    print("|---:|------------|---------:|---------:|------:|")
+    payload["epochs"] = epochs(args.batch, args.rounds, torch)
+    if not args.no_subprocess:
+        payload["compile"] = ct = compile_times()
+        print(f"\nfirst training step (batch 4, with augmentation) in a fresh process: "
+              f"cold numba cache {ct['cold']['first_step_s']:.2f} s, warm {ct['warm']['first_step_s']:.2f} s "
+              f"(imports {ct['cold']['import_s']:.2f} / {ct['warm']['import_s']:.2f} s)")
+        payload["script"] = s = startup_and_memory()
+        print(f"python train_numpy.py --help: {s['help_s']:.2f} s; --epochs 3: first epoch line after "
+              f"{s['first_epoch_line_s']:.2f} s, whole run {s['three_epoch_run_s']:.2f} s, "
+              f"peak RSS {s['peak_rss_mb']:.0f} MB")
+    print(f"\nwrote {write_json('bench_train', payload)}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
