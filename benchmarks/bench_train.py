@@ -222,19 +222,29 @@ def compile_times():
     return out
 
 
+# A small launcher reports the peak memory: a child forked straight from this
+# process (which has torch loaded) would count the parent's pages in its ru_maxrss.
+_LAUNCH = """
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+first = -1.0
+for line in proc.stdout:
+    if first < 0 and line.startswith("epoch"):
+        first = time.perf_counter() - t0
+_, status, usage = os.wait4(proc.pid, 0)
+print(first, time.perf_counter() - t0, usage.ru_maxrss / 1024, status)
+"""
+
+
 def run_measured(args, cwd):
-    """Run a command; return (seconds to the first stdout line starting with 'epoch', total seconds, peak RSS MB)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    first = None
-    for line in proc.stdout:
-        if first is None and line.startswith("epoch"):
-            first = time.perf_counter() - t0
-    _, status, usage = os.wait4(proc.pid, 0)
-    total = time.perf_counter() - t0
-    if status != 0:
+    """Run a command; return (seconds to the first stdout line starting with 'epoch' or None,
+    total seconds, peak RSS in MB)."""
+    res = subprocess.run([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, capture_output=True, text=True, check=True)
+    first, total, rss, status = res.stdout.split()
+    if int(status) != 0:
         raise RuntimeError(f"{args} failed with status {status}")
-    return first, total, usage.ru_maxrss / 1024   # ru_maxrss is in KB on Linux
+    return (float(first) if float(first) >= 0 else None), float(total), float(rss)
 
 
 def startup_and_memory():
