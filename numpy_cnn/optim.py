@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Iterable
 
 import numpy as np
@@ -10,6 +11,13 @@ from .errors import UserError
 from .module import Parameter
 
 METHODS = ("reference", "numba")
+
+
+@cache
+def _sgd_update():
+    """The numba update, imported on first use (numba is slow to import), then kept."""
+    from .kernels.sgd import sgd_update
+    return sgd_update
 
 
 class SGD:
@@ -62,7 +70,7 @@ class SGD:
             self._step_numba()
 
     def _step_numba(self) -> None:
-        from .kernels.sgd import sgd_update   # numba is imported only when this path runs
+        sgd_update = _sgd_update()
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue

