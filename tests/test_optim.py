@@ -112,3 +112,23 @@ def test_numba_step_continues_from_a_loaded_state():
 def test_unknown_method():
     with pytest.raises(UserError, match="method"):
         SGD([Parameter(np.ones(1))], lr=0.1, method="fast")
+
+
+def test_numba_step_with_mixed_dtypes_and_a_late_first_gradient():
+    # A parameter whose first gradient comes at step 2 starts its buffer then, as in the reference.
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(4).astype(np.float32), rng.standard_normal(3)]   # float32 and float64
+    grads = [rng.standard_normal(4).astype(np.float32), rng.standard_normal(3)]
+    out = {}
+    for method in ("reference", "numba"):
+        for pair in ([0], [0, 1]):   # one dtype, then both
+            params = [Parameter(start[k].copy()) for k in pair]
+            opt = SGD(params, lr=0.1, momentum=0.9, method=method)
+            for step in range(3):
+                for k, p in zip(pair, params):
+                    p.grad = grads[k] if (k == 0 or step > 0) else None
+                opt.step()
+            out[method, len(pair)] = [p.data for p in params]
+    for n in (1, 2):
+        for a, b in zip(out["reference", n], out["numba", n]):
+            np.testing.assert_array_equal(a, b)
