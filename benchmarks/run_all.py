@@ -6,7 +6,7 @@ Runs ``bench_conv.py`` (per layer) and ``bench_train.py`` (per epoch,
 compile time, start-up, peak memory) in fresh processes, one after the
 other, then prints the machine they ran on. Each writes its JSON to
 ``benchmarks/results/`` (git-ignored). ``--quick`` uses fewer rounds (a smoke
-test; the numbers are noisier). Takes about 3 minutes on 2 cores.
+test; the numbers are noisier). Takes about a minute on 2 cores.
 """
 
 import argparse
