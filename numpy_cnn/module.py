@@ -154,6 +154,20 @@ class Module:
                             f"got {x.shape} {x.dtype}")
 
 
+    def check_grad(self, grad_out: np.ndarray) -> None:
+        """Backward takes dL/dy of exactly the shape forward returned: never broadcast.
+
+        Layers record that shape as ``_y_shape`` in ``forward``.
+        """
+        shape = self.__dict__.get("_y_shape")
+        if shape is None:
+            raise UserError(f"{self.describe()}: backward called before forward; run forward on the batch first")
+        if not isinstance(grad_out, np.ndarray) or grad_out.shape != shape:
+            got = grad_out.shape if isinstance(grad_out, np.ndarray) else type(grad_out).__name__
+            raise UserError(f"{self.describe()}: backward expected grad_out {shape} "
+                            f"(the shape forward returned), got {got}")
+
+
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
 

@@ -140,6 +140,24 @@ def test_bad_input_is_a_one_line_error_naming_the_layer(layer, x, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("layer,x", [
+    (Conv2d(3, 6, 5), np.zeros((2, 3, 9, 9), np.float32)),
+    (Conv2d(3, 6, 5, method="reference"), np.zeros((2, 3, 9, 9), np.float32)),
+    (MaxPool2d(2), np.zeros((2, 3, 4, 4), np.float32)),
+    (ReLU(), np.zeros((2, 3), np.float32)),
+    (Linear(3, 4), np.zeros((2, 3), np.float32)),
+    (Flatten(), np.zeros((2, 3, 4), np.float32)),
+])
+def test_backward_rejects_a_gradient_of_the_wrong_shape(layer, x):
+    # The numba kernels skip bounds checks, so a wrong shape must be stopped before them.
+    with pytest.raises(UserError, match="backward called before forward"):
+        layer.backward(np.zeros(1, np.float32))
+    y = layer.forward(x)
+    with pytest.raises(UserError, match=r"backward expected grad_out \(2, .*the shape forward returned\), got \(1, "):
+        layer.backward(np.zeros((1,) + y.shape[1:], np.float32))
+    assert layer.backward(np.ones_like(y)) is not None or isinstance(layer, Conv2d)
+
+
 def test_errors_name_the_layer_inside_a_model():
     with pytest.raises(UserError, match=r"^conv2 = Conv2d\(6, 16"):
         paper_net(rng=0).forward(np.zeros((1, 3, 12, 12), np.float32))

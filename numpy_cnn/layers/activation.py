@@ -38,6 +38,7 @@ class ReLU(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, None, "(any shape)")
+        self._y_shape = x.shape
         if self.method == "numba":
             self._y = _kernels().relu_forward(x)
             return self._y
@@ -45,6 +46,7 @@ class ReLU(Module):
         return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.check_grad(grad_out)
         if self.method == "numba":
             return _kernels().relu_backward(grad_out, self._y)
         return grad_out * self._mask

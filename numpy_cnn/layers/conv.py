@@ -109,7 +109,7 @@ class Conv2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
-        n, f, ho, wo = self.output_shape(x.shape)
+        n, f, ho, wo = self._y_shape = self.output_shape(x.shape)
         if self.method == "direct":
             self._x = x
             return _kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
@@ -121,6 +121,7 @@ class Conv2d(Module):
         return y.reshape(n, f, ho, wo)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        self.check_grad(grad_out)
         if self.method == "direct":
             dx, self.weight.grad, self.bias.grad = _kernels().conv2d_backward(
                 grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)

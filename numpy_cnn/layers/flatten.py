@@ -19,7 +19,10 @@ class Flatten(Module):
         if x.ndim < 2:
             raise UserError(f"{self.describe()}: expected input (N, ...) with a batch axis, got {x.shape}")
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        y = x.reshape(x.shape[0], -1)
+        self._y_shape = y.shape
+        return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.check_grad(grad_out)
         return grad_out.reshape(self._shape)

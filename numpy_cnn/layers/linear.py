@@ -40,9 +40,11 @@ class Linear(Module):
         if x.shape[1] != self.in_features:
             raise UserError(f"{self.describe()}: expected input (N, {self.in_features}), got {x.shape}")
         self._x = x
+        self._y_shape = (x.shape[0], self.out_features)
         return x @ self.weight.data.T + self.bias.data
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        self.check_grad(grad_out)
         self.weight.grad = grad_out.T @ self._x
         self.bias.grad = grad_out.sum(axis=0)
         return grad_out @ self.weight.data if self.needs_input_grad else None

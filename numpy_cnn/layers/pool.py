@@ -63,7 +63,7 @@ class MaxPool2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, "(N, C, H, W)")
-        _, _, ho, wo = self.output_shape(x.shape)
+        _, _, ho, wo = self._y_shape = self.output_shape(x.shape)
         self._x_shape = x.shape
         if self.method == "numba":
             y, self._argmax = _kernels().maxpool2d_forward(x, self.kernel_size, self.stride)
@@ -80,6 +80,7 @@ class MaxPool2d(Module):
         return best
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.check_grad(grad_out)
         if self.method == "numba":
             return _kernels().maxpool2d_backward(grad_out, self._argmax, self._x_shape,
                                                  self.kernel_size, self.stride)
