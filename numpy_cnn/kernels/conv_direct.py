@@ -74,6 +74,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from numpy_cnn.kernels._args import pair
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size"]
@@ -282,17 +283,6 @@ def _backward_s1(gy, x, wflip, dw_parts, dx, need_dx):
 # The public functions: check shapes, pad, handle stride, call the drivers
 # ----------------------------------------------------------------------------
 
-def _pair(v, name):
-    """An int or a pair of ints -> (vertical, horizontal)."""
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        a, b = int(v[0]), int(v[1])
-    else:
-        a = b = int(v)
-    return a, b
-
-
 def conv_output_size(size, k, stride, padding):
     """Output length along one axis: ``(size + 2*padding - k) // stride + 1`` (floors, as PyTorch)."""
     return (size + 2 * padding - k) // stride + 1
@@ -305,8 +295,8 @@ def _check(x, w, stride, padding):
         raise ValueError(f"conv2d: x has {x.shape[1]} channels but w{w.shape} expects {w.shape[1]}")
     if x.dtype != w.dtype or x.dtype not in (np.float32, np.float64):
         raise ValueError(f"conv2d wants x and w of one dtype, float32 or float64; got {x.dtype} and {w.dtype}")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
     if sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ValueError(f"conv2d wants stride >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     H, W = x.shape[2], x.shape[3]
