@@ -5,7 +5,6 @@ gray, with a value that encodes the class, so a test can check labels by
 looking at pixels.
 """
 
-import numpy as np
 import pytest
 from PIL import Image
 
