@@ -57,6 +57,17 @@ def test_class_folders_case_insensitive_with_junk(tmp_path):
     assert all(f.startswith(CLASSES[y].lower() + "/") for f, y in zip(ds.train_files, ds.y_train))
 
 
+def test_clip_subfolders_inside_a_class_folder_are_read(tmp_path):
+    # AFEW-style frame dumps: Angry/<clip>/<frame>.png. Skipping them would silently drop images.
+    root = class_folders(tmp_path / "frames", per_class=2)
+    write_image(root / "Angry" / "clip 7" / "frame 1.png", 0)
+    write_image(root / "Angry" / "clip 7" / ".hidden" / "frame 2.png", 0)
+    ds = load_dataset(root, image_size=8, seed=0)
+    files = sorted(ds.train_files + ds.test_files)
+    assert "Angry/clip 7/frame 1.png" in files and len(files) == 15
+    assert ds.class_counts()["Angry"] == (2, 1)
+
+
 def test_split_is_written_then_reused(tmp_path):
     root = class_folders(tmp_path / "sfew")
     ds = load_dataset(root, image_size=8, seed=3, split_dir=tmp_path / "run")
@@ -91,7 +102,8 @@ def test_split_file_errors_name_file_and_line(tmp_path):
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt")
 
 
-@pytest.mark.parametrize("train_name, test_name", [("train", "test"), ("Train", "Val")])
+@pytest.mark.parametrize("train_name, test_name", [("train", "test"), ("Train", "Val"),
+                                                   ("train", "validation")])
 def test_train_test_folders(tmp_path, train_name, test_name):
     class_folders(tmp_path / train_name, per_class=3)
     class_folders(tmp_path / test_name, per_class=1, names={"Happy": "happy", "Sad": "SAD"})

@@ -4,12 +4,14 @@ Three folder layouts are recognised (names matched case-insensitively):
 
 * **class folders** (SFEW, FER2013 image folders): ``root/<Class>/<image>``,
   one folder per class of :data:`CLASSES`. A class may be missing. Loose
-  files at the root (``README``, ``train.txt``) and sub-folders inside a
-  class folder are ignored. Any other visible file in a class folder is
-  taken to be an image, so a stray file there is reported, not skipped.
+  files at the root (``README``, ``train.txt``) are ignored. Sub-folders of a
+  class folder (one per film clip, as in AFEW-style frame dumps) are read too,
+  recursively. Any other visible file in a class folder is taken to be an
+  image, so a stray file there is reported, not skipped.
 * **split folders**: ``root/train/<Class>/...`` plus ``root/test/<Class>/...``
-  (Kaggle's FER2013) or ``root/Train`` plus ``root/Val`` (SFEW 2.0). The
-  test folder (else the val folder) is the test set.
+  (Kaggle's FER2013), ``root/Train`` plus ``root/Val`` (SFEW 2.0), or
+  ``validation``/``valid`` (other Kaggle copies). The test folder (else the
+  validation one) is the test set.
 * **JAFFE**: a flat folder whose image names carry the expression code,
   ``KA.AN1.39.tiff`` (AN, DI, FE, HA, NE, SA, SU). Files without a code
   are ignored.
@@ -31,7 +33,7 @@ from .classes import CLASSES, class_index
 
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx"}
 _TRAIN_NAMES = ("train",)
-_TEST_NAMES = ("test", "val")  # in order of preference
+_TEST_NAMES = ("test", "val", "validation", "valid")  # in order of preference
 _JAFFE_CODES = {"AN": "Angry", "DI": "Disgust", "FE": "Fear", "HA": "Happy",
                 "NE": "Neutral", "SA": "Sad", "SU": "Surprise"}
 # Poser initials, expression code with take number, picture number, extension.
@@ -96,11 +98,21 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
                 f"{', '.join(CLASSES)} (any case) or move it out"
                 + (f", or pass --data {sub} if the dataset is inside it" if nested else "")
             )
-        for path in visible_entries(sub):
-            if path.is_file():
-                files.append(path.relative_to(root).as_posix())
-                labels.append(label)
+        for path in visible_files(sub):
+            files.append(path.relative_to(root).as_posix())
+            labels.append(label)
     return Listing(files, np.array(labels, dtype=np.int64))
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """Every non-hidden file below ``folder``, depth first, sorted by name at each level."""
+    files = []
+    for entry in visible_entries(folder):
+        if entry.is_dir():
+            files.extend(visible_files(entry))
+        elif entry.is_file():
+            files.append(entry)
+    return files
 
 
 def list_jaffe(folder: Path) -> Listing:
