@@ -57,6 +57,14 @@ def test_class_folders_case_insensitive_with_junk(tmp_path):
     assert all(f.startswith(CLASSES[y].lower() + "/") for f, y in zip(ds.train_files, ds.y_train))
 
 
+def test_class_folder_synonyms(tmp_path):
+    # One FER2013 image dump names its folders like this.
+    names = dict(zip(CLASSES, ("angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")))
+    ds = load_dataset(class_folders(tmp_path / "fer", per_class=2, names=names), image_size=8, seed=0)
+    assert all(counts == (1, 1) for counts in ds.class_counts().values())
+    assert (label_of_pixels(ds.x_train) == ds.y_train).all()
+
+
 def test_clip_subfolders_inside_a_class_folder_are_read(tmp_path):
     # AFEW-style frame dumps: Angry/<clip>/<frame>.png. Skipping them would silently drop images.
     root = class_folders(tmp_path / "frames", per_class=2)

@@ -10,11 +10,19 @@ from ..errors import UserError
 
 CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
 
+# Other spellings that real copies of these datasets use for the same seven
+# expressions (e.g. a FER2013 image dump with disgusted/, fearful/, surprised/).
+SYNONYMS: dict[str, str] = {
+    "anger": "Angry", "disgusted": "Disgust", "fearful": "Fear", "scared": "Fear",
+    "happiness": "Happy", "sadness": "Sad", "surprised": "Surprise",
+}
 _BY_FOLDED_NAME = {name.casefold(): i for i, name in enumerate(CLASSES)}
+_BY_FOLDED_NAME.update({alias: CLASSES.index(name) for alias, name in SYNONYMS.items()})
 
 
 def class_index(name: str) -> int | None:
-    """Index of a class name, matched case-insensitively; ``None`` if unknown."""
+    """Index of a class name (or a synonym in :data:`SYNONYMS`), matched
+    case-insensitively; ``None`` if unknown."""
     return _BY_FOLDED_NAME.get(name.strip().casefold())
 
 
