@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
+from ._fast import kernels
 from .errors import UserError
 
 METHODS = ("reference", "numba")
-
-
-@cache
-def _kernels():
-    """The numba kernel, imported on first use (numba is slow to import), then kept."""
-    from .kernels import loss
-    return loss
 
 
 def cross_entropy(logits: np.ndarray, target: np.ndarray,
@@ -40,7 +32,7 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray,
     if target.dtype.kind not in "iu":
         raise _bad_target(target, k)
     if method == "numba":
-        loss, grad, first_bad = _kernels().cross_entropy(logits, target)
+        loss, grad, first_bad = kernels().cross_entropy(logits, target)
         if first_bad >= 0:
             raise _bad_target(target, k)
         return float(loss), grad

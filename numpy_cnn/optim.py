@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Iterable
 
 import numpy as np
 
+from ._fast import kernels
 from .errors import UserError
 from .module import Parameter
 
 METHODS = ("reference", "numba")
-
-
-@cache
-def _sgd_step():
-    """The numba update, imported on first use (numba is slow to import), then kept."""
-    from .kernels.sgd import sgd_step
-    return sgd_step
 
 
 class SGD:
@@ -82,7 +75,7 @@ class SGD:
             if new:
                 self.momentum_buffers[i] = np.empty_like(p.data)
             first.append(new)
-        _sgd_step()([p.data for _, p in todo], [p.grad for _, p in todo],
+        kernels().sgd_step([p.data for _, p in todo], [p.grad for _, p in todo],
                     [self.momentum_buffers[i] for i, _ in todo], first,
                     self.lr, self.momentum, self.dampening, self.weight_decay, self.nesterov)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._fast import kernels
+
 
 def hflip(x: np.ndarray) -> np.ndarray:
     """Mirror left-right: (..., H, W) -> (..., H, W), as a new array."""
@@ -104,5 +106,4 @@ def augment(x: np.ndarray, rng: np.random.Generator, max_degrees: float = 10.0, 
         raise ValueError(f"augment: method must be one of {METHODS}, got {method!r}")
     flip = rng.random(len(x)) < flip_p                      # the draws of random_horizontal_flip
     degrees = rng.uniform(-max_degrees, max_degrees, len(x))   # and of random_rotation, in order
-    from ..kernels.augment import flip_rotate                 # numba is imported only when used
-    return flip_rotate(x, flip, degrees)
+    return kernels().flip_rotate(x, flip, degrees)

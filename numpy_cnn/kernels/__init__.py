@@ -17,10 +17,15 @@ Importing this package imports numba; compiled code is cached on disk, so only
 the first call after a change of source pays the compile time.
 """
 
+from numpy_cnn.kernels.augment import flip_rotate
 from numpy_cnn.kernels.conv_direct import conv2d_backward, conv2d_forward, conv_output_size
+from numpy_cnn.kernels.loss import cross_entropy
 from numpy_cnn.kernels.pool import argmax_dtype, maxpool2d_backward, maxpool2d_forward, pool_output_size
+from numpy_cnn.kernels.relu import relu_backward, relu_forward
+from numpy_cnn.kernels.sgd import sgd_step
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv_output_size",
     "maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype",
+    "relu_forward", "relu_backward", "cross_entropy", "sgd_step", "flip_rotate",
 ]

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
+from .._fast import kernels
 from ..errors import UserError
 from ..module import Module
 
 METHODS = ("reference", "numba")
-
-
-@cache
-def _kernels():
-    """The numba kernels, imported on first use (numba is slow to import) and then kept:
-    an ``import`` inside ``forward`` cost ~1.4 us per call."""
-    from ..kernels import relu
-    return relu
 
 
 class ReLU(Module):
@@ -40,7 +31,7 @@ class ReLU(Module):
         self.check_input(x, None, "(any shape)")
         self._y_shape = x.shape
         if self.method == "numba":
-            self._y = _kernels().relu_forward(x)
+            self._y = kernels().relu_forward(x)
             return self._y
         self._mask = x > 0
         return np.maximum(x, 0, dtype=x.dtype)
@@ -48,5 +39,5 @@ class ReLU(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         self.check_grad(grad_out)
         if self.method == "numba":
-            return _kernels().relu_backward(grad_out, self._y)
+            return kernels().relu_backward(grad_out, self._y)
         return grad_out * self._mask

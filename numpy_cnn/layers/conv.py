@@ -22,11 +22,11 @@ otherwise (the direct kernels compute stride s as stride 1, s*s times the work).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Callable
 
 import numpy as np
 
+from .._fast import kernels
 from ..errors import UserError
 from ..im2col import col2im_reference, conv_output_size, im2col_reference
 from ..init import as_generator, default_uniform
@@ -42,13 +42,6 @@ def _unfold_fold(method: str) -> tuple[Callable, Callable]:
         return im2col_reference, col2im_reference
     from ..im2col_numba import col2im, im2col
     return im2col, col2im
-
-
-@cache
-def _kernels():
-    """:mod:`numpy_cnn.kernels`, imported on first use (numba is slow to import), then kept."""
-    from .. import kernels
-    return kernels
 
 
 class Conv2d(Module):
@@ -112,7 +105,7 @@ class Conv2d(Module):
         n, f, ho, wo = self._y_shape = self.output_shape(x.shape)
         if self.method == "direct":
             self._x = x
-            return _kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
+            return kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
         unfold, _ = _unfold_fold(self.method)
         self._x_shape = x.shape
         self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
@@ -123,7 +116,7 @@ class Conv2d(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
         if self.method == "direct":
-            dx, self.weight.grad, self.bias.grad = _kernels().conv2d_backward(
+            dx, self.weight.grad, self.bias.grad = kernels().conv2d_backward(
                 grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
             return dx
         n, f = grad_out.shape[:2]

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
+from .._fast import kernels
 from ..errors import UserError
 from ..module import Module
 from ._args import pair
 
 METHODS = ("reference", "numba")
-
-
-@cache
-def _kernels():
-    """:mod:`numpy_cnn.kernels`, imported on first use (numba is slow to import), then kept."""
-    from .. import kernels
-    return kernels
 
 
 class MaxPool2d(Module):
@@ -66,7 +58,7 @@ class MaxPool2d(Module):
         _, _, ho, wo = self._y_shape = self.output_shape(x.shape)
         self._x_shape = x.shape
         if self.method == "numba":
-            y, self._argmax = _kernels().maxpool2d_forward(x, self.kernel_size, self.stride)
+            y, self._argmax = kernels().maxpool2d_forward(x, self.kernel_size, self.stride)
             return y
         kh, kw = self.kernel_size
         best = self._window(x, 0, 0, ho, wo).copy()
@@ -82,7 +74,7 @@ class MaxPool2d(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         self.check_grad(grad_out)
         if self.method == "numba":
-            return _kernels().maxpool2d_backward(grad_out, self._argmax, self._x_shape,
+            return kernels().maxpool2d_backward(grad_out, self._argmax, self._x_shape,
                                                  self.kernel_size, self.stride)
         _, _, ho, wo = grad_out.shape
         kh, kw = self.kernel_size
