@@ -74,6 +74,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from numpy_cnn.im2col import conv_output_size
 from numpy_cnn.kernels._args import pair
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
 
@@ -282,11 +283,6 @@ def _backward_s1(gy, x, wflip, dw_parts, dx, need_dx):
 # ----------------------------------------------------------------------------
 # The public functions: check shapes, pad, handle stride, call the drivers
 # ----------------------------------------------------------------------------
-
-def conv_output_size(size, k, stride, padding):
-    """Output length along one axis: ``(size + 2*padding - k) // stride + 1`` (floors, as PyTorch)."""
-    return (size + 2 * padding - k) // stride + 1
-
 
 def _check(x, w, stride, padding):
     if x.ndim != 4 or w.ndim != 4:
