@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import study_cli
 from .errors import UserError
+from .paths import CACHE, RUNS
 
 PROG = "train_numpy.py"
 
@@ -160,10 +161,10 @@ def _resume_config(out: Path, given: dict):
 
 def _new_run_dir(home: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out, n = home / "runs" / stamp, 1
+    out, n = home / RUNS / stamp, 1
     while out.exists():
         n += 1
-        out = home / "runs" / f"{stamp}-{n}"
+        out = home / RUNS / f"{stamp}-{n}"
     return out
 
 
@@ -183,7 +184,7 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     else:
         out = args.out or _new_run_dir(home)
         config = TrainConfig(**given)
-    cache_dir = args.cache_dir or home / "data" / "cache"
+    cache_dir = args.cache_dir or home / CACHE
     log = None if args.quiet else (lambda line: print(line, flush=True))
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
     data = results["data"]
@@ -209,7 +210,7 @@ def run_evaluate(args: argparse.Namespace, home: Path) -> int:
     from .train.inference import evaluate_checkpoint
 
     rows, _, what = evaluate_checkpoint(args.checkpoint, data=args.data, home=home,
-                                        cache_dir=args.cache_dir or home / "data" / "cache")
+                                        cache_dir=args.cache_dir or home / CACHE)
     print(f"Table 1: {args.checkpoint} on {what}\n")
     print(format_table1(rows))
     return 0

@@ -23,16 +23,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import numpy as np
 
 from .errors import UserError
 from .module import Sequential
+from .paths import CACHE, RUNS, SYNTHETIC_DATA
 
 # Documented defaults, relative to ``home`` (the folder holding train_numpy.py), as the trainer's.
-DEFAULT_DATA = Path("data") / "synthetic_sfew"
-DEFAULT_CACHE = Path("data") / "cache"
-DEFAULT_VISUALIZE_DIR = Path("runs") / "visualize"
+DEFAULT_VISUALIZE_DIR = RUNS / "visualize"
 
 
 @dataclass
@@ -78,7 +76,7 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, default=None, metavar="PATH",
                         help="an image file (default: the first test image of the run, or of --data)")
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
-                        help=f"dataset folder for the default image of a fresh model (default {DEFAULT_DATA})")
+                        help=f"dataset folder for the default image of a fresh model (default {SYNTHETIC_DATA})")
     parser.add_argument("--label", default=None,
                         help="class of --image, as index or name (default: the predicted class)")
 
@@ -129,8 +127,8 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
         data = args.data
         if data is None:
             from .data import ensure_synthetic_dataset
-            data = ensure_synthetic_dataset(home / DEFAULT_DATA)
-        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / DEFAULT_CACHE)
+            data = ensure_synthetic_dataset(home / SYNTHETIC_DATA)
+        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / CACHE)
         gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
         source = f"{Path(data) / ds.test_files[0]} (first test image, split seed {args.seed})"
         if mean is None:

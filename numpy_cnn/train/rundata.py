@@ -24,16 +24,15 @@ from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from ..data.sources import Listing
 from ..data.splitfiles import write_split_file
 from ..errors import UserError
+from ..paths import SYNTHETIC_DATA
 from .config import TrainConfig
-
-SYNTHETIC_DIR = Path("data") / "synthetic_sfew"
 
 
 def data_path(config: TrainConfig, home: Path) -> Path:
     """The dataset a config names; ``None`` means the synthetic set, generated under ``home`` on first use."""
     if config.data is not None:
         return Path(config.data)
-    return ensure_synthetic_dataset(home / SYNTHETIC_DIR, seed=0)
+    return ensure_synthetic_dataset(home / SYNTHETIC_DATA, seed=0)
 
 
 def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> Dataset:
