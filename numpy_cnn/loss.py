@@ -10,6 +10,12 @@ from .errors import UserError
 METHODS = ("reference", "numba")
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """(N, K) logits -> (N, K) probabilities (the row maximum is subtracted so exp cannot overflow)."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def cross_entropy(logits: np.ndarray, target: np.ndarray,
                   method: str = "numba") -> tuple[float, np.ndarray]:
     """Mean softmax cross-entropy over the batch, and its gradient.

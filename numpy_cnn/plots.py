@@ -1,6 +1,6 @@
 """The run's figures: loss and accuracy curves, and the confusion matrix, as PNG files.
 
-matplotlib is imported inside :func:`_pyplot`, with the non-interactive Agg
+matplotlib is imported inside :func:`pyplot`, with the non-interactive Agg
 backend, so importing this module (or training with plots never drawn) costs
 nothing and works without a display.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -23,7 +24,7 @@ def _pyplot():
 def plot_curves(path: Path, epochs: Sequence[int], series: dict[str, Sequence[float]],
                 ylabel: str, title: str) -> None:
     """Line plot of each named series against the epoch number, saved to ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, values in series.items():
         ax.plot(epochs, values, label=label)
@@ -39,7 +40,7 @@ def plot_curves(path: Path, epochs: Sequence[int], series: dict[str, Sequence[fl
 
 def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str], title: str) -> None:
     """(K, K) counts (rows = true class) as a heat map with the count in each cell."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5.5))
     image = ax.imshow(confusion, cmap="Blues")
     k = len(classes)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import UserError
 from .layers import Conv2d
-from .loss import cross_entropy
+from .loss import cross_entropy, softmax
 from .module import Module
 from .summary import leaf_layers
 
@@ -99,8 +99,7 @@ def run_trace(model: Module, x: np.ndarray, target: int | None = None,
     if not 0 <= target < k:
         raise UserError(f"trace: target class {target} is not in [0, {k})")
     loss, grad = cross_entropy(out, np.array([target]))
-    probs = np.exp(out[0] - out[0].max())
-    probs /= probs.sum()
+    probs = softmax(out)[0]
 
     for (name, layer), rec in zip(reversed(layers), reversed(records)):
         rec.grad_out_shape, rec.grad_out_norm = grad.shape, _norm(grad)

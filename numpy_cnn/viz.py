@@ -22,8 +22,8 @@ import numpy as np
 from .errors import UserError
 from .layers import Conv2d, MaxPool2d
 from .module import Module
+from .plots import pyplot
 from .summary import leaf_layers
-
 
 # -- arrays --------------------------------------------------------------------
 
@@ -117,19 +117,11 @@ def load_gradient_norms(run_dir: Path | str) -> dict[str, list[float]]:
 
 # -- pictures ------------------------------------------------------------------
 
-def _pyplot():
-    """matplotlib's pyplot on the Agg backend (files only, no display), imported on first use."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=fig.dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -140,7 +132,7 @@ def plot_filters(weight: np.ndarray, path: Path | str, title: str = "filters") -
     """
     if weight.ndim != 4:
         raise UserError(f"plot_filters: expected a conv weight (F, C, kH, kW), got {weight.shape}")
-    plt = _pyplot()
+    plt = pyplot()
     f, c = weight.shape[:2]
     scale = float(np.abs(weight).max()) or 1.0
     cell = 0.45
@@ -164,7 +156,7 @@ def plot_feature_maps(maps: np.ndarray, path: Path | str, title: str = "feature 
     """Maps (C, H, W) as a grid of C images, 8 per row, one colour scale symmetric about 0."""
     if maps.ndim != 3:
         raise UserError(f"plot_feature_maps: expected maps (C, H, W), got {maps.shape}")
-    plt = _pyplot()
+    plt = pyplot()
     c = maps.shape[0]
     cols = min(c, 8)
     rows = -(-c // cols)
@@ -189,7 +181,7 @@ def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: Path | str,
     """
     if not norms:
         raise UserError("plot_gradient_flow: no gradient norms to plot")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
     for name, values in norms.items():
         epochs = np.arange(1, len(values) + 1)
@@ -208,7 +200,7 @@ def plot_saliency(image: np.ndarray, sal: np.ndarray, path: Path | str, title: s
     """The image (H, W) beside its saliency map (H, W) and the map laid over the image."""
     if image.shape != sal.shape:
         raise UserError(f"plot_saliency: image {image.shape} and saliency {sal.shape} differ in shape")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(6, 2.3), dpi=80)
     axes[0].imshow(image, cmap="gray")
     axes[0].set_title("input", fontsize=8)

@@ -14,16 +14,11 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..data import MeanSubtraction, decode_image, load_dataset, to_float
+from ..loss import softmax
 from ..metrics import confusion_matrix, per_class_table
 from .config import TrainConfig
 from .loop import network_input, predict_logits
 from .rundata import load_run_data
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """(N, K) logits -> (N, K) probabilities (the row maximum is subtracted so exp cannot overflow)."""
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
