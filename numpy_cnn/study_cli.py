@@ -107,7 +107,8 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
     channels, minus the training mean (the checkpoint's, else that of the
     dataset's training split, else none for a fresh model on its own image).
     """
-    from .data import MeanSubtraction, decode_image, load_dataset, to_float, to_network_input
+    from .data import MeanSubtraction, decode_image, load_dataset, to_float
+    from .train.loop import network_input
     from .data.classes import parse_label
     from .data.dataset import TEST_SPLIT_FILE
 
@@ -135,7 +136,7 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
             mean, mean_note = MeanSubtraction.fit(ds.x_train).mean, "training mean of this dataset's split"
     if mean is None:
         mean, mean_note = np.zeros((), np.float32), "no mean subtracted (fresh model, own image)"
-    x = MeanSubtraction(mean)(to_network_input(gray[None], loaded.in_channels))
+    x = network_input(gray[None], MeanSubtraction(mean), loaded.in_channels)   # as training sees it
     return StudyImage(x.astype(loaded.model.dtype), gray, label, source, mean_note)
 
 
