@@ -64,6 +64,17 @@ Loop layout, and why
   PyTorch's forward (oneDNN, no waste) stays ahead at batch 64. Tried and
   dropped: kW shifted copies of each input row (an "im2col along the width
   only", no wrap-around waste): 5% faster for conv2, 25% slower for conv1.
+* Why conv2's forward at batch 64 cannot catch up by tuning this loop, as
+  measured on the 2-core Zen 4 at about 3.5 GHz (one 16-float FMA per cycle
+  per core: 56 G multiply-adds/s). With one thread, oneDNN runs conv2's
+  49.8 M multiply-adds at 48 G/s, 85% of that peak. This loop runs at 72-74%
+  in conv2's 392-long passes and 82-88% in long ones, and it does 60.2 M
+  (wrap-around included): even with no waste and long passes it would only
+  tie. Only fewer multiplications can win. Tried and dropped: Winograd
+  F(2,5) along the height (6 transformed rows per 2 output rows, 40% fewer
+  multiply-adds) halved this loop's time, but with 6 input and 16 output
+  channels the input and output transforms and their layouts cost as much
+  as they saved (1.6-1.75 ms against 1.58 ms, one thread, batch 64).
 * Stride > 1 is computed as stride 1 followed by taking every s-th output
   (and, backward, grad_y spread out with zeros in between). That is correct
   and simple but does s*s times the work; the paper's network uses stride 1.
