@@ -118,6 +118,9 @@ def load_dataset(
     cache = None if cache_dir is None else Path(cache_dir)
     if not data.exists():
         raise UserError(f"{data}: not found; pass a dataset folder or a FER2013 CSV")
+    for folder, what in ((split_dir, "split folder (it holds train.txt and test.txt)"), (cache, "cache folder")):
+        if folder is not None and Path(folder).is_file():  # checked now, not after minutes of decoding
+            raise UserError(f"{folder}: is a file, but it must be the {what}; pass a folder")
     is_csv = data.is_file()
     if is_csv and data.suffix.casefold() != ".csv":
         raise UserError(f"{data}: a file must be a FER2013 .csv; otherwise pass the dataset folder")
@@ -213,4 +216,10 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
         return parts[0], parts[1]
     train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data)
     test = read_split_file(split_dir / TEST_SPLIT_FILE, data)
+    # A hand-written pair may list an image on both sides: a test score on trained images.
+    trained = {(data / f).resolve() for f in train.files}
+    both = next((f for f in test.files if (data / f).resolve() in trained), None)
+    if both is not None:
+        raise UserError(f"{split_dir / TEST_SPLIT_FILE}: {both} is also in {TRAIN_SPLIT_FILE}; "
+                        "a test image must not be trained on, so remove it from one of the files")
     return _decode_pair(train, test, data, image_size, cache)

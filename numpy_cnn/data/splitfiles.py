@@ -2,13 +2,21 @@
 
 The label is the last whitespace-separated token, so paths may contain
 spaces; it is a class index 0-6 in :data:`CLASSES` order or a class name.
+A spreadsheet's ``path,label`` is read too.
 Blank lines and lines starting with ``#`` are ignored. The trainer writes
 ``train.txt`` and ``test.txt`` for its split and can read them back to
 repeat an experiment on exactly the same images.
+
+Hand-written files are read as people write them: a UTF-8 BOM (Notepad,
+Excel) and CRLF line ends are fine, Windows ``\\`` separators and ``./``
+prefixes are turned into the loader's ``a/b`` names. File names that are not
+UTF-8 on disk (old Windows zips) are written and read back byte for byte
+(``surrogateescape``).
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Collection
 from pathlib import Path
 
@@ -24,7 +32,8 @@ def write_split_file(path: Path, listing: Listing) -> None:
     """Write ``listing`` to ``path`` atomically (temp file + rename), labels as indices."""
     lines = [f"# relative/path label (0-{len(CLASSES) - 1}: {' '.join(CLASSES)})\n"]
     lines += [f"{f} {label}\n" for f, label in zip(listing.files, listing.labels.tolist())]
-    write_atomically(Path(path), lambda f: f.write("".join(lines).encode("utf-8")))
+    data = "".join(lines).encode("utf-8", "surrogateescape")  # a non-UTF-8 name keeps its bytes
+    write_atomically(Path(path), lambda f: f.write(data))
 
 
 def read_split_file(path: Path, root: Path, known: Collection[str] | None = None) -> Listing:
@@ -34,28 +43,55 @@ def read_split_file(path: Path, root: Path, known: Collection[str] | None = None
     (CSV rows named ``fer2013.csv:<line>``).
 
     Raises:
-        UserError: the split file is missing, or a line (named by number) has
-            no label, a bad label, or points at a missing file.
+        UserError: the split file is missing, unreadable or lists nothing, or a
+            line (named by number) has no label, a bad label, or points at a
+            missing file.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig drops a BOM, which would otherwise glue itself to the first path.
+        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
     except FileNotFoundError:
         raise UserError(f"{path}: split file not found; run once without reusing the split to write it") from None
+    except OSError as exc:  # e.g. --split-dir names a file, or no permission
+        raise UserError(f"{path}: cannot read the split file ({exc.strerror}); --split-dir must be the folder "
+                        "holding train.txt and test.txt") from None
     files, labels = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         where = f"{path}:{number}"
-        parts = line.rsplit(None, 1)
+        parts = _path_and_label(line)
         if len(parts) != 2:
             raise UserError(f"{where}: expected 'relative/path label', got {line!r}")
         relative, label = parts
+        label = parse_label(label, where)  # before the path: "0.png,0" is a bad label, not a missing file
         if known is not None and relative not in known:
             raise UserError(f"{where}: {relative!r} is not a row of the CSV; fix the line or the data")
-        if known is None and not (root / relative).is_file():
-            raise UserError(f"{where}: {root / relative} does not exist; fix the line or the data folder")
+        if known is None:
+            relative = _as_loader_name(relative, root)
+            if (root / relative).is_dir():
+                raise UserError(f"{where}: {root / relative} is a folder; list image files, one per line")
+            if not (root / relative).is_file():
+                raise UserError(f"{where}: {root / relative} does not exist; fix the line or the data folder")
         files.append(relative)
-        labels.append(parse_label(label, where))
+        labels.append(label)
+    if not files:
+        raise UserError(f"{path}: lists no images; write one 'relative/path label' per line")
     return Listing(files, np.array(labels, dtype=np.int64))
+
+
+def _path_and_label(line: str) -> list[str]:
+    """``[path, label]`` of a line (fewer items if it has no label); ``path,label`` is read too."""
+    head, comma, tail = line.rpartition(",")
+    if comma and tail.strip() and len(tail.split()) == 1:
+        return [head.strip(), tail.strip()]  # saved from a spreadsheet; a comma inside a name stays
+    return line.rsplit(None, 1)
+
+
+def _as_loader_name(relative: str, root: Path) -> str:
+    """A path as written in a split file -> the loader's name for it (``a/b``, no ``./``)."""
+    if "\\" in relative and not (root / relative).exists():
+        relative = relative.replace("\\", "/")  # written on Windows; a real backslash name is kept
+    return posixpath.normpath(relative)
