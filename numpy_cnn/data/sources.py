@@ -7,21 +7,25 @@ Three folder layouts are recognised (names matched case-insensitively):
   files at the root (``README``, ``train.txt``) are ignored. Sub-folders of a
   class folder (one per film clip, as in AFEW-style frame dumps) are read too,
   recursively. Any other visible file in a class folder is taken to be an
-  image, so a stray file there is reported, not skipped.
+  image, so a stray file there is reported, not skipped; so are a broken
+  link and a link back to a folder being read (it would repeat images).
 * **split folders**: ``root/train/<Class>/...`` plus ``root/test/<Class>/...``
   (Kaggle's FER2013), ``root/Train`` plus ``root/Val`` (SFEW 2.0), or
   ``validation``/``valid`` (other Kaggle copies). The test folder (else the
-  validation one) is the test set.
+  validation one) is the test set; a test folder without class folders
+  (SFEW 2.0's unlabelled ``Test/``) is passed over for ``Val/``.
 * **JAFFE**: a flat folder whose image names carry the expression code,
   ``KA.AN1.39.tiff`` (AN, DI, FE, HA, NE, SA, SU). Files without a code
   are ignored.
 
 Hidden entries (``.DS_Store``, ``._x.png``, ``.ipynb_checkpoints``,
-``Thumbs.db``, ``desktop.ini``, ``__MACOSX``) are skipped everywhere.
+``Thumbs.db``, ``desktop.ini``, ``__MACOSX``, a Synology NAS's ``@eaDir``
+thumbnails, a Windows drive's ``$RECYCLE.BIN``) are skipped everywhere.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +35,7 @@ import numpy as np
 from ..errors import UserError
 from .classes import CLASSES, class_index
 
-_JUNK = {"thumbs.db", "desktop.ini", "__macosx"}
+_JUNK = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 _TRAIN_NAMES = ("train",)
 _TEST_NAMES = ("test", "val", "validation", "valid")  # in order of preference
 _JAFFE_CODES = {"AN": "Angry", "DI": "Disgust", "FE": "Fear", "HA": "Happy",
@@ -70,12 +74,17 @@ def split_folders(root: Path) -> tuple[Path, Path | None] | None:
     """(train folder, test-or-val folder or None) if ``root`` has a split layout, else None."""
     by_name = {p.name.casefold(): p for p in visible_entries(root) if p.is_dir()}
     train = next((by_name[n] for n in _TRAIN_NAMES if n in by_name), None)
-    test = next((by_name[n] for n in _TEST_NAMES if n in by_name), None)
-    if train is None and test is None:
+    tests = [by_name[n] for n in _TEST_NAMES if n in by_name]
+    if train is None and not tests:
         return None
     if train is None:
-        raise UserError(f"{root}: has a {test.name}/ folder but no train/ folder; add train/<Class>/ images")
-    return train, test
+        raise UserError(f"{root}: has a {tests[0].name}/ folder but no train/ folder; add train/<Class>/ images")
+    # Images straight inside a test folder have no label (SFEW 2.0's Test/): use the labelled Val/.
+    labelled = [p for p in tests if has_subfolders(p)]
+    if tests and not labelled:
+        raise UserError(f"{tests[0]}: has no class folders, so its images have no labels; move them into "
+                        f"{tests[0].name}/<Class>/ folders, or move the folder out to split {train.name}/ at random")
+    return train, labelled[0] if labelled else None
 
 
 def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
@@ -87,12 +96,14 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
     root = folder if root is None else root
     files, labels = [], []
     for sub in visible_entries(folder):
-        if not sub.is_dir():
-            continue  # loose files at the root, e.g. our own train.txt
         label = class_index(sub.name)
+        if not sub.is_dir():
+            if label is not None and sub.is_symlink():  # a linked class on an unmounted drive
+                _broken_link(sub)
+            continue  # loose files at the root, e.g. our own train.txt
         if label is None:
-            # A folder of folders is more likely the dataset itself, one level down.
-            nested = any(p.is_dir() for p in visible_entries(sub))
+            # A folder of folders or of JAFFE images is more likely the dataset itself, one level down.
+            nested = any(p.is_dir() or _JAFFE_NAME.match(p.name) for p in visible_entries(sub))
             raise UserError(
                 f"{sub}: unknown class folder {sub.name!r}; rename it to one of "
                 f"{', '.join(CLASSES)} (any case) or move it out"
@@ -105,14 +116,35 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
 
 
 def visible_files(folder: Path) -> list[Path]:
-    """Every non-hidden file below ``folder``, depth first, sorted by name at each level."""
+    """Every non-hidden file below ``folder``, depth first, sorted by name at each level.
+
+    Raises:
+        UserError: a broken link, or a link to a folder that holds it (read
+            forever, it would repeat the same images hundreds of times).
+    """
+    return _visible_files(folder, ancestors=frozenset())
+
+
+def _visible_files(folder: Path, ancestors: frozenset[Path]) -> list[Path]:
+    chain = ancestors | {folder.resolve()}
     files = []
     for entry in visible_entries(folder):
         if entry.is_dir():
-            files.extend(visible_files(entry))
+            target = entry.resolve()
+            if any(a.is_relative_to(target) for a in chain):
+                raise UserError(f"{entry}: links to {target}, which holds the link itself, so its images "
+                                "would be read again and again; remove the link")
+            files.extend(_visible_files(entry, chain))
         elif entry.is_file():
             files.append(entry)
+        elif entry.is_symlink():
+            _broken_link(entry)
     return files
+
+
+def _broken_link(path: Path) -> None:
+    raise UserError(f"{path}: a link to {os.readlink(path)}, which does not exist; "
+                    "restore the target or delete the link")
 
 
 def list_jaffe(folder: Path) -> Listing:
