@@ -12,6 +12,8 @@
 
 ``test_data`` (a folder of class folders or JAFFE images, or a CSV, used
 whole) replaces any test set the data defines; the training part stays.
+Being used whole, it may not be ``data`` itself nor a folder holding
+``train/`` and ``test/`` (its ``train/`` would be tested on).
 When there is no test set (no test folder, no Usage column, no
 ``test_data``), a seeded stratified split is made and, if ``split_dir`` is
 given, written there as ``train.txt`` and ``test.txt`` so the run can be
@@ -30,7 +32,8 @@ from ..errors import UserError
 from .classes import CLASSES
 from .fer2013 import read_fer2013_csv
 from .images import load_images
-from .sources import Listing, has_subfolders, list_class_folders, list_jaffe, split_folders
+from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
+                      split_folders)
 from .split import stratified_split
 from .splitfiles import read_split_file, write_split_file
 
@@ -121,6 +124,13 @@ def load_dataset(
     for folder, what in ((split_dir, "split folder (it holds train.txt and test.txt)"), (cache, "cache folder")):
         if folder is not None and Path(folder).is_file():  # checked now, not after minutes of decoding
             raise UserError(f"{folder}: is a file, but it must be the {what}; pass a folder")
+    if test_data is not None:  # checked now, not after decoding the training images
+        test_data = Path(test_data)
+        if not test_data.exists():
+            raise UserError(f"{test_data}: test data not found; pass a folder or a FER2013 CSV")
+        if test_data.resolve() == data.resolve():
+            raise UserError(f"{test_data}: is the training data itself; pass a separate test set, "
+                            "or none to split one off at random")
     is_csv = data.is_file()
     if is_csv and data.suffix.casefold() != ".csv":
         raise UserError(f"{data}: a file must be a FER2013 .csv; otherwise pass the dataset folder")
@@ -138,16 +148,29 @@ def load_dataset(
         whole = _Part(rows.x, rows.y, [f"{data.name}:{n}" for n in rows.lines.tolist()])
         if (rows.usage >= 0).all():  # a Usage column
             train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
+            if not len(train.y):
+                raise UserError(f"{data}: no Training rows in the Usage column; fix it, or delete the column "
+                                "to split the rows at random")
+            if not len(test.y) and test_data is None:
+                raise UserError(f"{data}: no PublicTest or PrivateTest rows to test on; give a separate "
+                                "test set, or delete the Usage column to split the rows at random")
         else:
             train, test = whole, None
     elif (folders := split_folders(data)) is not None:
         source = "train/test folders"
         train_dir, test_dir = folders
+        train_list = list_class_folders(train_dir, root)
+        if not len(train_list):
+            raise UserError(f"{train_dir}: no images in class folders; put them in "
+                            f"{train_dir.name}/<Class>/ ({', '.join(CLASSES)})")
         if test_dir is None:
-            train, test = _decode(list_class_folders(train_dir, root), root, image_size, cache), None
+            train, test = _decode(train_list, root, image_size, cache), None
         else:
-            train, test = _decode_pair(list_class_folders(train_dir, root), list_class_folders(test_dir, root),
-                                       root, image_size, cache)
+            test_list = list_class_folders(test_dir, root)
+            if not len(test_list) and test_data is None:
+                raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
+                                f"the folder out to split {train_dir.name}/ at random")
+            train, test = _decode_pair(train_list, test_list, root, image_size, cache)
     elif has_subfolders(data):
         source = "class folders"
         train, test = _decode(list_class_folders(data), root, image_size, cache), None
@@ -156,12 +179,15 @@ def load_dataset(
         train, test = _decode(list_jaffe(data), root, image_size, cache), None
 
     if not len(train.y):
+        # The FER2013 download unpacks to fer2013/fer2013.csv: the folder is what people pass.
+        csv = next((p for p in sorted(data.iterdir()) if p.suffix.casefold() == ".csv"), None)
         raise UserError(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV"
+            + (f"; for the CSV in it, pass --data {csv}" if csv else "")
         )
     if test_data is not None:  # replaces any test set the data itself defines
-        test = _load_whole(Path(test_data), image_size, cache)
+        test = _load_whole(test_data, image_size, cache)
     elif test is None:
         train_idx, test_idx = stratified_split(train.y, test_fraction, np.random.default_rng(seed))
         train, test = train.take(train_idx), train.take(test_idx)
@@ -192,11 +218,13 @@ def _decode_pair(train: Listing, test: Listing, root: Path, image_size: int,
 
 def _load_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
     """Every image of a folder (class folders or JAFFE) or CSV, as one part."""
-    if not path.exists():
-        raise UserError(f"{path}: test data not found; pass a folder or a FER2013 CSV")
     if path.is_file():
+        if path.suffix.casefold() != ".csv":
+            raise UserError(f"{path}: a test-data file must be a FER2013 .csv; otherwise pass a folder")
         rows = read_fer2013_csv(path, image_size, cache)
         return _Part(rows.x, rows.y, [f"{path.name}:{n}" for n in rows.lines.tolist()])
+    if (inner := labelled_test_folder(path)) is not None:  # used whole, a train/ beside it would be tested on
+        raise UserError(f"{path}: holds {inner.name}/ rather than class folders; pass {inner} as the test data")
     listing = list_class_folders(path) if has_subfolders(path) else list_jaffe(path)
     if not len(listing):
         raise UserError(f"{path}: no test images found; expected class folders or JAFFE-named images")
@@ -213,13 +241,18 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
             listing = read_split_file(split_dir / name, data.parent, known=row_of.keys())
             index = np.array([row_of[f] for f in listing.files], dtype=np.int64)
             parts.append(_Part(rows.x[index], listing.labels, listing.files))
+        _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
         return parts[0], parts[1]
     train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data)
     test = read_split_file(split_dir / TEST_SPLIT_FILE, data)
-    # A hand-written pair may list an image on both sides: a test score on trained images.
-    trained = {(data / f).resolve() for f in train.files}
-    both = next((f for f in test.files if (data / f).resolve() in trained), None)
+    _check_disjoint(train.files, test.files, split_dir, lambda f: (data / f).resolve())
+    return _decode_pair(train, test, data, image_size, cache)
+
+
+def _check_disjoint(train: list[str], test: list[str], split_dir: Path, identity) -> None:
+    """A hand-written pair may list an image on both sides: a test score on trained images."""
+    trained = {identity(f) for f in train}
+    both = next((f for f in test if identity(f) in trained), None)
     if both is not None:
         raise UserError(f"{split_dir / TEST_SPLIT_FILE}: {both} is also in {TRAIN_SPLIT_FILE}; "
                         "a test image must not be trained on, so remove it from one of the files")
-    return _decode_pair(train, test, data, image_size, cache)

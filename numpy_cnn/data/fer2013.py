@@ -75,6 +75,11 @@ def read_fer2013_csv(path: Path, image_size: int = 48, cache_dir: Path | None = 
 def _parse(path: Path) -> CsvRows:
     lines = path.read_bytes().split(b"\n")
     header = [h.strip().strip(b'"').decode("utf-8-sig", "replace").casefold() for h in lines[0].split(b",")]
+    if not path.stat().st_size:
+        raise UserError(f"{path}: the file is empty; pass the FER2013 CSV (emotion,pixels,Usage)")
+    if "pixels" in header and "emotion" not in header:  # Kaggle's test.csv
+        raise UserError(f"{path}: has no emotion column, so its images have no labels (Kaggle's test.csv "
+                        "is unlabelled); use fer2013.csv, train.csv or icml_face_data.csv")
     if "emotion" not in header or "pixels" not in header:
         raise UserError(f"{path}:1: header must name the columns emotion,pixels[,Usage]; got {lines[0][:80].decode('utf-8', 'replace').strip()!r}")
     col_emotion, col_pixels = header.index("emotion"), header.index("pixels")

@@ -79,12 +79,21 @@ def split_folders(root: Path) -> tuple[Path, Path | None] | None:
         return None
     if train is None:
         raise UserError(f"{root}: has a {tests[0].name}/ folder but no train/ folder; add train/<Class>/ images")
-    # Images straight inside a test folder have no label (SFEW 2.0's Test/): use the labelled Val/.
-    labelled = [p for p in tests if has_subfolders(p)]
-    if tests and not labelled:
+    test = labelled_test_folder(root)
+    if tests and test is None:
         raise UserError(f"{tests[0]}: has no class folders, so its images have no labels; move them into "
                         f"{tests[0].name}/<Class>/ folders, or move the folder out to split {train.name}/ at random")
-    return train, labelled[0] if labelled else None
+    return train, test
+
+
+def labelled_test_folder(root: Path) -> Path | None:
+    """The first of ``root``'s test, val, validation, valid folders that holds class folders, or None.
+
+    Images straight inside a test folder have no label (SFEW 2.0's ``Test/``),
+    so such a folder is passed over for the labelled ``Val/``.
+    """
+    by_name = {p.name.casefold(): p for p in visible_entries(root) if p.is_dir()}
+    return next((by_name[n] for n in _TEST_NAMES if n in by_name and has_subfolders(by_name[n])), None)
 
 
 def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
