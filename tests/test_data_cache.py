@@ -67,3 +67,12 @@ def test_fer2013_csv_is_parsed_once(tmp_path, monkeypatch):
     monkeypatch.setattr(fer2013, "_parse", lambda path: pytest.fail("parsed again despite the cache"))
     again = fer2013.read_fer2013_csv(csv, 48, tmp_path / "cache")
     assert np.array_equal(again.x, first.x) and np.array_equal(again.y, first.y)
+
+
+def test_unwritable_cache_warns_and_loads(tmp_path, data_files, capsys):
+    # A full disk or read-only folder must not stop a run that has already decoded everything.
+    (tmp_path / "a file").write_text("not a folder")
+    x = load_images(data_files, 8, tmp_path / "a file" / "cache")
+    assert np.array_equal(x, load_images(data_files, 8))
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and "not cached" in warning and "a file/cache" in warning

@@ -7,13 +7,16 @@ stale entry is simply never looked up again.
 
 Entries are written atomically (:mod:`.atomic`), so a reader never sees half
 an entry. A damaged or truncated entry
-reads as a miss and is rebuilt, never a crash.
+reads as a miss and is rebuilt, never a crash. An entry that cannot be
+written (full disk, read-only folder) costs only speed: one warning line on
+stderr, and the run goes on with the arrays it has.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,6 +57,15 @@ def load_entry(cache_dir: Path | None, key: str) -> dict[str, np.ndarray] | None
 
 
 def save_entry(cache_dir: Path | None, key: str, **arrays: np.ndarray) -> None:
-    """Store ``arrays`` under ``key``, atomically: a crash leaves either nothing or a whole entry."""
-    if cache_dir is not None:
-        write_atomically(Path(cache_dir) / f"{key}.npz", lambda f: np.savez(f, **arrays))
+    """Store ``arrays`` under ``key``, atomically: a crash leaves either nothing or a whole entry.
+
+    A failed write is reported on stderr, not raised: the caller already has the arrays.
+    """
+    if cache_dir is None:
+        return
+    path = Path(cache_dir) / f"{key}.npz"
+    try:
+        write_atomically(path, lambda f: np.savez(f, **arrays))
+    except OSError as exc:
+        print(f"warning: {path}: not cached ({exc.strerror or exc}); the data will be decoded again next time",
+              file=sys.stderr, flush=True)
