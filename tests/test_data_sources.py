@@ -47,12 +47,13 @@ def test_only_an_unlabelled_test_folder_is_an_error(tmp_path):
     one_line_error(lambda: load_dataset(tmp_path), "Test: has no class folders", "Test/<Class>/")
 
 
-def test_nas_and_windows_drive_junk_is_skipped(tmp_path):
+def test_nas_windows_and_wsl_junk_is_skipped(tmp_path):
     root = class_folders(tmp_path / "sfew")
     for junk in (root / "@eaDir", root / "Angry" / "@eaDir" / "Airheads_000000000_00000005.png",
                  root / "$RECYCLE.BIN", root / "System Volume Information"):
         junk.mkdir(parents=True)
         Image.new("L", (8, 8), 255).save(junk / "SYNOFILE_THUMB_M.jpg")  # a valid image of no class
+    (root / "Happy" / "Airheads_000000000_00000005.png:Zone.Identifier").write_text("[ZoneTransfer]\nZoneId=3\n")
     ds = load_dataset(root, image_size=8)
     assert len(ds.y_train) + len(ds.y_test) == 14 and 255 not in ds.x_train
 
@@ -86,3 +87,8 @@ def test_jaffe_one_level_down_gets_a_hint(tmp_path):
     (tmp_path / "jaffe").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "jaffe" / "KA.AN1.39.tiff")
     one_line_error(lambda: load_dataset(tmp_path), f"pass --data {tmp_path / 'jaffe'}")
+
+
+def test_one_class_folder_points_at_its_parent(tmp_path):
+    root = class_folders(tmp_path / "sfew")
+    one_line_error(lambda: load_dataset(root / "Angry"), "no images found", f"holding all of them, {root}")

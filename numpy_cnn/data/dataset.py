@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .classes import CLASSES
+from .classes import CLASSES, class_index
 from .fer2013 import read_fer2013_csv
 from .images import load_images
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
@@ -185,6 +185,8 @@ def load_dataset(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV"
             + (f"; for the CSV in it, pass --data {csv}" if csv else "")
+            + (f"; {data.name} looks like one class: pass the folder holding all of them, {data.parent}"
+               if class_index(data.name) is not None else "")
         )
     if test_data is not None:  # replaces any test set the data itself defines
         test = _load_whole(test_data, image_size, cache)

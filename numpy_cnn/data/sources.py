@@ -20,7 +20,8 @@ Three folder layouts are recognised (names matched case-insensitively):
 
 Hidden entries (``.DS_Store``, ``._x.png``, ``.ipynb_checkpoints``,
 ``Thumbs.db``, ``desktop.ini``, ``__MACOSX``, a Synology NAS's ``@eaDir``
-thumbnails, a Windows drive's ``$RECYCLE.BIN``) are skipped everywhere.
+thumbnails, a Windows drive's ``$RECYCLE.BIN``, the ``x.png:Zone.Identifier``
+files Windows adds to files copied into WSL) are skipped everywhere.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Listing:
 
 def is_hidden(name: str) -> bool:
     """Files and folders that operating systems and tools leave behind."""
-    return name.startswith(".") or name.casefold() in _JUNK
+    return name.startswith(".") or name.casefold() in _JUNK or name.casefold().endswith(":zone.identifier")
 
 
 def visible_entries(folder: Path) -> list[Path]:
