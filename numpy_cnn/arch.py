@@ -76,24 +76,38 @@ def parse_arch(spec: str) -> list[_Layer]:
     return layers
 
 
-def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int = 48,
-                num_classes: int = 7, *, rng: np.random.Generator | int | None = None,
-                dtype: type = np.float32) -> Sequential:
-    """The network a spec describes, for (N, in_channels, image_size, image_size) input.
+# A float32 weight takes 4 bytes, and training holds three copies (weight, gradient,
+# momentum): past this many parameters a spec is a typo (fc1000000), not an experiment.
+MAX_PARAMETERS = 2 ** 28
 
-    Returns a :class:`Sequential` ending in ``Linear(..., num_classes)``;
-    logits are (N, num_classes). Raises :class:`UserError` naming the token
-    whose input would be smaller than its kernel or window, or a conv after an
-    fc.
+
+@dataclass(frozen=True)
+class _Planned:
+    """One layer of a checked spec: its name, kind and constructor arguments (sizes resolved)."""
+
+    name: str
+    kind: str
+    args: tuple[int, ...] = ()
+
+
+def _plan(spec: str, in_channels: int, image_size: int, num_classes: int) -> list[_Planned]:
+    """Resolve every layer's sizes by following the shapes through ``spec``; no weights are made.
+
+    Raises :class:`UserError` naming the token whose input would be smaller than its kernel or
+    window, a conv after an fc, or a spec with more than :data:`MAX_PARAMETERS` parameters.
     """
-    rng = as_generator(rng)
     counts: dict[str, int] = {}
-    named: list[tuple[str, Module]] = []
+    plan: list[_Planned] = []
     channels, side, features = in_channels, image_size, None   # features: set once flattened
+    parameters = 0
 
-    def add(kind: str, layer: Module) -> None:
+    def add(kind: str, *args: int) -> None:
         counts[kind] = counts.get(kind, 0) + 1
-        named.append((f"{kind}{counts[kind]}", layer))
+        plan.append(_Planned(f"{kind}{counts[kind]}", kind, args))
+
+    def flatten() -> int:
+        plan.append(_Planned("flatten", "flatten"))
+        return channels * side * side
 
     for position, layer in enumerate(parse_arch(spec), start=1):
         where = f"architecture spec {spec!r}: token {position} {layer.token!r}"
@@ -105,27 +119,70 @@ def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int 
             if out < 1:
                 raise UserError(f"{where}: its {side}x{side} input is smaller than the {k}x{k} kernel; "
                                 "use a smaller kernel, padding, or fewer pools")
-            # The first conv's input is data, not a result: skip its input gradient.
-            first = "conv" not in counts
-            add("conv", Conv2d(channels, f, k, s, p, rng=rng, dtype=dtype, needs_input_grad=not first))
+            add("conv", channels, f, k, s, p)
+            parameters += f * channels * k * k + f
             channels, side = f, out
         elif layer.kind == "pool":
             k, s = layer.args
             if side < k:
                 raise UserError(f"{where}: its {side}x{side} input is smaller than the {k}x{k} window; "
                                 "use fewer pools or larger images")
-            add("pool", MaxPool2d(k, s))
+            add("pool", k, s)
             side = (side - k) // s + 1
         elif layer.kind == "relu":
-            add("relu", ReLU())
+            add("relu")
         else:
             if features is None:
-                named.append(("flatten", Flatten()))
-                features = channels * side * side
-            add("fc", Linear(features, layer.args[0], rng=rng, dtype=dtype))
+                features = flatten()
+            add("fc", features, layer.args[0])
+            parameters += (features + 1) * layer.args[0]
             features = layer.args[0]
     if features is None:
-        named.append(("flatten", Flatten()))
-        features = channels * side * side
-    add("fc", Linear(features, num_classes, rng=rng, dtype=dtype))
+        features = flatten()
+    add("fc", features, num_classes)
+    parameters += (features + 1) * num_classes
+    if parameters > MAX_PARAMETERS:
+        raise UserError(f"architecture spec {spec!r} has {parameters:,} parameters "
+                        f"({4 * parameters / 2 ** 30:.1f} GiB of float32 weights); the limit is "
+                        f"{MAX_PARAMETERS:,}: use fewer filters or smaller fc layers")
+    return plan
+
+
+def check_arch(spec: str, in_channels: int = 3, image_size: int = 48, num_classes: int = 7) -> None:
+    """Raise the :class:`UserError` :func:`build_model` would raise for ``spec``, without making weights.
+
+    The trainer calls it before loading any data, so a bad ``--arch`` writes nothing.
+    """
+    _plan(spec, in_channels, image_size, num_classes)
+
+
+def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int = 48,
+                num_classes: int = 7, *, rng: np.random.Generator | int | None = None,
+                dtype: type = np.float32) -> Sequential:
+    """The network a spec describes, for (N, in_channels, image_size, image_size) input.
+
+    Returns a :class:`Sequential` ending in ``Linear(..., num_classes)``;
+    logits are (N, num_classes). Raises :class:`UserError` naming the token
+    whose input would be smaller than its kernel or window, or a conv after an
+    fc (see :func:`_plan`).
+    """
+    plan = _plan(spec, in_channels, image_size, num_classes)   # before any weight is drawn
+    rng = as_generator(rng)
+    named: list[tuple[str, Module]] = []
+    first_conv = True
+    for layer in plan:
+        if layer.kind == "conv":
+            c, f, k, s, p = layer.args
+            # The first conv's input is data, not a result: skip its input gradient.
+            named.append((layer.name, Conv2d(c, f, k, s, p, rng=rng, dtype=dtype,
+                                             needs_input_grad=not first_conv)))
+            first_conv = False
+        elif layer.kind == "pool":
+            named.append((layer.name, MaxPool2d(*layer.args)))
+        elif layer.kind == "relu":
+            named.append((layer.name, ReLU()))
+        elif layer.kind == "flatten":
+            named.append((layer.name, Flatten()))
+        else:
+            named.append((layer.name, Linear(*layer.args, rng=rng, dtype=dtype)))
     return Sequential(OrderedDict(named))

@@ -50,6 +50,7 @@ def test_spec_without_fc_gets_flatten_and_classifier():
     ("fc10-c3k3", "'c3k3'"),
     ("c0k3", "'c0k3'"),
     ("pool2s0", "'pool2s0'"),
+    ("fc100000000", "parameters"),   # refused before 500 GB of weights are drawn
 ])
 def test_impossible_specs_are_one_line_errors_naming_the_token(spec, needle):
     with pytest.raises(UserError) as info:

@@ -228,6 +228,25 @@ def test_an_out_dir_holding_a_run_is_not_overwritten(world, tmp_path):
     _assert_clean_failure(world, tmp_path, args, "already holds a run")
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (["--epochs", 0], "--epochs must be >= 1"),
+    (["--lr", -1], "--lr must be"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--momentum", "inf"], "--momentum must be a finite number"),
+    (["--weight-decay", "nan"], "--weight-decay must be"),
+    (["--batch-size", 0], "--batch-size must be >= 1"),
+    (["--rotation", -5], "--rotation must be between 0 and 180"),
+    (["--seed", -1], "--seed must be >= 0"),
+    (["--arch", "nonsense"], "unknown token 'nonsense'"),
+    (["--arch", "c6k5-fc0"], "'fc0' needs sizes >= 1"),
+])
+def test_bad_option_values_are_refused_before_anything_is_written(world, tmp_path, flags, needle):
+    # Checked before the data is loaded, so not even the split files appear.
+    _assert_clean_failure(world, tmp_path, train_args(world["data"], tmp_path / "new", world["cache"], *flags),
+                          needle)
+    assert not (tmp_path / "new").exists()
+
+
 def test_an_impossible_arch_and_a_bad_image_to_predict(world, tmp_path):
     args = train_args(world["data"], tmp_path / "new", world["cache"], "--arch", "c6k5-pool64")
     _assert_clean_failure(world, tmp_path, args, "'pool64'")

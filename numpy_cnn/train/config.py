@@ -6,12 +6,15 @@ run continues with exactly the settings it started with.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
-from ..arch import DEFAULT_ARCH
+from ..arch import DEFAULT_ARCH, check_arch
+from ..data import CLASSES
 from ..errors import UserError
 
 MEAN_MODES = ("scalar", "pixel")
+IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
 
 
 @dataclass(frozen=True)
@@ -41,23 +44,31 @@ class TrainConfig:
     test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
+        """Check every setting before anything is loaded or written: a mistake costs nothing.
+
+        ``not x > 0`` style tests also reject NaN, and ``math.isfinite`` rejects
+        ``inf``, which would otherwise turn the first step's weights into NaN.
+        """
         problems = []
         if self.epochs < 1:
             problems.append(f"--epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            problems.append(f"--lr must be > 0, got {self.lr}")
-        if not self.momentum >= 0:
-            problems.append(f"--momentum must be >= 0, got {self.momentum}")
-        if not self.weight_decay >= 0:
-            problems.append(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"--lr must be a finite number > 0, got {self.lr}")
+        if not (self.momentum >= 0 and math.isfinite(self.momentum)):
+            problems.append(f"--momentum must be a finite number >= 0, got {self.momentum}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            problems.append(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             problems.append(f"--batch-size must be >= 1, got {self.batch_size}")
         if not 0 <= self.rotation <= 180:
             problems.append(f"--rotation must be between 0 and 180 degrees, got {self.rotation}")
+        if self.seed < 0:   # numpy's SeedSequence takes only non-negative integers
+            problems.append(f"--seed must be >= 0, got {self.seed}")
         if self.mean not in MEAN_MODES:
             problems.append(f"--mean must be one of {', '.join(MEAN_MODES)}, got {self.mean!r}")
         if problems:
             raise UserError("; ".join(problems))
+        check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
 
     def to_json(self) -> dict:
         return asdict(self)

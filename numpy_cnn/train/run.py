@@ -30,14 +30,13 @@ from ..loss import cross_entropy
 from ..metrics import confusion_matrix, format_table1, per_class_table
 from ..module import Sequential
 from ..optim import SGD
-from .config import TrainConfig
+from .config import IN_CHANNELS, TrainConfig
 from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
 from .progress import epoch_line
 from .rundata import check_same_data, digest, load_new_run_data, load_run_data
 from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json, write_metrics,
                      write_plots, write_text)
 
-IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
 FORMAT = "numpy_cnn checkpoint v1"
 # Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
 # snapshotted in memory (~0.1 ms) and written at most this often, at the end,
