@@ -135,6 +135,8 @@ def test_jaffe(tmp_path):
 def test_separate_test_data(tmp_path):
     root = class_folders(tmp_path / "train", per_class=2)
     test = class_folders(tmp_path / "elsewhere", per_class=1)
+    for i, path in enumerate(sorted(test.rglob("*.png"))):
+        Image.new("L", (8, 8), 5 * i + 3).save(path)  # not the training pixels: a real separate set
     ds = load_dataset(root, test_data=test, image_size=8, split_dir=tmp_path / "run")
     assert len(ds.y_train) == 14 and len(ds.y_test) == 7
     assert not (tmp_path / "run").exists()

@@ -19,9 +19,9 @@ def class_folders(root, per_class=2):
     return root
 
 
-def fer_csv(path, usages=("Training", "Training", "PublicTest"), header="emotion,pixels,Usage"):
-    pixels = " ".join(["7"] * 2304)
-    rows = [f"{i % 7},{pixels}" + (f",{u}" if "Usage" in header else "") for i, u in enumerate(usages)]
+def fer_csv(path, usages=("Training", "Training", "PublicTest"), header="emotion,pixels,Usage", first=0):
+    rows = [f"{i % 7},{' '.join([str(first + i)] * 2304)}" + (f",{u}" if "Usage" in header else "")
+            for i, u in enumerate(usages)]  # row i is all first + i: distinct images
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
 
@@ -49,7 +49,7 @@ def test_usage_column_without_one_side(tmp_path):
     one_line_error(lambda: load_dataset(fer_csv(tmp_path / "b.csv", ["PublicTest"] * 3)),
                    "b.csv", "no Training rows")
     # With a separate test set, a CSV of Training rows only is fine.
-    test = fer_csv(tmp_path / "test_rows.csv", ["PrivateTest"] * 2)
+    test = fer_csv(tmp_path / "test_rows.csv", ["PrivateTest"] * 2, first=100)
     ds = load_dataset(tmp_path / "a.csv", test_data=test)
     assert len(ds.y_train) == 3 and len(ds.y_test) == 2
 
@@ -92,3 +92,15 @@ def test_csv_row_in_both_split_files(tmp_path):
     (tmp_path / "test.txt").write_text("fer.csv:4 2\nfer.csv:2 0\n")
     one_line_error(lambda: load_dataset(csv, split_dir=tmp_path, reuse_split=True),
                    "test.txt", "fer.csv:2 is also in train.txt")
+
+
+def test_test_data_made_of_training_images(tmp_path):
+    # Kaggle's train.csv is fer2013.csv's Training rows; the whole fer2013.csv as test data repeats them.
+    usages = ["Training"] * 4 + ["PublicTest", "PrivateTest"]
+    fer = fer_csv(tmp_path / "fer2013.csv", usages)
+    lines = fer.read_text().splitlines()
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(["emotion,pixels"] + [line.rsplit(",", 1)[0] for line in lines[1:5]]) + "\n")
+    one_line_error(lambda: load_dataset(train, test_data=fer), "fer2013.csv", "4 of its 6 images are also training")
+    ds = load_dataset(train, test_data=fer_csv(tmp_path / "other.csv", ["PublicTest"] * 6, first=3))
+    assert len(ds.y_test) == 6  # 1 of 6 images also in training: a real set may have a few duplicates

@@ -23,6 +23,7 @@ everything loaded, so an error never replaces a good pair.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +191,7 @@ def load_dataset(
         )
     if test_data is not None:  # replaces any test set the data itself defines
         test = _load_whole(test_data, image_size, cache)
+        _check_not_training_images(test, train, test_data)
     elif test is None:
         train_idx, test_idx = stratified_split(train.y, test_fraction, np.random.default_rng(seed))
         train, test = train.take(train_idx), train.take(test_idx)
@@ -231,6 +233,17 @@ def _load_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
     if not len(listing):
         raise UserError(f"{path}: no test images found; expected class folders or JAFFE-named images")
     return _decode(listing, path, image_size, cache)
+
+
+def _check_not_training_images(test: _Part, train: _Part, test_data: Path) -> None:
+    """Stop when most test images are training images, e.g. ``--test-data fer2013.csv`` next to
+    Kaggle's train.csv: used whole, the CSV's Training rows would be tested on. A few equal
+    images are normal (FER2013 has duplicates), so only a majority counts."""
+    trained = {hashlib.sha1(image.tobytes()).digest() for image in train.x}
+    shared = sum(hashlib.sha1(image.tobytes()).digest() in trained for image in test.x)
+    if 2 * shared > len(test.y):
+        raise UserError(f"{test_data}: {shared} of its {len(test.y)} images are also training images (test data "
+                        "is used whole, a CSV's Training rows too); pass test images the network is not trained on")
 
 
 def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None) -> tuple[_Part, _Part]:
