@@ -73,10 +73,10 @@ def read_fer2013_csv(path: Path, image_size: int = 48, cache_dir: Path | None = 
 
 
 def _parse(path: Path) -> CsvRows:
-    lines = path.read_bytes().split(b"\n")
-    header = [h.strip().strip(b'"').decode("utf-8-sig", "replace").casefold() for h in lines[0].split(b",")]
-    if not path.stat().st_size:
+    lines = path.read_bytes().splitlines()  # \n, \r\n, or the \r of old Mac Excel exports
+    if not lines:
         raise UserError(f"{path}: the file is empty; pass the FER2013 CSV (emotion,pixels,Usage)")
+    header = [h.strip().strip(b'"').decode("utf-8-sig", "replace").casefold() for h in lines[0].split(b",")]
     if "pixels" in header and "emotion" not in header:  # Kaggle's test.csv
         raise UserError(f"{path}: has no emotion column, so its images have no labels (Kaggle's test.csv "
                         "is unlabelled); use fer2013.csv, train.csv or icml_face_data.csv")
