@@ -107,3 +107,7 @@ def test_truncated_and_non_images_raise_one_line_user_error(tmp_path):
             decode_image(tmp_path / name)
         message = str(err.value)
         assert name in message and "\n" not in message
+        assert message.count(name) == 1  # Pillow's own message repeats the path
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(UserError, match="empty.png: not a readable image \\(empty file\\)"):
+        decode_image(tmp_path / "empty.png")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
 
@@ -55,6 +55,9 @@ def decode_image(path: Path | str, size: int = 48) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; check the path") from None
+    except UnidentifiedImageError:  # its own message repeats the whole path
+        reason = "empty file" if Path(path).stat().st_size == 0 else "not an image format Pillow reads"
+        raise UserError(f"{path}: not a readable image ({reason}); remove or replace the file") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(
