@@ -213,10 +213,22 @@ def test_an_npz_that_needs_pickle_is_refused(world, tmp_path):
                           "pickle")
 
 
-def test_a_nan_loss_stops_with_advice(world, tmp_path):
+def test_a_nan_loss_stops_with_advice_and_the_advice_works_on_the_same_out(world, tmp_path):
     args = train_args(world["data"], tmp_path / "new", world["cache"], "--lr", "1e6", "--epochs", 3)
-    _assert_clean_failure(world, tmp_path, args, "lower --lr")
-    assert not (tmp_path / "new" / "checkpoint.npz").exists()
+    _assert_clean_failure(world, tmp_path, args, "nothing was saved; lower --lr (it was 1000000.0)")
+    assert not (tmp_path / "new").exists()   # its split files were taken back
+    code, _, err = cli(*train_args(world["data"], tmp_path / "new", world["cache"], "--epochs", 1, "--quiet"),
+                       home=tmp_path)
+    assert code == 0, err
+
+
+def test_a_dataset_of_one_class_is_refused(world, tmp_path):
+    data = make_class_folders(tmp_path / "faces")
+    for name in ("Angry", "Disgust", "Fear", "Neutral", "Sad", "Surprise"):
+        shutil.rmtree(data / name)
+    _assert_clean_failure(world, tmp_path, train_args(data, tmp_path / "new", world["cache"]),
+                          "every training image is Happy; a classifier needs at least two classes")
+    assert not (tmp_path / "new").exists()
 
 
 def test_resume_without_a_checkpoint_is_refused(world, tmp_path):
@@ -226,6 +238,43 @@ def test_resume_without_a_checkpoint_is_refused(world, tmp_path):
 def test_an_out_dir_holding_a_run_is_not_overwritten(world, tmp_path):
     args = train_args(world["data"], world["run"], world["cache"], "--seed", 5)
     _assert_clean_failure(world, tmp_path, args, "already holds a run")
+
+
+def test_an_out_dir_holding_only_part_of_a_run_is_not_overwritten(world, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "table1.md").write_text("my only copy of last week's Table 1")
+    _assert_clean_failure(world, tmp_path, train_args(world["data"], tmp_path / "old", world["cache"]),
+                          "already holds a run (table1.md)")
+    assert (tmp_path / "old" / "table1.md").read_text() == "my only copy of last week's Table 1"
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["table1.md"]
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("afile", "afile: is a file, not a folder; choose another --out"),
+    ("afile/run", "afile is a file, so no folder can be made there"),
+])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_loading(world, tmp_path, monkeypatch, out, needle):
+    (tmp_path / "afile").write_text("keep me")
+    monkeypatch.chdir(tmp_path)
+    _assert_clean_failure(world, tmp_path, train_args(world["data"], out, world["cache"]), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_an_unwritable_out_is_refused_before_loading(world, tmp_path, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: False)   # root ignores chmod, so pretend
+    _assert_clean_failure(world, tmp_path, train_args(world["data"], tmp_path / "new", world["cache"]),
+                          "permission denied")
+
+
+def test_reuse_split_with_split_dir_naming_the_out_dir_trains_on_its_files(world, tmp_path):
+    run = tmp_path / "again"
+    run.mkdir()
+    for name in ("train.txt", "test.txt"):
+        shutil.copy(world["run"] / name, run / name)
+    code, _, err = cli(*train_args(world["data"], run, world["cache"], "--reuse-split", "--split-dir", run,
+                                   "--epochs", 1, "--quiet"), home=tmp_path)
+    assert code == 0, err
+    assert (run / "train.txt").read_bytes() == (world["run"] / "train.txt").read_bytes()
 
 
 @pytest.mark.parametrize("flags, needle", [

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from train_support import TINY_ARCH, make_class_folders
 
+from numpy_cnn.arch import build_model
 from numpy_cnn.checkpoint import load_checkpoint, load_model
 from numpy_cnn.data import MeanSubtraction, decode_image, to_float, to_network_input
 from numpy_cnn.errors import UserError
+from numpy_cnn.optim import SGD
 from numpy_cnn.train import loop, run
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.inference import evaluate_checkpoint, predict_images
@@ -145,3 +147,55 @@ def test_epoch_inputs_are_shuffled_augmented_and_mean_subtracted(data):
     augmented, order2 = loop.epoch_inputs(x, y, np.random.default_rng(1), mean, rotation=10)
     np.testing.assert_array_equal(order, order2)   # the order is drawn first, from the same stream
     assert not np.allclose(augmented, plain)
+
+
+def test_ctrl_c_before_the_first_epoch_ends_takes_back_the_split_so_the_command_can_be_rerun(
+        data, tmp_path, monkeypatch):
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train_epoch", ctrl_c)
+    with pytest.raises(Interrupted, match="nothing was saved; run the same command again"):
+        _run(_config(data), tmp_path / "run")
+    assert not (tmp_path / "run").exists()   # no split files left to refuse the rerun for
+    monkeypatch.undo()
+    assert _run(_config(data, epochs=1), tmp_path / "run")["epochs"] == 1
+
+
+def test_a_test_loss_that_overflows_after_an_epoch_is_not_saved_as_a_good_epoch(data, tmp_path, monkeypatch):
+    # With one step per epoch the next epoch's first loss comes too late: the epoch is checked itself.
+    real, epochs = run.evaluate, []
+
+    def nan_after_epoch_3(model, x, y):
+        loss, acc, predicted = real(model, x, y)
+        epochs.append(1)
+        return (float("inf") if len(epochs) == 3 else loss), acc, predicted
+
+    monkeypatch.setattr(run, "evaluate", nan_after_epoch_3)
+    with pytest.raises(UserError, match="epoch 3: the test loss became inf.*holds epoch 2.*another --out"):
+        _run(_config(data, batch_size=64), tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run").meta["epoch"] == 2
+
+
+def test_an_epoch_whose_last_step_leaves_non_finite_weights_raises(data):
+    model = build_model(TINY_ARCH, image_size=8, rng=0)
+    optimizer = SGD(model.parameters(), lr=0.01)
+    real_step, steps = optimizer.step, []
+
+    def overflowing_last_step():   # what an overflowing update leaves; every loss was still finite
+        real_step()
+        steps.append(1)
+        if len(steps) == 2:
+            model.fc1.weight.data[0, 0] = np.inf
+
+    optimizer.step = overflowing_last_step
+    x = np.random.default_rng(0).random((6, 3, 8, 8), dtype=np.float32)
+    with pytest.raises(loop.Diverged, match="fc1.weight became non-finite at step 2, the epoch's last"):
+        loop.train_epoch(model, optimizer, x, np.arange(6) % 7, batch_size=4)
+
+
+def test_resuming_reports_the_data_source_the_run_began_with(data, tmp_path):
+    first = _run(_config(data, epochs=1), tmp_path / "run")
+    again = _run(_config(data, epochs=1), tmp_path / "run", resume=True)   # read via its split files
+    assert first["data"]["source"] == again["data"]["source"] == "class folders"
+    assert "(class folders, 7 images)" in (tmp_path / "run" / "table1.md").read_text()

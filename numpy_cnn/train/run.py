@@ -9,8 +9,9 @@ sequence and ends with bit-identical weights.
 The state after each epoch is kept in memory and written (atomically) every
 few seconds, at the end, and when Ctrl-C or a NaN loss stops the run. So
 the checkpoint on disk is always a completed epoch, and after Ctrl-C or a
-NaN it is the last completed one; both stop with a one-line message saying
-what to do.
+NaN it is the last completed (and finite) one; both stop with a one-line
+message saying what to do. A new run that stops before saving any epoch
+takes back the split files it wrote, so the same command can be rerun.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from ..optim import SGD
 from .config import IN_CHANNELS, TrainConfig
 from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
 from .progress import epoch_line
-from .rundata import check_same_data, digest, load_new_run_data, load_run_data
-from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json, write_metrics,
-                     write_plots, write_text)
+from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
+from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_json,
+                     write_metrics, write_plots, write_text)
 
 FORMAT = "numpy_cnn checkpoint v1"
 # Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
@@ -68,26 +69,47 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
     """
     started = time.perf_counter()
     say = log or (lambda line: None)
+    if resume:
+        return _train(config, out, load_checkpoint(out / CHECKPOINT), home, cache_dir, say, log,
+                      on_epoch_end, started)
+    own_split = reuses_split_in(config, out)
+    check_new_run_dir(out, reuse_split_here=own_split)
+    made_folder = not out.exists()
+    try:
+        return _train(config, out, None, home, cache_dir, say, log, on_epoch_end, started)
+    except BaseException:
+        # Stopped before any epoch was saved (bad data, NaN in epoch 1, Ctrl-C): take back the
+        # split files it wrote, else the same command, rerun, would be refused for them.
+        if not own_split and not (out / CHECKPOINT).exists():
+            remove_unfinished_run(out, made_folder)
+        raise
+
+
+def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, cache_dir: Path | None,
+           say: Callable[[str], None], log: Callable[[str], None] | None,
+           on_epoch_end: Callable[[int], None] | None, started: float) -> dict:
+    """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one."""
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
-    ckpt = load_checkpoint(out / CHECKPOINT) if resume else None
     if ckpt is None:
-        check_new_run_dir(out, reuse_split_here=config.reuse_split and not config.split_dir)
         ds = load_new_run_data(config, out, home, cache_dir)
         mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
+        source = ds.source
     else:
         ds = load_run_data(config, out, home, cache_dir)
         check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
         mean = MeanSubtraction(ckpt.mean)
+        # A resumed run reads its images through its split files; report them as the run began.
+        source = ckpt.meta["data"]["source"]
 
-    say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({ds.source}), "
+    say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
         f"ready after {time.perf_counter() - started:.1f}s")
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     x_train = to_float(ds.x_train)
     x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
-    compile_seconds = _warm_up(model, x_train, x_test, ds.y_test, mean, config)
+    compile_seconds = _warm_up(model, x_train, ds.y_train, x_test, ds.y_test, mean, config)
     if compile_seconds > 1.0:
         say(f"numba: kernels compiled in {compile_seconds:.1f}s (cached on disk: next time it is instant)")
-    data_meta = {"source": ds.source, "root": str(ds.root), "test_data": config.test_data,
+    data_meta = {"source": source, "root": str(ds.root), "test_data": config.test_data,
                  "n_train": len(ds.y_train), "n_test": len(ds.y_test),
                  "train_digest": digest(ds.x_train)}
     snapshot: Checkpoint | None = None   # the last completed epoch, kept in memory
@@ -106,6 +128,8 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
                 t1 = time.perf_counter()
                 stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size)
                 test_loss, test_acc, test_predicted = evaluate(model, x_test, ds.y_test)
+                if not np.isfinite(test_loss):   # finite but huge weights can still overflow
+                    raise Diverged(f"the test loss became {test_loss} after the epoch's last step")
                 t2 = time.perf_counter()
                 history.append({
                     "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
@@ -125,10 +149,15 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
                     on_epoch_end(epoch)
     except Diverged as exc:
         saved = _save(out, snapshot, saved)   # the last good epoch, if not on disk yet
+        # A resumed run keeps its settings, so a smaller step means a new run.
+        where = " in a new run (another --out)" if saved else ""
         raise UserError(f"epoch {len(history) + 1}: {exc}, so training stopped; {_kept(out, saved)}; "
-                        f"lower --lr (it was {config.lr})") from None
+                        f"{_calmer(config)}{where}") from None
     except KeyboardInterrupt:
         saved = _save(out, snapshot, saved)
+        if not saved:   # train() takes back the split files: nothing is left to resume
+            raise Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                              "run the same command again to start over") from None
         raise Interrupted(f"interrupted; {_kept(out, saved)}; "
                           f"continue with: python train_numpy.py --resume {out}") from None
 
@@ -139,13 +168,14 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
     return _finish(out, config, ds, history, test_predicted, data_meta, timing)
 
 
-def _warm_up(model: Sequential, x_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-             mean: MeanSubtraction, config: TrainConfig) -> float:
+def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+             y_test: np.ndarray, mean: MeanSubtraction, config: TrainConfig) -> float:
     """One forward and backward pass and one augmentation, so numba compiles its kernels
     (or loads them from its disk cache) before epoch 1 is timed. Touches neither the
     weights nor the run's Generator; returns the seconds it took."""
     t0 = time.perf_counter()
-    epoch_inputs(x_train[:2], y_test[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
+    # Images and labels of the same set: a training set of one image has one label.
+    epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
                  rotation=config.rotation, augment=config.augment)
     model.backward(cross_entropy(model.forward(x_test[:2]), y_test[:2])[1])
     return time.perf_counter() - t0
@@ -167,7 +197,17 @@ def _model_optimizer_rng(config: TrainConfig, ckpt: Checkpoint | None
 
 
 def _kept(out: Path, saved: int) -> str:
-    return f"{out / CHECKPOINT} holds epoch {saved}" if saved else "no epoch was completed"
+    return f"{out / CHECKPOINT} holds epoch {saved}" if saved else "nothing was saved"
+
+
+def _calmer(config: TrainConfig) -> str:
+    """What to turn down after a divergence: the learning rate, and the other settings that scale steps."""
+    advice = [f"lower --lr (it was {config.lr})"]
+    if config.weight_decay > 0:
+        advice.append(f"--weight-decay (it was {config.weight_decay})")
+    if config.momentum >= 1:   # momentum >= 1 makes the step grow without bound
+        advice.append(f"--momentum below 1 (it was {config.momentum})")
+    return " or ".join(advice)
 
 
 def _save(out: Path, snapshot: Checkpoint | None, saved: int) -> int:
@@ -198,7 +238,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
     last = history[-1]
     table = format_table1(rows)
     write_text(out / TABLE1, f"Test set results after {last['epoch']} epochs "
-                             f"({ds.source}, {data_meta['n_test']} images)\n\n{table}")
+                             f"({data_meta['source']}, {data_meta['n_test']} images)\n\n{table}")
     results = {
         "overall_test_accuracy": rows[-1]["accuracy"],
         "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, ensure_synthetic_dataset, load_dataset
+from ..data import CLASSES, Dataset, ensure_synthetic_dataset, load_dataset
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from ..data.sources import Listing
 from ..data.splitfiles import write_split_file
@@ -35,22 +35,54 @@ def data_path(config: TrainConfig, home: Path) -> Path:
     return ensure_synthetic_dataset(home / SYNTHETIC_DATA, seed=0)
 
 
+def split_dir_of(config: TrainConfig, out: Path) -> Path:
+    """Where a new run's ``--reuse-split`` reads train.txt and test.txt: ``--split-dir``, else ``out``."""
+    return Path(config.split_dir) if config.split_dir else out
+
+
+def reuses_split_in(config: TrainConfig, out: Path) -> bool:
+    """True when a new run trains on split files already in its own ``out`` (they are the user's)."""
+    # Resolved: --split-dir is stored absolute, --out may be relative.
+    return config.reuse_split and split_dir_of(config, out).resolve() == out.resolve()
+
+
 def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> Dataset:
     """Load the data of a new run and record its split in ``out`` (written only after loading succeeded)."""
-    split_dir = Path(config.split_dir) if config.split_dir else out
-    ds = load_dataset(data_path(config, home), test_data=config.test_data,
+    split_dir = split_dir_of(config, out)
+    data = data_path(config, home)
+    ds = load_dataset(data, test_data=config.test_data,
                       split_dir=split_dir if config.reuse_split else None,
                       reuse_split=config.reuse_split, seed=config.seed,
                       test_fraction=config.test_fraction, image_size=config.image_size,
                       cache_dir=cache_dir)
-    if not (config.reuse_split and split_dir == out):
+    check_trainable(ds, split_dir / TRAIN_SPLIT_FILE if config.reuse_split else data)
+    if not reuses_split_in(config, out):
         write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
         write_split_file(out / TEST_SPLIT_FILE, Listing(ds.test_files, ds.y_test))
     return ds
 
 
+def check_trainable(ds: Dataset, source: Path) -> None:
+    """Refuse a training set a classifier cannot learn from: no images, or a single class.
+
+    With one class the network learns a constant and Table 1 shows a
+    meaningless 100%; ``source`` (the data, or the split file) is named.
+    """
+    present = np.unique(ds.y_train)
+    if len(present) == 0:
+        raise UserError(f"{source}: no training images; list some in it or pass a dataset that has them")
+    if len(present) == 1:
+        raise UserError(f"{source}: every training image is {CLASSES[present[0]]}; a classifier needs "
+                        "at least two classes, so add images of the others")
+
+
 def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None) -> Dataset:
     """The same train and test images a run used, from its split files (see the module docstring)."""
+    for stored in (config.data, config.test_data):
+        if stored is not None and not Path(stored).exists():
+            flag = "--data" if stored == config.data else "--test-data"
+            raise UserError(f"{stored}: the run's data is not there any more; if it moved, "
+                            f"pass its new place with {flag}")
     reuse = config.test_data is None
     return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
                         reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,12 +34,34 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 TABLE1 = "table1.md"
 RESULTS = "results.json"
-# Files that mean "a run lives here".
-_RUN_MARKERS = (CHECKPOINT, METRICS_CSV, RESULTS)
+PLOTS = ("loss.png", "accuracy.png", "confusion_matrix.png")
+# Every file a run writes besides its split: any of them means a run (or what is left of
+# one) lives here, and a new run would overwrite it.
+_RUN_MARKERS = (CHECKPOINT, METRICS_CSV, METRICS_JSON, TABLE1, RESULTS, *PLOTS)
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """Refuse ``path`` as an output folder unless it is one, or can be made, and is writable.
+
+    Creates nothing, so it can run before the data is loaded: a bad ``--out``
+    costs no time and leaves no empty folder behind.
+    """
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: is a file, not a folder; choose another {flag}")
+    existing = path
+    while not existing.exists():   # the nearest folder that exists will hold the new ones
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{path}: {existing} is a file, so no folder can be made there; "
+                        f"choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot write in {existing} (permission denied); "
+                        f"choose another {flag} or fix its permissions")
 
 
 def check_new_run_dir(out: Path, reuse_split_here: bool) -> None:
-    """Refuse an ``--out`` folder that already holds a run (or a split we would overwrite)."""
+    """Refuse an ``--out`` that is not a writable folder, already holds a run, or a split we would overwrite."""
+    check_output_folder(out, "--out")
     held = [name for name in _RUN_MARKERS if (out / name).exists()]
     if held:
         raise UserError(f"{out} already holds a run ({', '.join(held)}); continue it with "
@@ -47,6 +70,20 @@ def check_new_run_dir(out: Path, reuse_split_here: bool) -> None:
     if splits and not reuse_split_here:
         raise UserError(f"{out} already holds split files ({', '.join(splits)}); train on them with "
                         "--reuse-split, or choose another --out")
+
+
+def remove_unfinished_run(out: Path, made_folder: bool) -> None:
+    """Undo a new run that stopped before saving an epoch, so the same command can simply be rerun.
+
+    Only what that run wrote goes: its split files (``check_new_run_dir`` made
+    sure none were there before) and ``out`` itself if the run made it and it is
+    now empty. Call it only when the run wrote the split files (not when it
+    trained on the user's own split files in ``out``).
+    """
+    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
+        (out / name).unlink(missing_ok=True)
+    if made_folder and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 def write_text(path: Path, text: str) -> None:
@@ -74,12 +111,13 @@ def write_plots(out: Path, history: Sequence[dict], confusion: np.ndarray, class
     """``loss.png``, ``accuracy.png`` and ``confusion_matrix.png`` (matplotlib loads only now)."""
     from ..plots import plot_confusion, plot_curves
 
+    loss_png, accuracy_png, confusion_png = (out / name for name in PLOTS)
     epochs = [r["epoch"] for r in history]
-    plot_curves(out / "loss.png", epochs, {"train": [r["train_loss"] for r in history],
-                                           "test": [r["test_loss"] for r in history]},
+    plot_curves(loss_png, epochs, {"train": [r["train_loss"] for r in history],
+                                   "test": [r["test_loss"] for r in history]},
                 "cross-entropy loss", "Loss")
-    plot_curves(out / "accuracy.png", epochs, {"train": [100 * r["train_acc"] for r in history],
-                                               "test": [100 * r["test_acc"] for r in history]},
+    plot_curves(accuracy_png, epochs, {"train": [100 * r["train_acc"] for r in history],
+                                       "test": [100 * r["test_acc"] for r in history]},
                 "accuracy (%)", "Accuracy")
-    plot_confusion(out / "confusion_matrix.png", confusion, classes,
+    plot_confusion(confusion_png, confusion, classes,
                    f"Test confusion matrix, epoch {epochs[-1]}")
