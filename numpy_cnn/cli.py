@@ -9,17 +9,21 @@ code does not change.
 
 A user's mistake never shows a traceback: :func:`main` prints the one-line
 :class:`UserError` message on stderr and returns 2. So does Ctrl-C, after
-training has saved what it can.
+training has saved what it can, and so do a bad flag (one line, not
+argparse's whole usage), a file system that refuses a write (full disk,
+permissions) and running out of memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NoReturn
 
 from . import study_cli
 from .errors import UserError
@@ -63,25 +67,60 @@ def main(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
     home = default_home() if home is None else Path(home)
     name = argv.pop(0) if argv and argv[0] in COMMANDS else DEFAULT_COMMAND
     parser = _parser(name)
-    args = parser.parse_args(argv)   # argparse itself exits 2 with a usage line on a bad flag
+    args = parser.parse_args(argv)   # a bad flag exits 2 with one line (see _Parser.error)
     try:
         return COMMANDS[name].run(args, home)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader of the output went away (``| head``): stop quietly, as other tools do,
+        # and keep Python's final flush of stdout from failing too.
+        _silence_stdout()
+        return 1
+    except OSError as exc:
+        # The file system refused (full disk, permissions, a file where a folder should be).
+        # Every path we write is named in exc.filename, which is what the user needs.
+        what = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {what}{exc.strerror or exc}; check the path, its permissions "
+              "and the free disk space", file=sys.stderr)
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; use a smaller --arch or --batch-size, or less data",
+              file=sys.stderr)
     return 2
+
+
+def _silence_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):   # not a real file (tests capture stdout): nothing to flush
+        pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a mistake prints one line, not the usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def nonempty_path(text: str) -> Path:
+    """An argparse ``type`` for paths: ``""`` (an unset shell variable) is refused, not read as ``.``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; give a file or folder name")
+    return Path(text)
 
 
 def _parser(name: str) -> argparse.ArgumentParser:
     command = COMMANDS[name]
     if name == DEFAULT_COMMAND:
         others = "\n".join(f"  {n:<10} {c.help}" for n, c in COMMANDS.items() if n != name)
-        parser = argparse.ArgumentParser(
+        parser = _Parser(
             prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
             description=f"{command.help}\n\nother commands (python {PROG} COMMAND --help):\n{others}")
     else:
-        parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=command.help)
+        parser = _Parser(prog=f"{PROG} {name}", description=command.help)
     command.add_arguments(parser)
     return parser
 
@@ -93,9 +132,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
     # Hyper-parameters default to None so a resumed run can tell what was given explicitly.
     add = parser.add_argument
-    add("--data", type=Path, help="dataset folder or FER2013 .csv (default: the generated "
+    add("--data", type=nonempty_path, help="dataset folder or FER2013 .csv (default: the generated "
         "synthetic set in data/synthetic_sfew, made on first use)")
-    add("--test-data", type=Path, help="a separate test set (folder or .csv), used whole")
+    add("--test-data", type=nonempty_path, help="a separate test set (folder or .csv), used whole")
     add("--epochs", type=int, help=f"epochs to train to (default {C.epochs})")
     add("--lr", type=float, help=f"learning rate (default {C.lr})")
     add("--momentum", type=float, help=f"SGD momentum (default {C.momentum})")
@@ -108,14 +147,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
         f"or per pixel (default {C.mean})")
     add("--arch", help=f"network spec (default {C.arch})")
-    add("--split-dir", type=Path, help="folder holding train.txt/test.txt for --reuse-split "
+    add("--split-dir", type=nonempty_path, help="folder holding train.txt/test.txt for --reuse-split "
         "(default: the run directory)")
     add("--reuse-split", action="store_const", const=True,
         help="train on the split in train.txt/test.txt instead of a new random one")
-    add("--out", type=Path, help="run directory (default runs/<timestamp>)")
-    add("--resume", type=Path, metavar="DIR", help="continue the run in DIR (same settings; "
+    add("--out", type=nonempty_path, help="run directory (default runs/<timestamp>)")
+    add("--resume", type=nonempty_path, metavar="DIR", help="continue the run in DIR (same settings; "
         "--epochs may raise the target)")
-    add("--cache-dir", type=Path, help="decoded-image cache (default data/cache)")
+    add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
 
 
@@ -138,7 +177,9 @@ def _resume_config(out: Path, given: dict):
     """The stored settings of the run in ``out``, with ``--epochs`` raised if given.
 
     Any other training flag that differs from the stored value is an error: a
-    resumed run continues the same experiment.
+    resumed run continues the same experiment. The one exception is a data
+    path (``--data``, ``--test-data``) whose stored folder is gone: the data
+    moved, and the run checks that its training images are still the same.
     """
     from .checkpoint import load_checkpoint
     from .train.config import TrainConfig
@@ -151,12 +192,23 @@ def _resume_config(out: Path, given: dict):
     stored = TrainConfig.from_json(meta["config"])
     if given.get("epochs", meta["epoch"]) < meta["epoch"]:
         raise UserError(f"{out} has already trained {meta['epoch']} epochs; --epochs must be at least that")
-    changed = [f"--{k.replace('_', '-')} {v} (the run used {getattr(stored, k)})"
-               for k, v in given.items() if k != "epochs" and v != getattr(stored, k)]
+    allowed = {"epochs"} | {k for k in ("data", "test_data")
+                            if getattr(stored, k) is not None and not Path(getattr(stored, k)).exists()}
+    changed = [_describe_change(k, v, getattr(stored, k)) for k, v in given.items()
+               if k not in allowed and v != getattr(stored, k)]
     if changed:
         raise UserError(f"--resume continues the same run, but {'; '.join(changed)}; "
                         "drop those flags or start a new run with --out")
-    return TrainConfig(**{**stored.to_json(), **({"epochs": given["epochs"]} if "epochs" in given else {})})
+    return TrainConfig(**{**stored.to_json(), **{k: v for k, v in given.items() if k in allowed}})
+
+
+def _describe_change(key: str, given: object, stored: object) -> str:
+    """``--lr 0.5 (the run used 0.001)``; on/off flags by the flag the user typed."""
+    if key == "augment":
+        return "--no-augment (the run used augmentation)"
+    if key == "reuse_split":
+        return "--reuse-split (the run made its own split)"
+    return f"--{key.replace('_', '-')} {given} (the run used {stored})"
 
 
 def _new_run_dir(home: Path) -> Path:
@@ -174,12 +226,14 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     from .metrics import format_table1
     from .train.config import TrainConfig
     from .train.run import train
+    from .train.rundir import CHECKPOINT
 
     given = _config_from_args(args)
     if args.resume:
-        if args.out and args.out.resolve() != args.resume.resolve():
+        # evaluate and predict take a run directory or its checkpoint.npz; so does --resume.
+        out = args.resume.parent if args.resume.name == CHECKPOINT and args.resume.is_file() else args.resume
+        if args.out and args.out.resolve() != out.resolve():
             raise UserError("give either --out (a new run) or --resume DIR (continue one), not both")
-        out = args.resume
         config = _resume_config(out, given)
     else:
         out = args.out or _new_run_dir(home)
@@ -198,10 +252,10 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
 # -- evaluate --------------------------------------------------------------
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
-    parser.add_argument("--data", type=Path, help="evaluate on this dataset's test part "
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("--data", type=nonempty_path, help="evaluate on this dataset's test part "
                         "(default: the run's own test split)")
-    parser.add_argument("--cache-dir", type=Path, help="decoded-image cache (default data/cache)")
+    parser.add_argument("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
 
 
 @register("evaluate", "Run a checkpoint on a test set and print Table 1.", _evaluate_arguments)
@@ -219,8 +273,8 @@ def run_evaluate(args: argparse.Namespace, home: Path) -> int:
 # -- predict ---------------------------------------------------------------
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
-    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("images", type=nonempty_path, nargs="+", metavar="IMAGE")
 
 
 @register("predict", "Print the most likely expression and all class probabilities per image.",

@@ -11,9 +11,10 @@ The model is either fresh (``--arch SPEC``, default: the paper's network,
 seeded by ``--seed``) or a trained one (``--checkpoint RUN_DIR`` or its
 ``checkpoint.npz``, rebuilt from the stored spec, with the stored training
 mean). ``trace`` and ``visualize`` look at one image: ``--image PATH``; else
-a run's first test image (first line of its ``test.txt``); else the first
-test image of ``--data`` (default: the generated ``data/synthetic_sfew``,
-made on first use), split as the trainer splits it.
+a run's first test image (first line of its ``test.txt``: a file, or a row
+of the run's FER2013 CSV); else the first test image of ``--data``
+(default: the generated ``data/synthetic_sfew``, made on first use), split
+as the trainer splits it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Loaded:
     classes: tuple[str, ...]
     mean: np.ndarray | None          # training mean, None if not known yet
     run_dir: Path | None
-    data_root: str | None            # the run's data folder, which its test.txt is relative to
+    test_source: Path | None         # what the run's test.txt names entries of: a folder or a FER2013 CSV
 
 
 @dataclass
@@ -62,10 +63,11 @@ class StudyImage:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     from .arch import DEFAULT_ARCH
+    from .cli import nonempty_path   # here, not at the top: cli imports this module
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--arch", default=None, metavar="SPEC",
                        help=f"architecture of a fresh model (default {DEFAULT_ARCH})")
-    group.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+    group.add_argument("--checkpoint", type=nonempty_path, default=None, metavar="PATH",
                        help="a run directory or its checkpoint.npz: the trained model")
     parser.add_argument("--image-size", type=int, default=48, help="side of a fresh model's input (default 48)")
     parser.add_argument("--in-channels", type=int, default=3, help="channels of a fresh model's input (default 3)")
@@ -73,9 +75,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", type=Path, default=None, metavar="PATH",
+    from .cli import nonempty_path
+    parser.add_argument("--image", type=nonempty_path, default=None, metavar="PATH",
                         help="an image file (default: the first test image of the run, or of --data)")
-    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--data", type=nonempty_path, default=None, metavar="DIR",
                         help=f"dataset folder for the default image of a fresh model (default {SYNTHETIC_DATA})")
     parser.add_argument("--label", default=None,
                         help="class of --image, as index or name (default: the predicted class)")
@@ -91,13 +94,43 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
         run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
         return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
                       tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir,
-                      meta.get("data", {}).get("root"))
+                      _test_source(meta))
     from .arch import DEFAULT_ARCH, build_model
     arch = args.arch or DEFAULT_ARCH
     if args.image_size < 1 or args.in_channels < 1:
         raise UserError(f"--image-size and --in-channels must be >= 1, got {args.image_size} and {args.in_channels}")
     model = build_model(arch, args.in_channels, args.image_size, len(CLASSES), rng=np.random.default_rng(args.seed))
     return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None, None)
+
+
+def _test_source(meta: dict) -> Path | None:
+    """What a run's test.txt is relative to (see :mod:`numpy_cnn.train.rundata`).
+
+    ``--test-data`` if the run had one, else its data; a FER2013 CSV is
+    returned as the file (its entries are ``<name>.csv:<line>``), a folder as
+    itself. ``None`` for a checkpoint that does not say.
+    """
+    data = meta.get("data", {})
+    given = data.get("test_data") or meta.get("config", {}).get("data")
+    if given is not None and (Path(given).is_file() or data.get("test_data")):
+        return Path(given)
+    return None if data.get("root") is None else Path(data["root"])
+
+
+def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path) -> tuple[np.ndarray, int, str]:
+    """The first image a run's ``test.txt`` lists, as (S, S) uint8, its label, and where it came from."""
+    from .data import decode_image
+    from .data.splitfiles import read_split_file
+    if source.is_file():   # a FER2013 CSV: the entries name its rows
+        from .data.fer2013 import read_fer2013_csv
+        rows = read_fer2013_csv(source, size, home / CACHE)
+        row_of = {f"{source.name}:{n}": i for i, n in enumerate(rows.lines.tolist())}
+        listing = read_split_file(run_test, source.parent, known=row_of.keys())
+        first = listing.files[0]
+        return rows.x[row_of[first]], int(listing.labels[0]), f"{source.parent / first} (the run's first test image)"
+    listing = read_split_file(run_test, source)
+    path = source / listing.files[0]
+    return decode_image(path, size), int(listing.labels[0]), f"{path} (the run's first test image)"
 
 
 def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> StudyImage:
@@ -118,12 +151,9 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
         gray = to_float(decode_image(args.image, loaded.image_size))
         label = None if args.label is None else parse_label(args.label, "--label")
         source = str(args.image)
-    elif run_test is not None and run_test.is_file() and loaded.data_root is not None:
-        from .data.splitfiles import read_split_file
-        listing = read_split_file(run_test, Path(loaded.data_root))
-        path = Path(loaded.data_root) / listing.files[0]
-        gray, label = to_float(decode_image(path, loaded.image_size)), int(listing.labels[0])
-        source = f"{path} (the run's first test image)"
+    elif run_test is not None and run_test.is_file() and loaded.test_source is not None:
+        pixels, label, source = _first_run_test_image(run_test, loaded.test_source, loaded.image_size, home)
+        gray = to_float(pixels)
     else:
         data = args.data
         if data is None:
@@ -131,13 +161,23 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
             data = ensure_synthetic_dataset(home / SYNTHETIC_DATA)
         ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / CACHE)
         gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
-        source = f"{Path(data) / ds.test_files[0]} (first test image, split seed {args.seed})"
+        source = f"{ds.root / ds.test_files[0]} (first test image, split seed {args.seed})"
         if mean is None:
             mean, mean_note = MeanSubtraction.fit(ds.x_train).mean, "training mean of this dataset's split"
     if mean is None:
         mean, mean_note = np.zeros((), np.float32), "no mean subtracted (fresh model, own image)"
     x = network_input(gray[None], MeanSubtraction(mean), loaded.in_channels)   # as training sees it
     return StudyImage(x.astype(loaded.model.dtype), gray, label, source, mean_note)
+
+
+def _check_out_file(out: Path | None) -> None:
+    """Refuse an ``--out FILE`` that cannot be written, before any work is done."""
+    from .train.rundir import check_output_folder
+    if out is None:
+        return
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; give --out a file name, e.g. {out / 'out.txt'}")
+    check_output_folder(out.parent, "--out")
 
 
 def _write_or_print(text: str, out: Path | None) -> None:
@@ -163,6 +203,7 @@ def run_summary(args: argparse.Namespace, home: Path) -> int:
     from .summary import summarize
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
+    _check_out_file(args.out)
     m = load_study_model(args)
     table = summarize(m.model, (args.batch, m.in_channels, m.image_size, m.image_size))
     _write_or_print(f"architecture {m.arch}\n{table}", args.out)
@@ -182,6 +223,7 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_trace(args: argparse.Namespace, home: Path) -> int:
     from . import trace
+    _check_out_file(args.out)
     m = load_study_model(args)
     img = load_study_image(args, m, home)
     result = trace.run_trace(m.model, img.x, img.label, m.classes)
@@ -206,8 +248,10 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 def run_visualize(args: argparse.Namespace, home: Path) -> int:
     """Writes ``filters_<conv>.png`` per conv layer, ``features_<layer>.png`` per conv and
     pool layer, ``saliency.png`` and, for a run directory, ``gradient_flow.png``."""
+    from .train.rundir import check_output_folder
     m = load_study_model(args)
     out = args.out or (m.run_dir / "visualize" if m.run_dir else home / DEFAULT_VISUALIZE_DIR)
+    check_output_folder(out, "--out")
     for path in save_pictures(m, load_study_image(args, m, home), out):
         print(path)
     return 0

@@ -118,12 +118,16 @@ def test_no_data_flag_generates_the_default_dataset_under_home(tmp_path, monkeyp
     assert (run / "checkpoint.npz").is_file()
 
 
-def test_fer2013_csv_trains_on_its_usage_split(world, tmp_path):
+def test_fer2013_csv_trains_on_its_usage_split_and_trace_finds_its_first_test_row(world, tmp_path):
     csv = make_fer_csv(tmp_path / "fer.csv")
     code, out, err = cli(*train_args(csv, tmp_path / "run", tmp_path / "c", "--epochs", 1), home=tmp_path)
     assert code == 0, err
     assert "fer2013 csv, 7 images" in out
-    assert (tmp_path / "run" / "test.txt").read_text().splitlines()[1].startswith("fer.csv:")
+    assert (tmp_path / "run" / "test.txt").read_text().splitlines()[1].startswith("fer.csv:2 ")
+    # Its test.txt names CSV rows, not files: trace reads the row.
+    code, out, err = cli("trace", "--checkpoint", tmp_path / "run", home=tmp_path)
+    assert code == 0, err
+    assert f"image {tmp_path / 'fer.csv:2'} (the run's first test image)" in out
 
 
 def test_reuse_split_trains_on_the_same_images(world, tmp_path):
@@ -277,6 +281,34 @@ def test_reuse_split_with_split_dir_naming_the_out_dir_trains_on_its_files(world
     assert (run / "train.txt").read_bytes() == (world["run"] / "train.txt").read_bytes()
 
 
+def test_resume_takes_the_checkpoint_file_too(world, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(world["run"], run)
+    code, out, err = cli("--resume", run / "checkpoint.npz", "--epochs", 3, "--cache-dir", world["cache"],
+                         home=world["home"])
+    assert code == 0, err
+    assert load_checkpoint(run).meta["epoch"] == 3
+
+
+def test_resume_after_the_data_moved_takes_its_new_place(world, tmp_path):
+    data = make_class_folders(tmp_path / "faces")
+    code, _, err = cli(*train_args(data, tmp_path / "run", world["cache"], "--epochs", 1, "--quiet"),
+                       home=tmp_path)
+    assert code == 0, err
+    data.rename(tmp_path / "moved")
+    resume = ["--resume", tmp_path / "run", "--epochs", 2, "--cache-dir", world["cache"]]
+    _assert_clean_failure(world, tmp_path, resume, "the run's data is not there any more; if it moved, "
+                                                   "pass its new place with --data")
+    code, _, err = cli(*resume, "--data", tmp_path / "moved", "--quiet", home=tmp_path)
+    assert code == 0, err
+    assert load_checkpoint(tmp_path / "run").meta["config"]["data"] == str(tmp_path / "moved")
+
+
+def test_resume_names_on_off_flags_as_they_are_typed(world, tmp_path):
+    args = ["--resume", world["run"], "--no-augment", "--cache-dir", world["cache"]]
+    _assert_clean_failure(world, tmp_path, args, "--no-augment (the run used augmentation)")
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--epochs", 0], "--epochs must be >= 1"),
     (["--lr", -1], "--lr must be"),
@@ -301,6 +333,32 @@ def test_an_impossible_arch_and_a_bad_image_to_predict(world, tmp_path):
     _assert_clean_failure(world, tmp_path, args, "'pool64'")
     (tmp_path / "x.png").write_text("hello")
     _assert_clean_failure(world, tmp_path, ["predict", world["run"], tmp_path / "x.png"], "x.png")
+
+
+def test_evaluate_without_split_files_asks_for_data(world, tmp_path):
+    shutil.copy(world["run"] / "checkpoint.npz", tmp_path / "checkpoint.npz")
+    _assert_clean_failure(world, tmp_path, ["evaluate", tmp_path, "--cache-dir", world["cache"]],
+                          "no train.txt or test.txt beside the checkpoint, so the run's test split is unknown; "
+                          "pass --data")
+
+
+def test_predict_on_a_folder_asks_for_image_files(world, tmp_path):
+    _assert_clean_failure(world, tmp_path, ["predict", world["run"], world["data"] / "Happy"],
+                          "Happy: is a folder; pass image files")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--epochs", "1.5"], "argument --epochs: invalid int value: '1.5'; see train_numpy.py --help"),
+    (["--mean", "bogus"], "argument --mean: invalid choice"),
+    (["predict", "run"], "the following arguments are required: IMAGE; see train_numpy.py predict --help"),
+    (["summary", "run"], "unrecognized arguments: run"),
+    (["--out", ""], "argument --out: empty path"),   # an unset $OUT: not the current folder
+])
+def test_a_bad_flag_is_one_line_not_the_usage(args, needle, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and needle in err, err
 
 
 def _assert_clean_failure(world, tmp_path, args, needle):

@@ -52,3 +52,15 @@ def test_sigint_saves_a_checkpoint_that_resumes_to_the_uninterrupted_weights(tmp
     for key in a.model:
         assert a.model[key].tobytes() == b.model[key].tobytes(), key
     assert np.array_equal(a.mean, b.mean)
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    # `train_numpy.py summary | head -3`: head exits early and the next print hits a closed pipe.
+    read_end, write_end = os.pipe()
+    os.close(read_end)   # before the child writes anything: every write fails
+    try:
+        done = subprocess.run([sys.executable, SCRIPT, "summary"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, env=ENV, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and done.stderr == "", done.stderr

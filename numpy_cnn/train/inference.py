@@ -14,6 +14,8 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..data import MeanSubtraction, decode_image, load_dataset, to_float
+from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..errors import UserError
 from ..loss import softmax
 from ..metrics import confusion_matrix, per_class_table
 from .config import TrainConfig
@@ -34,6 +36,11 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     run_dir = path if path.is_dir() else path.parent
     config = TrainConfig.from_json(ckpt.meta["config"])
     if data is None:
+        if config.test_data is None:   # else the run's test set is that folder, whole
+            missing = [n for n in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE) if not (run_dir / n).is_file()]
+            if missing:
+                raise UserError(f"{run_dir}: no {' or '.join(missing)} beside the checkpoint, so the run's "
+                                "test split is unknown; pass --data DATASET to evaluate on its test part")
         ds = load_run_data(config, run_dir, home, cache_dir)
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
@@ -48,6 +55,9 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
 
 def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str]]:
     """Class probabilities (len(images), K) for image files, and the class names."""
+    for image in images:   # checked before the model loads: a typo should fail fast
+        if image.is_dir():
+            raise UserError(f"{image}: is a folder; pass image files (e.g. {image}/*.png)")
     model, ckpt = load_model(path)
     size = ckpt.meta["image_size"]
     gray = np.stack([decode_image(image, size) for image in images])   # (N, S, S) uint8
