@@ -154,11 +154,12 @@ def test_ctrl_c_before_the_first_epoch_ends_takes_back_the_split_so_the_command_
     def ctrl_c(*args):
         raise KeyboardInterrupt
 
+    real = run.train_epoch
     monkeypatch.setattr(run, "train_epoch", ctrl_c)
     with pytest.raises(Interrupted, match="nothing was saved; run the same command again"):
         _run(_config(data), tmp_path / "run")
     assert not (tmp_path / "run").exists()   # no split files left to refuse the rerun for
-    monkeypatch.undo()
+    monkeypatch.setattr(run, "train_epoch", real)
     assert _run(_config(data, epochs=1), tmp_path / "run")["epochs"] == 1
 
 
@@ -199,3 +200,19 @@ def test_resuming_reports_the_data_source_the_run_began_with(data, tmp_path):
     again = _run(_config(data, epochs=1), tmp_path / "run", resume=True)   # read via its split files
     assert first["data"]["source"] == again["data"]["source"] == "class folders"
     assert "(class folders, 7 images)" in (tmp_path / "run" / "table1.md").read_text()
+
+
+def test_ctrl_c_outside_the_epochs_still_says_what_is_saved(data, tmp_path, monkeypatch):
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    real = run._warm_up
+    monkeypatch.setattr(run, "_warm_up", ctrl_c)   # while numba compiles, before epoch 1
+    with pytest.raises(Interrupted, match="nothing was saved; run the same command again"):
+        _run(_config(data), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(run, "_warm_up", real)
+    monkeypatch.setattr(run, "write_plots", ctrl_c)   # after the last epoch was saved
+    with pytest.raises(Interrupted, match="holds the last saved epoch; continue with: .*--resume"):
+        _run(_config(data, epochs=1), tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run").meta["epoch"] == 1

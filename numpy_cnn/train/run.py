@@ -49,6 +49,10 @@ class Interrupted(UserError):
     """Ctrl-C during training: the message says which epoch is saved and how to resume."""
 
 
+_NOTHING_SAVED = ("interrupted before the first epoch ended, so nothing was saved; "
+                  "run the same command again to start over")
+
+
 def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
           resume: bool = False, log: Callable[[str], None] | None = print,
           on_epoch_end: Callable[[int], None] | None = None) -> dict:
@@ -69,19 +73,22 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
     """
     started = time.perf_counter()
     say = log or (lambda line: None)
-    if resume:
-        return _train(config, out, load_checkpoint(out / CHECKPOINT), home, cache_dir, say, log,
-                      on_epoch_end, started)
+    ckpt = load_checkpoint(out / CHECKPOINT) if resume else None
     own_split = reuses_split_in(config, out)
-    check_new_run_dir(out, reuse_split_here=own_split)
+    if not resume:
+        check_new_run_dir(out, reuse_split_here=own_split)
     made_folder = not out.exists()
     try:
-        return _train(config, out, None, home, cache_dir, say, log, on_epoch_end, started)
-    except BaseException:
-        # Stopped before any epoch was saved (bad data, NaN in epoch 1, Ctrl-C): take back the
-        # split files it wrote, else the same command, rerun, would be refused for them.
-        if not own_split and not (out / CHECKPOINT).exists():
+        return _train(config, out, ckpt, home, cache_dir, say, log, on_epoch_end, started)
+    except BaseException as exc:
+        saved = (out / CHECKPOINT).exists()
+        if not (resume or own_split or saved):
+            # A new run stopped before any epoch was saved (bad data, NaN in epoch 1, Ctrl-C):
+            # take back the split files it wrote, else the same command, rerun, is refused for them.
             remove_unfinished_run(out, made_folder)
+        if isinstance(exc, KeyboardInterrupt):   # outside the epochs: loading, compiling, writing results
+            raise Interrupted(f"interrupted; {out / CHECKPOINT} holds the last saved epoch; continue with: "
+                              f"python train_numpy.py --resume {out}" if saved else _NOTHING_SAVED) from None
         raise
 
 
@@ -156,8 +163,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     except KeyboardInterrupt:
         saved = _save(out, snapshot, saved)
         if not saved:   # train() takes back the split files: nothing is left to resume
-            raise Interrupted("interrupted before the first epoch ended, so nothing was saved; "
-                              "run the same command again to start over") from None
+            raise Interrupted(_NOTHING_SAVED) from None
         raise Interrupted(f"interrupted; {_kept(out, saved)}; "
                           f"continue with: python train_numpy.py --resume {out}") from None
 
