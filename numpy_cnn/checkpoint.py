@@ -111,6 +111,21 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     return Checkpoint(model=model, meta=meta, mean=mean, optim=optim)
 
 
+# What the trainer stores beyond the model, and needs to resume a run or find its test split.
+TRAINING_META = ("config", "epoch", "history", "rng_state", "data")
+
+
+def require_training_meta(ckpt: Checkpoint, path: Path | str, purpose: str) -> None:
+    """Refuse a model-only checkpoint (written by hand or another tool) for ``purpose``.
+
+    ``purpose`` completes "so it cannot ...", e.g. "be resumed; start a new run with --out".
+    """
+    missing = [key for key in TRAINING_META if key not in ckpt.meta]
+    if missing:
+        raise UserError(f"{path}: its metadata holds no training state ({', '.join(missing)}), "
+                        f"so it cannot {purpose}")
+
+
 def load_model(path: Path | str) -> tuple[Sequential, Checkpoint]:
     """Rebuild the network a checkpoint describes (from its arch spec) and load its weights.
 

@@ -181,14 +181,16 @@ def _resume_config(out: Path, given: dict):
     path (``--data``, ``--test-data``) whose stored folder is gone: the data
     moved, and the run checks that its training images are still the same.
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, require_training_meta
     from .train.config import TrainConfig
     from .train.rundir import CHECKPOINT
 
     if not (out / CHECKPOINT).is_file():
         raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
                         "start a new run with --out")
-    meta = load_checkpoint(out / CHECKPOINT).meta
+    ckpt = load_checkpoint(out / CHECKPOINT)
+    require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
+    meta = ckpt.meta
     stored = TrainConfig.from_json(meta["config"])
     if given.get("epochs", meta["epoch"]) < meta["epoch"]:
         raise UserError(f"{out} has already trained {meta['epoch']} epochs; --epochs must be at least that")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpy_cnn.arch import DEFAULT_ARCH, build_model
-from numpy_cnn.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from numpy_cnn.checkpoint import Checkpoint, load_checkpoint, load_model, require_training_meta, save_checkpoint
 from numpy_cnn.errors import UserError
 from numpy_cnn.optim import SGD
 
@@ -114,3 +114,10 @@ def test_pytorch_loads_the_model_entries_into_a_same_named_sequential(tmp_path):
     with torch.no_grad():
         theirs = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(theirs, model.forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_only_checkpoint_is_refused_where_training_state_is_needed(tmp_path):
+    _, ckpt = _checkpoint()   # arch, classes, sizes, epoch and rng_state, but no config, history or data
+    with pytest.raises(UserError, match=r"holds no training state \(config, history, data\), so it cannot "
+                                        "be resumed"):
+        require_training_meta(ckpt, tmp_path / "c.npz", "be resumed")

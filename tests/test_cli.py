@@ -342,6 +342,19 @@ def test_evaluate_without_split_files_asks_for_data(world, tmp_path):
                           "pass --data")
 
 
+def test_a_model_only_checkpoint_cannot_be_resumed_but_evaluates_on_given_data(world, tmp_path):
+    ckpt = load_checkpoint(world["run"])
+    ckpt.meta = {k: ckpt.meta[k] for k in ("arch", "classes", "image_size", "in_channels")}
+    save_checkpoint(tmp_path / "model" / "checkpoint.npz", ckpt)
+    _assert_clean_failure(world, tmp_path, ["--resume", tmp_path / "model", "--cache-dir", world["cache"]],
+                          "holds no training state (config, epoch, history, rng_state, data), so it cannot be resumed")
+    _assert_clean_failure(world, tmp_path, ["evaluate", tmp_path / "model", "--cache-dir", world["cache"]],
+                          "so it cannot name the run's test split; pass --data")
+    code, out, err = cli("evaluate", tmp_path / "model", "--data", world["data"], "--cache-dir", world["cache"],
+                         home=tmp_path)
+    assert code == 0 and "| **Overall** | 7 |" in out, err
+
+
 def test_predict_on_a_folder_asks_for_image_files(world, tmp_path):
     _assert_clean_failure(world, tmp_path, ["predict", world["run"], world["data"] / "Happy"],
                           "Happy: is a folder; pass image files")

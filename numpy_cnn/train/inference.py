@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, require_training_meta
 from ..data import MeanSubtraction, decode_image, load_dataset, to_float
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from ..errors import UserError
@@ -34,7 +34,11 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     """
     model, ckpt = load_model(path)
     run_dir = path if path.is_dir() else path.parent
-    config = TrainConfig.from_json(ckpt.meta["config"])
+    if data is None:
+        require_training_meta(ckpt, path, "name the run's test split; pass --data DATASET to "
+                                          "evaluate on a dataset's test part")
+    # A model-only checkpoint is split like a default run (the settings only choose the test part).
+    config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
     if data is None:
         if config.test_data is None:   # else the run's test set is that folder, whole
             missing = [n for n in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE) if not (run_dir / n).is_file()]
@@ -45,7 +49,7 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
         ds = load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
-                          image_size=config.image_size, cache_dir=cache_dir)
+                          image_size=ckpt.meta["image_size"], cache_dir=cache_dir)
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
     x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     predicted = predict_logits(model, x).argmax(axis=1)
