@@ -3,15 +3,28 @@
 fer2013.csv (emotion,pixels,Usage), Kaggle's train.csv (emotion,"pixels"),
 icml_face_data.csv ("emotion, Usage, pixels"), and the same files after an
 editor or pandas: a BOM, CRLF or CR line ends, trailing blank lines, an index column.
+And a binary file named .csv.
 """
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from numpy_cnn.data import load_dataset
+from numpy_cnn.errors import UserError
 
 # FER2013's order -> ours: 4 Sad, 5 Surprise, 6 Neutral are our 5, 6, 4.
 FER_TO_OURS = [0, 1, 2, 3, 5, 6, 4]
+
+
+def one_line_error(call, *needles):
+    with pytest.raises(UserError) as err:
+        call()
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert str(needle) in message, message
+    return message
 
 
 def rows(per_class=3):
@@ -50,3 +63,17 @@ def test_kaggle_train_csv_is_split_at_random(tmp_path):
     assert len(ds.y_train) + len(ds.y_test) == 21 and sorted(set(ds.y_test.tolist())) == list(range(7))
     labels = {f: y for f, y in zip(ds.train_files + ds.test_files, [*ds.y_train, *ds.y_test])}
     assert labels["train.csv:2"] == 0 and labels["train.csv:14"] == 5  # FER 4 (Sad) is our 5
+
+
+def test_binary_file_named_csv(tmp_path):
+    Image.new("RGB", (48, 48)).save(tmp_path / "face.png")
+    fake = tmp_path / "fer2013.csv"
+    fake.write_bytes((tmp_path / "face.png").read_bytes())  # a PNG renamed
+    message = one_line_error(lambda: load_dataset(fake), "fer2013.csv: not a text CSV file (it looks binary)",
+                             "pass a FER2013 .csv or a dataset folder")
+    assert "PNG" not in message
+    real = tmp_path / "real.csv"
+    real.write_text(VARIANTS["fer2013.csv"](rows()))
+    one_line_error(lambda: load_dataset(real, test_data=fake), "fer2013.csv: not a text CSV file")
+    fake.write_bytes(VARIANTS["fer2013.csv"](rows()).encode("utf-16"))  # Excel's "Unicode Text"
+    one_line_error(lambda: load_dataset(fake), "fer2013.csv: is UTF-16 text", "UTF-8")

@@ -32,6 +32,11 @@ FER_TO_OURS = np.array([0, 1, 2, 3, 5, 6, 4], dtype=np.int64)
 _USAGE = {"training": 0, "publictest": 1, "privatetest": 1}
 _ROWS_PER_CHUNK = 2048
 _VERSION = 1
+# A text CSV has no control bytes but tab, line ends, form feed and DOS's end-of-file Ctrl-Z;
+# a PNG, JPEG, zip or xlsx renamed to .csv has NULs and others in its first bytes.
+_TEXT_CONTROLS = b"\t\n\r\x0c\x1a"
+_BINARY_BYTES = bytes(b for b in range(32) if b not in _TEXT_CONTROLS) + b"\x7f"
+_SNIFF_BYTES = 4096
 
 
 @dataclass
@@ -73,7 +78,10 @@ def read_fer2013_csv(path: Path, image_size: int = 48, cache_dir: Path | None = 
 
 
 def _parse(path: Path) -> CsvRows:
-    lines = path.read_bytes().splitlines()  # \n, \r\n, or the \r of old Mac Excel exports
+    data = path.read_bytes()
+    _check_text(data[:_SNIFF_BYTES], path)
+    lines = data.splitlines()  # \n, \r\n, or the \r of old Mac Excel exports
+    del data
     if not lines:
         raise UserError(f"{path}: the file is empty; pass the FER2013 CSV (emotion,pixels,Usage)")
     header = [h.strip().strip(b'"').decode("utf-8-sig", "replace").casefold() for h in lines[0].split(b",")]
@@ -148,6 +156,14 @@ def _parse_pixel_rows(rows: list[bytes]) -> tuple[np.ndarray, int | None]:
     if bad_tokens.size:
         return None, int(bad_tokens.min()) // FER_PIXELS  # every row has exactly 2304 tokens
     return values.reshape(len(rows), FER_PIXELS).astype(np.uint8), None
+
+
+def _check_text(head: bytes, path: Path) -> None:
+    """Stop on a file whose first bytes are not text, before its header is shown garbled."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
+        raise UserError(f"{path}: is UTF-16 text; save it again as a UTF-8 (or plain) CSV")
+    if len(head.translate(None, _BINARY_BYTES)) < len(head):
+        raise UserError(f"{path}: not a text CSV file (it looks binary); pass a FER2013 .csv or a dataset folder")
 
 
 def _label(token: bytes, where: str) -> int:
