@@ -2,8 +2,8 @@
 
 fer2013.csv (emotion,pixels,Usage), Kaggle's train.csv (emotion,"pixels"),
 icml_face_data.csv ("emotion, Usage, pixels"), and the same files after an
-editor or pandas: a BOM, CRLF or CR line ends, trailing blank lines, an index column.
-And a binary file named .csv.
+editor or pandas: a BOM, CRLF or CR line ends, trailing blank lines, an index column,
+runs of spaces or tabs between pixels, float labels. And a binary file named .csv.
 """
 
 import numpy as np
@@ -63,6 +63,33 @@ def test_kaggle_train_csv_is_split_at_random(tmp_path):
     assert len(ds.y_train) + len(ds.y_test) == 21 and sorted(set(ds.y_test.tolist())) == list(range(7))
     labels = {f: y for f, y in zip(ds.train_files + ds.test_files, [*ds.y_train, *ds.y_test])}
     assert labels["train.csv:2"] == 0 and labels["train.csv:14"] == 5  # FER 4 (Sad) is our 5
+
+
+def test_resaved_separators_and_float_labels(tmp_path):
+    # Re-saved by an editor or pandas: runs of spaces, tabs, padding; labels 0.0 after a NaN.
+    r = rows()
+    seps = [" ", "  ", "\t", " \t ", "   "]
+    text = "emotion,pixels,Usage\n" + "".join(
+        f'{k}.0,"{seps[n % 5]}{p.replace(" ", seps[n % 5])}{seps[(n + 1) % 5]}",{u}\n' if n % 2 else f"{k},{p},{u}\n"
+        for n, (k, p, u) in enumerate(r))
+    (tmp_path / "resaved.csv").write_text(text)
+    (tmp_path / "plain.csv").write_text(VARIANTS["fer2013.csv"](r))
+    got, want = load_dataset(tmp_path / "resaved.csv"), load_dataset(tmp_path / "plain.csv")
+    assert np.array_equal(got.x_train, want.x_train) and np.array_equal(got.x_test, want.x_test)
+    assert got.y_train.tolist() == want.y_train.tolist() and got.y_test.tolist() == FER_TO_OURS
+
+
+@pytest.mark.parametrize("row, needle", [
+    ("2.5," + " ".join(["1"] * 2304), "bad emotion '2.5'"),
+    ("7.0," + " ".join(["1"] * 2304), "bad emotion '7.0'"),
+    ("," + " ".join(["1"] * 2304), "bad emotion ''"),  # pandas writes NaN as nothing
+    ("1," + " ".join(["1"] * 2302) + "  1", "2303 pixel values"),  # a run of spaces, one value short
+    ("1,\t" + "\t".join(["1"] * 2305), "2305 pixel values"),
+])
+def test_bad_resaved_rows_name_the_line(tmp_path, row, needle):
+    csv = tmp_path / "fer.csv"
+    csv.write_text("emotion,pixels\n3.0," + " ".join(["1"] * 2304) + "\n" + row + "\n")
+    one_line_error(lambda: load_dataset(csv), "fer.csv:3", needle)
 
 
 def test_binary_file_named_csv(tmp_path):

@@ -6,6 +6,9 @@
   ``PrivateTest`` rows together form the test set. Without a ``Usage``
   column the caller makes a stratified split.
 * Rows are named ``<file name>:<line number>`` (the header is line 1).
+* Re-saved files are read as written: pixel values separated by any run of
+  spaces or tabs, and labels as integral floats (``3.0``, as pandas writes a
+  column that held a NaN).
 
 The real file has 35,887 rows (~290 MB of text). Parsing is vectorised: the
 pixel strings of many rows are joined and their digits decoded with NumPy
@@ -14,6 +17,7 @@ index arithmetic, and the result is cached like decoded images.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,7 @@ _VERSION = 1
 _TEXT_CONTROLS = b"\t\n\r\x0c\x1a"
 _BINARY_BYTES = bytes(b for b in range(32) if b not in _TEXT_CONTROLS) + b"\x7f"
 _SNIFF_BYTES = 4096
+_FLOAT_LABEL = re.compile(r"(\d+)\.0*")  # 3.0, 3., 3.00: what pandas writes for an int column with a NaN
 
 
 @dataclass
@@ -104,12 +109,15 @@ def _parse(path: Path) -> CsvRows:
         labels.append(_label(fields[col_emotion], f"{path}:{number}"))
         usage.append(-1 if col_usage is None else _usage(fields[col_usage], f"{path}:{number}"))
         numbers.append(number)
-        pixels.append(fields[col_pixels].strip(b'" '))
-        if pixels[-1].count(b" ") != FER_PIXELS - 1:
-            count = len(pixels[-1].split())
-            problem = f"{count} pixel values, expected {FER_PIXELS} (48x48)" if count != FER_PIXELS else (
-                "pixel values must be separated by single spaces")
-            raise UserError(f"{path}:{number}: {problem}; fix or delete the row")
+        values = fields[col_pixels].strip(b'" \t')
+        # Rows of single spaces go to the vectorised parser as they are; re-saved ones (runs of
+        # spaces, tabs) are rejoined first. A run of spaces in a row of 2303 spaces leaves too
+        # few values, which the bad-row message below counts. (Searching every row for "  " too
+        # would cost ~15% of the parse.)
+        if values.count(b" ") != FER_PIXELS - 1 or b"\t" in values:
+            values = b" ".join(values.split())
+            _check_count(values, f"{path}:{number}")
+        pixels.append(values)
     if not labels:
         raise UserError(f"{path}: no data rows; is this the FER2013 CSV?")
 
@@ -118,9 +126,9 @@ def _parse(path: Path) -> CsvRows:
         chunk = pixels[start:start + _ROWS_PER_CHUNK]
         values, bad_row = _parse_pixel_rows(chunk)
         if bad_row is not None:
-            raise UserError(
-                f"{path}:{numbers[start + bad_row]}: pixel values must be integers 0-255; fix or delete the row"
-            )
+            where = f"{path}:{numbers[start + bad_row]}"
+            _check_count(b" ".join(chunk[bad_row].split()), where)
+            raise UserError(f"{where}: pixel values must be integers 0-255; fix or delete the row")
         x[start:start + len(chunk)] = values
     return CsvRows(
         x=x.reshape(-1, FER_SIZE, FER_SIZE),
@@ -158,6 +166,13 @@ def _parse_pixel_rows(rows: list[bytes]) -> tuple[np.ndarray, int | None]:
     return values.reshape(len(rows), FER_PIXELS).astype(np.uint8), None
 
 
+def _check_count(values: bytes, where: str) -> None:
+    """Stop unless ``values`` (numbers joined by single spaces) holds one value per pixel."""
+    count = values.count(b" ") + 1 if values else 0
+    if count != FER_PIXELS:
+        raise UserError(f"{where}: {count} pixel values, expected {FER_PIXELS} (48x48); fix or delete the row")
+
+
 def _check_text(head: bytes, path: Path) -> None:
     """Stop on a file whose first bytes are not text, before its header is shown garbled."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
@@ -168,8 +183,9 @@ def _check_text(head: bytes, path: Path) -> None:
 
 def _label(token: bytes, where: str) -> int:
     text = token.strip().strip(b'"').decode("utf-8", "replace")
-    if text.isdigit() and int(text) < len(FER_TO_OURS):
-        return int(FER_TO_OURS[int(text)])
+    digits = match.group(1) if (match := _FLOAT_LABEL.fullmatch(text)) else text  # 2.5 and 7.0 fail below
+    if digits.isdigit() and int(digits) < len(FER_TO_OURS):
+        return int(FER_TO_OURS[int(digits)])
     index = class_index(text)
     if index is None:
         raise UserError(f"{where}: bad emotion {text!r}; expected 0-6 in FER2013's order or a class name")
