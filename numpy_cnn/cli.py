@@ -231,6 +231,9 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     from .train.rundir import CHECKPOINT
 
     given = _config_from_args(args)
+    if args.split_dir and not args.reuse_split:   # else it is ignored and a new random split is made
+        raise UserError(f"--split-dir {args.split_dir} is read only with --reuse-split; add --reuse-split "
+                        "to train on its train.txt/test.txt, or drop --split-dir")
     if args.resume:
         # evaluate and predict take a run directory or its checkpoint.npz; so does --resume.
         out = args.resume.parent if args.resume.name == CHECKPOINT and args.resume.is_file() else args.resume

@@ -281,6 +281,12 @@ def test_reuse_split_with_split_dir_naming_the_out_dir_trains_on_its_files(world
     assert (run / "train.txt").read_bytes() == (world["run"] / "train.txt").read_bytes()
 
 
+def test_split_dir_without_reuse_split_is_refused_not_ignored(world, tmp_path):
+    args = train_args(world["data"], tmp_path / "new", world["cache"], "--split-dir", world["run"])
+    _assert_clean_failure(world, tmp_path, args, "is read only with --reuse-split")
+    assert not (tmp_path / "new").exists()
+
+
 def test_resume_takes_the_checkpoint_file_too(world, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(world["run"], run)
