@@ -87,6 +87,8 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
 def load_study_model(args: argparse.Namespace) -> Loaded:
     """The model the options ask for: from ``--checkpoint``, or fresh from ``--arch``."""
     from .data import CLASSES
+    if args.seed < 0:   # numpy's SeedSequence takes only non-negative integers
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     if args.checkpoint is not None:
         from .checkpoint import load_model
         model, ckpt = load_model(args.checkpoint)

@@ -361,6 +361,11 @@ def test_a_model_only_checkpoint_cannot_be_resumed_but_evaluates_on_given_data(w
     assert code == 0 and "| **Overall** | 7 |" in out, err
 
 
+@pytest.mark.parametrize("command", ["summary", "trace", "visualize"])
+def test_study_tools_refuse_a_negative_seed(world, tmp_path, command):
+    _assert_clean_failure(world, tmp_path, [command, "--seed", -1, "--out", tmp_path / "x"], "--seed must be >= 0")
+
+
 def test_predict_on_a_folder_asks_for_image_files(world, tmp_path):
     _assert_clean_failure(world, tmp_path, ["predict", world["run"], world["data"] / "Happy"],
                           "Happy: is a folder; pass image files")
