@@ -114,7 +114,9 @@ def _parse(path: Path) -> CsvRows:
         # spaces, tabs) are rejoined first. A run of spaces in a row of 2303 spaces leaves too
         # few values, which the bad-row message below counts. (Searching every row for "  " too
         # would cost ~15% of the parse.)
-        if values.count(b" ") != FER_PIXELS - 1 or b"\t" in values:
+        if b"\t" in values:
+            values = values.replace(b"\t", b" ")  # 10x cheaper than split and join
+        if values.count(b" ") != FER_PIXELS - 1:
             values = b" ".join(values.split())
             _check_count(values, f"{path}:{number}")
         pixels.append(values)
