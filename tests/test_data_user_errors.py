@@ -33,6 +33,7 @@ def one_line_error(call, *needles):
     assert "\n" not in message
     for needle in needles:
         assert str(needle) in message, message
+    return message
 
 
 def test_kaggle_unlabelled_test_csv(tmp_path):
@@ -104,3 +105,21 @@ def test_test_data_made_of_training_images(tmp_path):
     one_line_error(lambda: load_dataset(train, test_data=fer), "fer2013.csv", "4 of its 6 images are also training")
     ds = load_dataset(train, test_data=fer_csv(tmp_path / "other.csv", ["PublicTest"] * 6, first=3))
     assert len(ds.y_test) == 6  # 1 of 6 images also in training: a real set may have a few duplicates
+
+
+def test_test_data_hints_name_the_test_data_option(tmp_path):
+    root = class_folders(tmp_path / "train")
+    # A CSV download folder given as the test set: the hint must say --test-data, not --data.
+    (tmp_path / "fer_download").mkdir()
+    fer_csv(tmp_path / "fer_download" / "fer2013.csv")
+    message = one_line_error(lambda: load_dataset(root, test_data=tmp_path / "fer_download"),
+                             f"pass --test-data {tmp_path / 'fer_download' / 'fer2013.csv'}")
+    assert "--data" not in message
+    # The test set one level down, inside a folder that is not a class.
+    class_folders(tmp_path / "outer" / "faces")
+    message = one_line_error(lambda: load_dataset(root, test_data=tmp_path / "outer"),
+                             f"pass --test-data {tmp_path / 'outer' / 'faces'}")
+    assert "--data" not in message
+    # One class folder of the test set.
+    one_line_error(lambda: load_dataset(root, test_data=tmp_path / "outer" / "faces" / "Sad"),
+                   "Sad looks like one class", str(tmp_path / "outer" / "faces"))

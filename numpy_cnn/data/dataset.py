@@ -180,14 +180,9 @@ def load_dataset(
         train, test = _decode(list_jaffe(data), root, image_size, cache), None
 
     if not len(train.y):
-        # The FER2013 download unpacks to fer2013/fer2013.csv: the folder is what people pass.
-        csv = next((p for p in sorted(data.iterdir()) if p.suffix.casefold() == ".csv"), None)
         raise UserError(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
-            "train/ and test/ folders, JAFFE-named images or a FER2013 CSV"
-            + (f"; for the CSV in it, pass --data {csv}" if csv else "")
-            + (f"; {data.name} looks like one class: pass the folder holding all of them, {data.parent}"
-               if class_index(data.name) is not None else "")
+            "train/ and test/ folders, JAFFE-named images or a FER2013 CSV" + _no_images_hints(data, "--data")
         )
     if test_data is not None:  # replaces any test set the data itself defines
         test = _load_whole(test_data, image_size, cache)
@@ -229,10 +224,20 @@ def _load_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
         return _Part(rows.x, rows.y, [f"{path.name}:{n}" for n in rows.lines.tolist()])
     if (inner := labelled_test_folder(path)) is not None:  # used whole, a train/ beside it would be tested on
         raise UserError(f"{path}: holds {inner.name}/ rather than class folders; pass {inner} as the test data")
-    listing = list_class_folders(path) if has_subfolders(path) else list_jaffe(path)
+    listing = list_class_folders(path, flag="--test-data") if has_subfolders(path) else list_jaffe(path)
     if not len(listing):
-        raise UserError(f"{path}: no test images found; expected class folders or JAFFE-named images")
+        raise UserError(f"{path}: no test images found; expected class folders, JAFFE-named images "
+                        "or a FER2013 CSV" + _no_images_hints(path, "--test-data"))
     return _decode(listing, path, image_size, cache)
+
+
+def _no_images_hints(folder: Path, flag: str) -> str:
+    """What a folder without images was probably meant to be, for the option ``flag`` that named it."""
+    # The FER2013 download unpacks to fer2013/fer2013.csv: the folder is what people pass.
+    csv = next((p for p in sorted(folder.iterdir()) if p.suffix.casefold() == ".csv"), None)
+    return ((f"; for the CSV in it, pass {flag} {csv}" if csv else "")
+            + (f"; {folder.name} looks like one class: pass the folder holding all of them, {folder.parent}"
+               if class_index(folder.name) is not None else ""))
 
 
 def _check_not_training_images(test: _Part, train: _Part, test_data: Path) -> None:

@@ -97,8 +97,10 @@ def labelled_test_folder(root: Path) -> Path | None:
     return next((by_name[n] for n in _TEST_NAMES if n in by_name and has_subfolders(by_name[n])), None)
 
 
-def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
+def list_class_folders(folder: Path, root: Path | None = None, *, flag: str = "--data") -> Listing:
     """Images of ``folder/<Class>/*``, with paths relative to ``root`` (default ``folder``).
+
+    ``flag`` is the option that named ``folder`` (``--data`` or ``--test-data``), for hints.
 
     Raises:
         UserError: a sub-folder is not one of the seven class names.
@@ -117,7 +119,7 @@ def list_class_folders(folder: Path, root: Path | None = None) -> Listing:
             raise UserError(
                 f"{sub}: unknown class folder {sub.name!r}; rename it to one of "
                 f"{', '.join(CLASSES)} (any case) or move it out"
-                + (f", or pass --data {sub} if the dataset is inside it" if nested else "")
+                + (f", or pass {flag} {sub} if the dataset is inside it" if nested else "")
             )
         for path in visible_files(sub):
             files.append(path.relative_to(root).as_posix())
