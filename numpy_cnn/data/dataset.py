@@ -203,7 +203,7 @@ def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
 
 
 def _decode(listing: Listing, root: Path, image_size: int, cache: Path | None) -> _Part:
-    x = load_images([root / f for f in listing.files], image_size, cache)
+    x = load_images([root / f for f in listing.files], image_size, cache, root=root)
     return _Part(x, listing.labels, listing.files)
 
 

@@ -37,6 +37,27 @@ DECODE_VERSION = 1
 _HIGH_BIT_MODES = ("I", "F")  # I;16, I;16B, ... are matched by prefix "I;"
 
 
+NOT_FOUND = "file not found"
+
+
+class UnreadableImage(UserError):
+    """A file :func:`decode_image` cannot read.
+
+    ``reason`` is short and never repeats the path (``truncated``, ``empty
+    file``, ``file not found``), so a list of many files stays readable.
+    """
+
+    def __init__(self, path: Path | str, reason: str):
+        self.path, self.reason = path, reason
+        if reason == NOT_FOUND:
+            super().__init__(f"{path}: {NOT_FOUND}; check the path")
+        else:
+            super().__init__(f"{path}: not a readable image ({reason}); remove or replace the file")
+
+    def __reduce__(self):  # picklable, e.g. raised in a worker process
+        return type(self), (self.path, self.reason)
+
+
 def decode_image(path: Path | str, size: int = 48) -> np.ndarray:
     """Read ``path`` as grayscale and resize it.
 
@@ -44,25 +65,30 @@ def decode_image(path: Path | str, size: int = 48) -> np.ndarray:
         uint8 array of shape (size, size).
 
     Raises:
-        UserError: the file is missing, not an image, truncated or corrupt.
+        UnreadableImage: the file is missing, not an image, truncated or corrupt.
     """
     try:
         with Image.open(path) as image:
             image.seek(0)
             image.load()  # decode now, so a truncated file fails here, inside the try
             return _to_gray_resized(ImageOps.exif_transpose(image), size)
-    except UserError:
-        raise
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found; check the path") from None
+        raise UnreadableImage(path, NOT_FOUND) from None
     except UnidentifiedImageError:  # its own message repeats the whole path
         reason = "empty file" if Path(path).stat().st_size == 0 else "not an image format Pillow reads"
-        raise UserError(f"{path}: not a readable image ({reason}); remove or replace the file") from None
+        raise UnreadableImage(path, reason) from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(
-            f"{path}: not a readable image ({reason}); remove or replace the file"
-        ) from None
+        raise UnreadableImage(path, _short_reason(exc)) from None
+
+
+def _short_reason(exc: BaseException) -> str:
+    """A few words for ``exc``: Pillow says "truncated" five ways, and OS errors repeat the path."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "truncated" in text.casefold():
+        return "truncated"
+    if isinstance(exc, OSError) and exc.strerror:  # "[Errno 13] Permission denied: '/long/path'"
+        return exc.strerror.lower()
+    return text[:80]
 
 
 def _to_gray_resized(image: Image.Image, size: int) -> np.ndarray:

@@ -6,6 +6,11 @@ settings, so later epochs and later runs only load one file. The key ignores
 the order of the list, so reading a split file back (same images, another
 order) hits the cache too. Large sets are decoded by
 a pool of worker processes with a progress line on stderr.
+
+Every file is tried before anything is raised: missing, truncated and other
+unreadable files are reported together in one error (see :mod:`.unreadable`),
+whether decoded in this process or in the pool. The cache entry stands for
+the whole set, so nothing is cached until every file decodes.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
 from .cache import cache_key, file_fingerprint, load_entry, save_entry
-from .decode import DECODE_VERSION, REDUCING_GAP, RESAMPLE, decode_image
+from .decode import DECODE_VERSION, REDUCING_GAP, RESAMPLE, UnreadableImage, decode_image
+from .unreadable import unreadable_images_error
 
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 200
@@ -34,20 +39,24 @@ def load_images(
     cache_dir: Path | str | None = None,
     *,
     workers: int = 2,
+    root: Path | str | None = None,
 ) -> np.ndarray:
     """Grayscale, resized pixels of ``paths``, decoded once and cached.
 
     Args:
         paths: image files, any format and mode Pillow reads (see :mod:`.decode`).
         image_size: output side S; every image is resized to S x S.
-        cache_dir: folder for the cache (``None`` = no caching).
+        cache_dir: folder for the cache (``None`` = no caching); also where the
+            list of unreadable files goes when the error cannot name them all.
         workers: decoding processes for large lists.
+        root: the dataset folder; errors name files relative to it.
 
     Returns:
         uint8 array of shape (N, S, S), in the order of ``paths``.
 
     Raises:
-        UserError: a file is missing, not an image, truncated or corrupt.
+        UserError: after trying every file, one line for all that are missing,
+            not images, truncated or corrupt (see :mod:`.unreadable`).
     """
     cache_dir = None if cache_dir is None else Path(cache_dir)
     absolute = [Path(p).absolute() for p in paths]
@@ -55,36 +64,65 @@ def load_images(
     row_of = {path: i for i, path in enumerate(unique)}
     try:
         fingerprint = file_fingerprint(unique)
-    except FileNotFoundError as exc:
-        raise UserError(f"{exc.filename}: file not found; check the path or the split file") from None
+    except FileNotFoundError:
+        fingerprint = None  # no entry can be right; decoding finds every missing file, with the rest
     settings = {"size": image_size, "resample": int(RESAMPLE), "gap": REDUCING_GAP, "version": DECODE_VERSION}
     key = cache_key("images", {"settings": settings, "files": fingerprint})
-    cached = load_entry(cache_dir, key)
+    cached = None if fingerprint is None else load_entry(cache_dir, key)
     x = None if cached is None else cached.get("x")
     if x is None or x.shape != (len(unique), image_size, image_size) or x.dtype != np.uint8:
-        x = _decode_all(unique, image_size, workers)
-        save_entry(cache_dir, key, x=x)
+        x, failures = _decode_all(unique, image_size, workers)
+        if failures:
+            base = None if root is None else Path(root).absolute()
+            raise unreadable_images_error([(_name(unique[i], base), reason) for i, reason in failures],
+                                          None if root is None else Path(root), cache_dir)
+        if fingerprint is not None:  # else a file came back while decoding: it is read next time
+            save_entry(cache_dir, key, x=x)
     return x[np.array([row_of[p] for p in absolute], dtype=np.intp)]
 
 
-def _decode_all(paths: list[Path], size: int, workers: int) -> np.ndarray:
+def _name(path: Path, root: Path | None) -> str:
+    """``path`` as the user knows it: relative to the dataset folder when inside it."""
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
+
+
+def _decode_all(paths: list[Path], size: int, workers: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode every file; (the (N, S, S) images, ``(index, reason)`` of each file that failed)."""
     x = np.empty((len(paths), size, size), np.uint8)
-    decode = partial(decode_image, size=size)
+    decode = partial(_decode_or_reason, size=size)
     if workers > 1 and len(paths) >= _POOL_MIN_FILES:
         with ProcessPoolExecutor(workers) as pool:
             results = pool.map(decode, paths, chunksize=64)
-            _fill_with_progress(x, results)
-    else:
-        _fill_with_progress(x, map(decode, paths))
-    return x
+            return x, _fill_with_progress(x, results)
+    return x, _fill_with_progress(x, map(decode, paths))
 
 
-def _fill_with_progress(x: np.ndarray, results) -> None:
-    """Copy decoded images into ``x``, printing a line to stderr every few seconds."""
+def _decode_or_reason(path: Path, size: int) -> np.ndarray | str:
+    """The image, or why it cannot be read: returned, not raised, so one bad file
+    does not stop the pool and every file is tried."""
+    try:
+        return decode_image(path, size)
+    except UnreadableImage as exc:
+        return exc.reason
+
+
+def _fill_with_progress(x: np.ndarray, results) -> list[tuple[int, str]]:
+    """Copy decoded images into ``x``, printing a line to stderr every few seconds.
+
+    Returns ``(index, reason)`` for each result that is a reason instead of an image.
+    """
+    failures = []
     start = last = time.monotonic()
     for i, image in enumerate(results):
-        x[i] = image
+        if isinstance(image, str):
+            failures.append((i, image))
+        else:
+            x[i] = image
         now = time.monotonic()
         if now - last > _PROGRESS_SECONDS:
-            print(f"decoding images: {i + 1}/{len(x)} ({now - start:.0f} s)", file=sys.stderr, flush=True)
+            bad = f", {len(failures)} unreadable so far" if failures else ""
+            print(f"decoding images: {i + 1}/{len(x)} ({now - start:.0f} s){bad}", file=sys.stderr, flush=True)
             last = now
+    return failures
