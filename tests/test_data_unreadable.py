@@ -88,3 +88,16 @@ def test_missing_files_are_counted_with_the_rest(tmp_path, decoding):
     assert message == (f"{root}: 3 images could not be read; fix or delete them: {paths[0].relative_to(root)} "
                        f"(truncated), {paths[1].relative_to(root)} (file not found), Sad/gone.png (file not found)")
 
+
+def test_split_files_naming_deleted_images(tmp_path):
+    # The images an earlier error listed were deleted, but the run's split files still name them.
+    root = class_folders(tmp_path / "sfew", per_class=2)
+    split = tmp_path / "run"
+    ds = load_dataset(root, seed=0, split_dir=split)
+    gone = [ds.train_files[0], ds.train_files[3], ds.test_files[1]]
+    for name in gone:
+        (root / name).unlink()
+    message = error_of(lambda: load_dataset(root, split_dir=split, reuse_split=True))
+    assert message == (f"{split}: 3 listed images not found in {root}: {gone[0]} (train.txt line 2), "
+                       f"{gone[1]} (train.txt line 5), {gone[2]} (test.txt line 3); "
+                       "restore them or delete those lines")

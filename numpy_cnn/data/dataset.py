@@ -36,7 +36,7 @@ from .images import load_images
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
 from .split import stratified_split
-from .splitfiles import read_split_file, write_split_file
+from .splitfiles import missing_images_error, read_split_file, write_split_file
 
 TRAIN_SPLIT_FILE = "train.txt"
 TEST_SPLIT_FILE = "test.txt"
@@ -263,8 +263,11 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
             parts.append(_Part(rows.x[index], listing.labels, listing.files))
         _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
         return parts[0], parts[1]
-    train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data)
-    test = read_split_file(split_dir / TEST_SPLIT_FILE, data)
+    missing: list[str] = []  # images deleted since: of both files, in one error
+    train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data, missing=missing)
+    test = read_split_file(split_dir / TEST_SPLIT_FILE, data, missing=missing)
+    if missing:
+        raise missing_images_error(split_dir, data, missing)
     _check_disjoint(train.files, test.files, split_dir, lambda f: (data / f).resolve())
     return _decode_pair(train, test, data, image_size, cache)
 

@@ -12,6 +12,9 @@ Excel) and CRLF line ends are fine, Windows ``\\`` separators and ``./``
 prefixes are turned into the loader's ``a/b`` names. File names that are not
 UTF-8 on disk (old Windows zips) are written and read back byte for byte
 (``surrogateescape``).
+
+Images deleted since the files were written (say, the unreadable ones an
+earlier run listed) are reported together, with their lines, in one error.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..errors import UserError
 from .atomic import write_atomically
 from .classes import CLASSES, parse_label
 from .sources import Listing
+from .unreadable import name_some
 
 
 def write_split_file(path: Path, listing: Listing) -> None:
@@ -36,18 +40,23 @@ def write_split_file(path: Path, listing: Listing) -> None:
     write_atomically(Path(path), lambda f: f.write(data))
 
 
-def read_split_file(path: Path, root: Path, known: Collection[str] | None = None) -> Listing:
+def read_split_file(path: Path, root: Path, known: Collection[str] | None = None, *,
+                    missing: list[str] | None = None) -> Listing:
     """Read a split file whose paths are relative to ``root``.
 
     ``known``, if given, lists the valid entries instead of files on disk
-    (CSV rows named ``fer2013.csv:<line>``).
+    (CSV rows named ``fer2013.csv:<line>``). ``missing``, if given, collects
+    the lines naming no file (``"Angry/a.png (train.txt line 3)"``) instead
+    of raising, so the caller can report those of both files at once with
+    :func:`missing_images_error`; they are left out of the listing.
 
     Raises:
-        UserError: the split file is missing, unreadable or lists nothing, or a
-            line (named by number) has no label, a bad label, or points at a
-            missing file.
+        UserError: the split file is missing, unreadable or lists nothing, a
+            line (named by number) has no label or a bad label, or (without
+            ``missing``) lines point at missing files: all of them, in one line.
     """
     path = Path(path)
+    absent = [] if missing is None else missing
     try:
         # utf-8-sig drops a BOM, which would otherwise glue itself to the first path.
         text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
@@ -74,12 +83,22 @@ def read_split_file(path: Path, root: Path, known: Collection[str] | None = None
             if (root / relative).is_dir():
                 raise UserError(f"{where}: {root / relative} is a folder; list image files, one per line")
             if not (root / relative).is_file():
-                raise UserError(f"{where}: {root / relative} does not exist; fix the line or the data folder")
+                absent.append(f"{relative} ({path.name} line {number})")
+                continue
         files.append(relative)
         labels.append(label)
-    if not files:
+    if missing is None and absent:
+        raise missing_images_error(path, root, absent)
+    if not files and not absent:
         raise UserError(f"{path}: lists no images; write one 'relative/path label' per line")
     return Listing(files, np.array(labels, dtype=np.int64))
+
+
+def missing_images_error(where: Path, root: Path, absent: list[str]) -> UserError:
+    """One error for every split-file line whose image is not in ``root`` (see ``missing`` above)."""
+    n = len(absent)
+    return UserError(f"{where}: {n} listed image{'s' if n > 1 else ''} not found in {root}: {name_some(absent)}; "
+                     f"restore {'them' if n > 1 else 'it'} or delete {'those lines' if n > 1 else 'the line'}")
 
 
 def _path_and_label(line: str) -> list[str]:
