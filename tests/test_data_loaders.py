@@ -103,7 +103,7 @@ def test_split_file_errors_name_file_and_line(tmp_path):
     split.mkdir()
     (split / "test.txt").write_text("Sad/sad 1.png 5\n")
     (split / "train.txt").write_text("Angry/angry 0.png 0\nAngry/nope.png 0\n")
-    one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt line 2", "nope.png")
+    one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:2", "nope.png")
     (split / "train.txt").write_text("Angry/angry 0.png 0\n\nAngry/angry 1.png 9\n")
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:3", "'9'")
     (split / "train.txt").unlink()

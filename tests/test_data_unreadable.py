@@ -98,6 +98,6 @@ def test_split_files_naming_deleted_images(tmp_path):
     for name in gone:
         (root / name).unlink()
     message = error_of(lambda: load_dataset(root, split_dir=split, reuse_split=True))
-    assert message == (f"{split}: 3 listed images not found in {root}: {gone[0]} (train.txt line 2), "
-                       f"{gone[1]} (train.txt line 5), {gone[2]} (test.txt line 3); "
+    assert message == (f"{split}: 3 listed images not found in {root}: {gone[0]} (train.txt:2), "
+                       f"{gone[1]} (train.txt:5), {gone[2]} (test.txt:3); "
                        "restore them or delete those lines")

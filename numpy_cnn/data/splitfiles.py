@@ -46,7 +46,7 @@ def read_split_file(path: Path, root: Path, known: Collection[str] | None = None
 
     ``known``, if given, lists the valid entries instead of files on disk
     (CSV rows named ``fer2013.csv:<line>``). ``missing``, if given, collects
-    the lines naming no file (``"Angry/a.png (train.txt line 3)"``) instead
+    the lines naming no file (``"Angry/a.png (train.txt:3)"``) instead
     of raising, so the caller can report those of both files at once with
     :func:`missing_images_error`; they are left out of the listing.
 
@@ -83,7 +83,7 @@ def read_split_file(path: Path, root: Path, known: Collection[str] | None = None
             if (root / relative).is_dir():
                 raise UserError(f"{where}: {root / relative} is a folder; list image files, one per line")
             if not (root / relative).is_file():
-                absent.append(f"{relative} ({path.name} line {number})")
+                absent.append(f"{relative} ({path.name}:{number})")
                 continue
         files.append(relative)
         labels.append(label)
