@@ -8,23 +8,13 @@ runs of spaces or tabs between pixels, float labels. And a binary file named .cs
 
 import numpy as np
 import pytest
+from data_support import one_line_error
 from PIL import Image
 
 from numpy_cnn.data import load_dataset
-from numpy_cnn.errors import UserError
 
 # FER2013's order -> ours: 4 Sad, 5 Surprise, 6 Neutral are our 5, 6, 4.
 FER_TO_OURS = [0, 1, 2, 3, 5, 6, 4]
-
-
-def one_line_error(call, *needles):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, message
-    return message
 
 
 def rows(per_class=3):

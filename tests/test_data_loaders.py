@@ -6,45 +6,17 @@ looking at pixels.
 """
 
 import pytest
+from data_support import class_folders, label_of_pixels, one_line_error, write_image
 from PIL import Image
 
 from numpy_cnn.data import CLASSES, load_dataset
-from numpy_cnn.errors import UserError
-
-
-def write_image(path, label, fmt=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (8, 8), 30 * label + 10).save(path, format=fmt)
-
-
-def label_of_pixels(x):
-    return (x[:, 0, 0].astype(int) - 10) // 30
-
-
-def class_folders(root, per_class=5, names=None):
-    names = {name: name for name in CLASSES} if names is None else names
-    for label, name in enumerate(CLASSES):
-        if name in names:
-            for i in range(per_class):
-                write_image(root / names[name] / f"{name.lower()} {i}.png", label)
-    return root
-
-
-def one_line_error(call, *needles):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, message
-    return message
 
 
 def test_class_folders_case_insensitive_with_junk(tmp_path):
     names = {name: name.lower() for name in CLASSES if name != "Fear"}  # FER2013 style, Fear missing
-    root = class_folders(tmp_path / "fer", names=names)
+    root = class_folders(tmp_path / "fer", names=names, per_class=5)
     (root / ".DS_Store").write_bytes(b"\0junk")
-    (root / "angry" / "._angry 0.png").write_bytes(b"resource fork")
+    (root / "angry" / "._frame 0.png").write_bytes(b"resource fork")
     (root / "angry" / "Thumbs.db").write_bytes(b"junk")
     (root / ".ipynb_checkpoints").mkdir()
     (root / "train.txt").write_text("a loose file at the root is ignored\n")
@@ -77,7 +49,7 @@ def test_clip_subfolders_inside_a_class_folder_are_read(tmp_path):
 
 
 def test_split_is_written_then_reused(tmp_path):
-    root = class_folders(tmp_path / "sfew")
+    root = class_folders(tmp_path / "sfew", per_class=5)
     ds = load_dataset(root, image_size=8, seed=3, split_dir=tmp_path / "run")
     lines = (tmp_path / "run" / "test.txt").read_text().splitlines()
     assert f"{ds.test_files[0]} {ds.y_test[0]}" in lines
@@ -90,21 +62,21 @@ def test_hand_written_split_files(tmp_path):
     root = class_folders(tmp_path / "sfew", per_class=2)
     split = tmp_path / "split"
     split.mkdir()
-    (split / "train.txt").write_text("# comment\n\nAngry/angry 0.png 0\nHappy/happy 0.png  Happy \n")
-    (split / "test.txt").write_text("Sad/sad 1.png sad\n")
+    (split / "train.txt").write_text("# comment\n\nAngry/frame 0.png 0\nHappy/frame 0.png  Happy \n")
+    (split / "test.txt").write_text("Sad/frame 1.png sad\n")
     ds = load_dataset(root, image_size=8, split_dir=split, reuse_split=True)
     assert ds.y_train.tolist() == [0, 3] and ds.y_test.tolist() == [5]
-    assert ds.train_files == ["Angry/angry 0.png", "Happy/happy 0.png"]  # spaces in paths survive
+    assert ds.train_files == ["Angry/frame 0.png", "Happy/frame 0.png"]  # spaces in paths survive
 
 
 def test_split_file_errors_name_file_and_line(tmp_path):
     root = class_folders(tmp_path / "sfew", per_class=2)
     split = tmp_path / "split"
     split.mkdir()
-    (split / "test.txt").write_text("Sad/sad 1.png 5\n")
-    (split / "train.txt").write_text("Angry/angry 0.png 0\nAngry/nope.png 0\n")
+    (split / "test.txt").write_text("Sad/frame 1.png 5\n")
+    (split / "train.txt").write_text("Angry/frame 0.png 0\nAngry/nope.png 0\n")
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:2", "nope.png")
-    (split / "train.txt").write_text("Angry/angry 0.png 0\n\nAngry/angry 1.png 9\n")
+    (split / "train.txt").write_text("Angry/frame 0.png 0\n\nAngry/frame 1.png 9\n")
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:3", "'9'")
     (split / "train.txt").unlink()
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt")
@@ -202,7 +174,7 @@ def test_bad_inputs_leave_cache_and_split_untouched(tmp_path):
     (root / "Happy" / "notes.txt").write_text("a non-image inside a class folder")
     one_line_error(lambda: load_dataset(root, split_dir=run, cache_dir=cache), "notes.txt")
     (root / "Happy" / "notes.txt").unlink()
-    (root / "Sad" / "broken.png").write_bytes((root / "Sad" / "sad 0.png").read_bytes()[:30])
+    (root / "Sad" / "broken.png").write_bytes((root / "Sad" / "frame 0.png").read_bytes()[:30])
     one_line_error(lambda: load_dataset(root, split_dir=run, cache_dir=cache), "broken.png")
 
     assert {p: p.read_bytes() for p in [*run.iterdir(), *cache.iterdir()]} == before

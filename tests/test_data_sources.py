@@ -5,28 +5,10 @@ Images are 8x8 and uniformly gray, with a value that encodes the class.
 
 import os
 
-import pytest
+from data_support import class_folders, one_line_error
 from PIL import Image
 
-from numpy_cnn.data import CLASSES, load_dataset
-from numpy_cnn.errors import UserError
-
-
-def class_folders(root, per_class=2):
-    for label, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("L", (8, 8), 30 * label + 10).save(root / name / f"Airheads_{i:09d}_00000005.png")
-    return root
-
-
-def one_line_error(call, *needles):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, message
+from numpy_cnn.data import load_dataset
 
 
 def test_sfew2_unlabelled_test_folder_is_passed_over_for_val(tmp_path):

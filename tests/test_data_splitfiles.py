@@ -7,19 +7,10 @@ gray with a value that encodes the class.
 import os
 
 import pytest
-from PIL import Image
+from data_support import class_folders, one_line_error
 
-from numpy_cnn.data import CLASSES, load_dataset
+from numpy_cnn.data import load_dataset
 from numpy_cnn.data.splitfiles import read_split_file
-from numpy_cnn.errors import UserError
-
-
-def class_folders(root, per_class=2):
-    for label, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("L", (8, 8), 30 * label + 10).save(root / name / f"frame {i}.png")
-    return root
 
 
 def write_pair(split, train: bytes, test: bytes = b"Sad/frame 1.png 5\n"):
@@ -27,15 +18,6 @@ def write_pair(split, train: bytes, test: bytes = b"Sad/frame 1.png 5\n"):
     (split / "train.txt").write_bytes(train)
     (split / "test.txt").write_bytes(test)
     return split
-
-
-def one_line_error(call, *needles):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, message
 
 
 def test_windows_written_file_bom_crlf_backslashes(tmp_path):

@@ -7,12 +7,12 @@ that nothing is cached or written inside the dataset.
 
 import numpy as np
 import pytest
+from data_support import one_line_error
 from PIL import Image
 
 import numpy_cnn.data.images as images_module
 from numpy_cnn.data import CLASSES, load_dataset, load_images
 from numpy_cnn.data.unreadable import LIST_FILE
-from numpy_cnn.errors import UserError
 
 
 def class_folders(root, per_class=3):
@@ -28,14 +28,6 @@ def truncate(path):
     path.write_bytes(path.read_bytes()[:200])
 
 
-def error_of(call):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    return message
-
-
 @pytest.fixture(params=["one process", "worker pool"])
 def decoding(request, monkeypatch):
     """Run a test with decoding in this process, then in the worker pool: the error must not differ."""
@@ -49,7 +41,7 @@ def test_every_bad_image_in_one_error(tmp_path, decoding):
     (root / "Sad" / "0.png").write_bytes(b"")
     (root / "Sad" / "2.png").write_text("a note saved with an image name")
     cache = tmp_path / "cache"
-    message = error_of(lambda: load_dataset(root, cache_dir=cache))
+    message = one_line_error(lambda: load_dataset(root, cache_dir=cache))
     assert message == (f"{root}: 3 images could not be read; fix or delete them: Angry/1.png (truncated), "
                        "Sad/0.png (empty file), Sad/2.png (not an image format Pillow reads)")
     assert not cache.exists()  # no entry for a set that did not decode, and no list for 3 names
@@ -66,7 +58,7 @@ def test_many_bad_images_name_five_and_list_all(tmp_path, decoding):
         truncate(root / name)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     cache = tmp_path / "cache"
-    message = error_of(lambda: load_dataset(root, cache_dir=cache))
+    message = one_line_error(lambda: load_dataset(root, cache_dir=cache))
     named = ", ".join(f"{name} (truncated)" for name in bad[:5])
     assert message == (f"{root}: 8 images could not be read; fix or delete them: {named} and 3 more "
                        f"(all listed in {cache / LIST_FILE})")
@@ -75,7 +67,7 @@ def test_many_bad_images_name_five_and_list_all(tmp_path, decoding):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written in the data
     assert not list(cache.glob("*.npz"))
     # Without a cache folder there is nowhere to list them: the line counts the rest.
-    assert error_of(lambda: load_dataset(root)).endswith(" and 3 more")
+    assert one_line_error(lambda: load_dataset(root)).endswith(" and 3 more")
 
 
 def test_missing_files_are_counted_with_the_rest(tmp_path, decoding):
@@ -84,7 +76,7 @@ def test_missing_files_are_counted_with_the_rest(tmp_path, decoding):
     truncate(paths[0])
     paths[1].unlink()
     paths.append(root / "Sad" / "gone.png")
-    message = error_of(lambda: load_images(paths, 8, tmp_path / "cache", root=root))
+    message = one_line_error(lambda: load_images(paths, 8, tmp_path / "cache", root=root))
     assert message == (f"{root}: 3 images could not be read; fix or delete them: {paths[0].relative_to(root)} "
                        f"(truncated), {paths[1].relative_to(root)} (file not found), Sad/gone.png (file not found)")
 
@@ -97,7 +89,7 @@ def test_split_files_naming_deleted_images(tmp_path):
     gone = [ds.train_files[0], ds.train_files[3], ds.test_files[1]]
     for name in gone:
         (root / name).unlink()
-    message = error_of(lambda: load_dataset(root, split_dir=split, reuse_split=True))
+    message = one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True))
     assert message == (f"{split}: 3 listed images not found in {root}: {gone[0]} (train.txt:2), "
                        f"{gone[1]} (train.txt:5), {gone[2]} (test.txt:3); "
                        "restore them or delete those lines")

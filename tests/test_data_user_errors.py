@@ -4,19 +4,10 @@ Each of these used to load silently wrong data, crash later, or stop with a
 message that named the wrong thing.
 """
 
-import pytest
+from data_support import class_folders, one_line_error
 from PIL import Image
 
 from numpy_cnn.data import CLASSES, load_dataset
-from numpy_cnn.errors import UserError
-
-
-def class_folders(root, per_class=2):
-    for label, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("L", (8, 8), 30 * label + 10).save(root / name / f"im{i}.jpg")
-    return root
 
 
 def fer_csv(path, usages=("Training", "Training", "PublicTest"), header="emotion,pixels,Usage", first=0):
@@ -24,16 +15,6 @@ def fer_csv(path, usages=("Training", "Training", "PublicTest"), header="emotion
             for i, u in enumerate(usages)]  # row i is all first + i: distinct images
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
-
-
-def one_line_error(call, *needles):
-    with pytest.raises(UserError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, message
-    return message
 
 
 def test_kaggle_unlabelled_test_csv(tmp_path):
