@@ -73,14 +73,12 @@ def visible_entries(folder: Path) -> list[Path]:
 
 def split_folders(root: Path) -> tuple[Path, Path | None] | None:
     """(train folder, test-or-val folder or None) if ``root`` has a split layout, else None."""
-    by_name = {p.name.casefold(): p for p in visible_entries(root) if p.is_dir()}
-    train = next((by_name[n] for n in _TRAIN_NAMES if n in by_name), None)
-    tests = [by_name[n] for n in _TEST_NAMES if n in by_name]
+    train, tests = _split_candidates(root)
     if train is None and not tests:
         return None
     if train is None:
         raise UserError(f"{root}: has a {tests[0].name}/ folder but no train/ folder; add train/<Class>/ images")
-    test = labelled_test_folder(root)
+    test = _first_labelled(tests)
     if tests and test is None:
         raise UserError(f"{tests[0]}: has no class folders, so its images have no labels; move them into "
                         f"{tests[0].name}/<Class>/ folders, or move the folder out to split {train.name}/ at random")
@@ -93,8 +91,19 @@ def labelled_test_folder(root: Path) -> Path | None:
     Images straight inside a test folder have no label (SFEW 2.0's ``Test/``),
     so such a folder is passed over for the labelled ``Val/``.
     """
+    return _first_labelled(_split_candidates(root)[1])
+
+
+def _split_candidates(root: Path) -> tuple[Path | None, list[Path]]:
+    """``root``'s train folder (or None) and its test, val, validation, valid folders, in that order."""
     by_name = {p.name.casefold(): p for p in visible_entries(root) if p.is_dir()}
-    return next((by_name[n] for n in _TEST_NAMES if n in by_name and has_subfolders(by_name[n])), None)
+    return (next((by_name[n] for n in _TRAIN_NAMES if n in by_name), None),
+            [by_name[n] for n in _TEST_NAMES if n in by_name])
+
+
+def _first_labelled(tests: list[Path]) -> Path | None:
+    """The first of ``tests`` with class folders (see :func:`labelled_test_folder`), or None."""
+    return next((folder for folder in tests if has_subfolders(folder)), None)
 
 
 def list_class_folders(folder: Path, root: Path | None = None, *, flag: str = "--data") -> Listing:
