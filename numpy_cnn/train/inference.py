@@ -37,9 +37,7 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     if data is None:
         require_training_meta(ckpt, path, "name the run's test split; pass --data DATASET to "
                                           "evaluate on a dataset's test part")
-    # A model-only checkpoint is split like a default run (the settings only choose the test part).
-    config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
-    if data is None:
+        config = TrainConfig.from_json(ckpt.meta["config"])
         if config.test_data is None:   # else the run's test set is that folder, whole
             missing = [n for n in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE) if not (run_dir / n).is_file()]
             if missing:
@@ -48,6 +46,8 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
         ds = load_run_data(config, run_dir, home, cache_dir)
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
+        # A model-only checkpoint is split like a default run (the settings only choose the test part).
+        config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
         ds = load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
                           image_size=ckpt.meta["image_size"], cache_dir=cache_dir)
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
