@@ -183,6 +183,7 @@ def _resume_config(out: Path, given: dict):
     """
     from .checkpoint import load_checkpoint, require_training_meta
     from .train.config import TrainConfig
+    from .train.rundata import moved_data
     from .train.rundir import CHECKPOINT
 
     if not (out / CHECKPOINT).is_file():
@@ -194,8 +195,7 @@ def _resume_config(out: Path, given: dict):
     stored = TrainConfig.from_json(meta["config"])
     if given.get("epochs", meta["epoch"]) < meta["epoch"]:
         raise UserError(f"{out} has already trained {meta['epoch']} epochs; --epochs must be at least that")
-    allowed = {"epochs"} | {k for k in ("data", "test_data")
-                            if getattr(stored, k) is not None and not Path(getattr(stored, k)).exists()}
+    allowed = {"epochs", *moved_data(stored)}
     changed = [_describe_change(k, v, getattr(stored, k)) for k, v in given.items()
                if k not in allowed and v != getattr(stored, k)]
     if changed:

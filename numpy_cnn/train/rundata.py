@@ -76,13 +76,19 @@ def check_trainable(ds: Dataset, source: Path) -> None:
                         "at least two classes, so add images of the others")
 
 
+def moved_data(config: TrainConfig) -> list[str]:
+    """The data settings (``"data"``, ``"test_data"``) whose stored path is gone: the data moved,
+    so a resumed run may be given its new place."""
+    return [key for key in ("data", "test_data")
+            if getattr(config, key) is not None and not Path(getattr(config, key)).exists()]
+
+
 def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None) -> Dataset:
     """The same train and test images a run used, from its split files (see the module docstring)."""
-    for stored in (config.data, config.test_data):
-        if stored is not None and not Path(stored).exists():
-            flag = "--data" if stored == config.data else "--test-data"
-            raise UserError(f"{stored}: the run's data is not there any more; if it moved, "
-                            f"pass its new place with {flag}")
+    if moved := moved_data(config):
+        key = moved[0]
+        raise UserError(f"{getattr(config, key)}: the run's data is not there any more; if it moved, "
+                        f"pass its new place with --{key.replace('_', '-')}")
     reuse = config.test_data is None
     return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
                         reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,
