@@ -49,8 +49,12 @@ class Interrupted(UserError):
     """Ctrl-C during training: the message says which epoch is saved and how to resume."""
 
 
-_NOTHING_SAVED = ("interrupted before the first epoch ended, so nothing was saved; "
-                  "run the same command again to start over")
+def _interrupted(out: Path, kept: str | None) -> Interrupted:
+    """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on."""
+    if kept is None:
+        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                           "run the same command again to start over")
+    return Interrupted(f"interrupted; {kept}; continue with: python train_numpy.py --resume {out}")
 
 
 def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
@@ -72,14 +76,13 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         The contents of ``results.json``.
     """
     started = time.perf_counter()
-    say = log or (lambda line: None)
     ckpt = load_checkpoint(out / CHECKPOINT) if resume else None
     own_split = reuses_split_in(config, out)
     if not resume:
         check_new_run_dir(out, reuse_split_here=own_split)
     made_folder = not out.exists()
     try:
-        return _train(config, out, ckpt, home, cache_dir, say, log, on_epoch_end, started)
+        return _train(config, out, ckpt, home, cache_dir, log, on_epoch_end, started)
     except BaseException as exc:
         saved = (out / CHECKPOINT).exists()
         if not (resume or own_split or saved):
@@ -87,15 +90,15 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
             # take back the split files it wrote, else the same command, rerun, is refused for them.
             remove_unfinished_run(out, made_folder)
         if isinstance(exc, KeyboardInterrupt):   # outside the epochs: loading, compiling, writing results
-            raise Interrupted(f"interrupted; {out / CHECKPOINT} holds the last saved epoch; continue with: "
-                              f"python train_numpy.py --resume {out}" if saved else _NOTHING_SAVED) from None
+            raise _interrupted(out, f"{out / CHECKPOINT} holds the last saved epoch" if saved else None) from None
         raise
 
 
 def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, cache_dir: Path | None,
-           say: Callable[[str], None], log: Callable[[str], None] | None,
-           on_epoch_end: Callable[[int], None] | None, started: float) -> dict:
+           log: Callable[[str], None] | None, on_epoch_end: Callable[[int], None] | None,
+           started: float) -> dict:
     """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one."""
+    say = log or (lambda line: None)
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
     if ckpt is None:
         ds = load_new_run_data(config, out, home, cache_dir)
@@ -162,10 +165,8 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
                         f"{_calmer(config)}{where}") from None
     except KeyboardInterrupt:
         saved = _save(out, snapshot, saved)
-        if not saved:   # train() takes back the split files: nothing is left to resume
-            raise Interrupted(_NOTHING_SAVED) from None
-        raise Interrupted(f"interrupted; {_kept(out, saved)}; "
-                          f"continue with: python train_numpy.py --resume {out}") from None
+        # Nothing saved: train() takes back the split files, so there is nothing to resume.
+        raise _interrupted(out, _kept(out, saved) if saved else None) from None
 
     if test_predicted is None:   # resumed a finished run: nothing trained, just report
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
