@@ -124,9 +124,9 @@ def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path) -
     from .data import decode_image
     from .data.splitfiles import read_split_file
     if source.is_file():   # a FER2013 CSV: the entries name its rows
-        from .data.fer2013 import read_fer2013_csv
+        from .data.fer2013 import read_fer2013_csv, row_names
         rows = read_fer2013_csv(source, size, home / CACHE)
-        row_of = {f"{source.name}:{n}": i for i, n in enumerate(rows.lines.tolist())}
+        row_of = {name: i for i, name in enumerate(row_names(source, rows))}
         listing = read_split_file(run_test, source.parent, known=row_of.keys())
         first = listing.files[0]
         return rows.x[row_of[first]], int(listing.labels[0]), f"{source.parent / first} (the run's first test image)"

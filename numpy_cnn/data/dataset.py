@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import UserError
 from .classes import CLASSES, class_index
-from .fer2013 import read_fer2013_csv
+from .fer2013 import read_fer2013_csv, row_names
 from .images import load_images
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
@@ -146,7 +146,7 @@ def load_dataset(
     if is_csv:
         source = "fer2013 csv"
         rows = read_fer2013_csv(data, image_size, cache)
-        whole = _Part(rows.x, rows.y, [f"{data.name}:{n}" for n in rows.lines.tolist()])
+        whole = _Part(rows.x, rows.y, row_names(data, rows))
         if (rows.usage >= 0).all():  # a Usage column
             train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
             if not len(train.y):
@@ -221,7 +221,7 @@ def _load_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
         if path.suffix.casefold() != ".csv":
             raise UserError(f"{path}: a test-data file must be a FER2013 .csv; otherwise pass a folder")
         rows = read_fer2013_csv(path, image_size, cache)
-        return _Part(rows.x, rows.y, [f"{path.name}:{n}" for n in rows.lines.tolist()])
+        return _Part(rows.x, rows.y, row_names(path, rows))
     if (inner := labelled_test_folder(path)) is not None:  # used whole, a train/ beside it would be tested on
         raise UserError(f"{path}: holds {inner.name}/ rather than class folders; pass {inner} as the test data")
     listing = list_class_folders(path, flag="--test-data") if has_subfolders(path) else list_jaffe(path)
@@ -255,7 +255,7 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
     """The two split files of ``split_dir``, decoded; CSV rows are named ``<file>.csv:<line>``."""
     if data.is_file():
         rows = read_fer2013_csv(data, image_size, cache)
-        row_of = {f"{data.name}:{n}": i for i, n in enumerate(rows.lines.tolist())}
+        row_of = {name: i for i, name in enumerate(row_names(data, rows))}
         parts = []
         for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
             listing = read_split_file(split_dir / name, data.parent, known=row_of.keys())

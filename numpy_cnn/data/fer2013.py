@@ -61,6 +61,11 @@ class CsvRows:
     lines: np.ndarray
 
 
+def row_names(path: Path, rows: CsvRows) -> list[str]:
+    """``<file name>:<line number>`` of each row: how split files and messages name CSV rows."""
+    return [f"{path.name}:{n}" for n in rows.lines.tolist()]
+
+
 def read_fer2013_csv(path: Path, image_size: int = 48, cache_dir: Path | None = None) -> CsvRows:
     """Parse (or load from the cache) a FER2013-style CSV.
 
