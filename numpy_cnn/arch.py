@@ -164,7 +164,7 @@ def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int 
     Returns a :class:`Sequential` ending in ``Linear(..., num_classes)``;
     logits are (N, num_classes). Raises :class:`UserError` naming the token
     whose input would be smaller than its kernel or window, or a conv after an
-    fc (see :func:`_plan`).
+    fc, or for a spec over :data:`MAX_PARAMETERS` parameters (see :func:`_plan`).
     """
     plan = _plan(spec, in_channels, image_size, num_classes)   # before any weight is drawn
     rng = as_generator(rng)

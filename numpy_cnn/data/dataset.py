@@ -12,8 +12,9 @@
 
 ``test_data`` (a folder of class folders or JAFFE images, or a CSV, used
 whole) replaces any test set the data defines; the training part stays.
-Being used whole, it may not be ``data`` itself nor a folder holding
-``train/`` and ``test/`` (its ``train/`` would be tested on).
+Being used whole, it may not be ``data`` itself, a folder holding
+``train/`` and ``test/`` (its ``train/`` would be tested on), nor mostly
+images that are also training images (fer2013.csv beside Kaggle's train.csv).
 When there is no test set (no test folder, no Usage column, no
 ``test_data``), a seeded stratified split is made and, if ``split_dir`` is
 given, written there as ``train.txt`` and ``test.txt`` so the run can be

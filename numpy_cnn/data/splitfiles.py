@@ -52,8 +52,9 @@ def read_split_file(path: Path, root: Path, known: Collection[str] | None = None
 
     Raises:
         UserError: the split file is missing, unreadable or lists nothing, a
-            line (named by number) has no label or a bad label, or (without
-            ``missing``) lines point at missing files: all of them, in one line.
+            line (named by number) has no label or a bad label, names a folder
+            or (with ``known``) no row of the CSV, or (without ``missing``)
+            lines point at missing files: all of them, in one line.
     """
     path = Path(path)
     absent = [] if missing is None else missing
