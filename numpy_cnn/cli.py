@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from . import study_cli
 from .errors import UserError
-from .paths import CACHE, RUNS
+from .paths import CACHE, RUNS, nonempty_path
 
 PROG = "train_numpy.py"
 
@@ -103,13 +103,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
-def nonempty_path(text: str) -> Path:
-    """An argparse ``type`` for paths: ``""`` (an unset shell variable) is refused, not read as ``.``."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty path; give a file or folder name")
-    return Path(text)
 
 
 def _parser(name: str) -> argparse.ArgumentParser:

@@ -1,11 +1,19 @@
-"""Where the command line keeps things by default.
+"""Where the command line keeps things by default, and how it reads a path option.
 
 Each path is relative to the folder that holds ``train_numpy.py`` (the
 command's ``home``), never to the current directory.
 """
 
+import argparse
 from pathlib import Path
 
 SYNTHETIC_DATA = Path("data") / "synthetic_sfew"   # the generated dataset, made on first use
 CACHE = Path("data") / "cache"                     # decoded 48x48 images
 RUNS = Path("runs")                                # one folder per training run
+
+
+def nonempty_path(text: str) -> Path:
+    """An argparse ``type`` for paths: ``""`` (an unset shell variable) is refused, not read as ``.``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; give a file or folder name")
+    return Path(text)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import UserError
 from .module import Sequential
-from .paths import CACHE, RUNS, SYNTHETIC_DATA
+from .paths import CACHE, RUNS, SYNTHETIC_DATA, nonempty_path
 
 # Documented defaults, relative to ``home`` (the folder holding train_numpy.py), as the trainer's.
 DEFAULT_VISUALIZE_DIR = RUNS / "visualize"
@@ -63,7 +63,6 @@ class StudyImage:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     from .arch import DEFAULT_ARCH
-    from .cli import nonempty_path   # here, not at the top: cli imports this module
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--arch", default=None, metavar="SPEC",
                        help=f"architecture of a fresh model (default {DEFAULT_ARCH})")
@@ -75,7 +74,6 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
-    from .cli import nonempty_path
     parser.add_argument("--image", type=nonempty_path, default=None, metavar="PATH",
                         help="an image file (default: the first test image of the run, or of --data)")
     parser.add_argument("--data", type=nonempty_path, default=None, metavar="DIR",
