@@ -41,6 +41,14 @@ def class_folders(root: Path, per_class: int = 2, *, filename: str = "frame {i}.
     return root
 
 
+def write_pair(split: Path, train: bytes, test: bytes = b"Sad/frame 1.png 5\n") -> Path:
+    """``split/train.txt`` and ``split/test.txt`` with these bytes, as a user might write them."""
+    split.mkdir(exist_ok=True)
+    (split / "train.txt").write_bytes(train)
+    (split / "test.txt").write_bytes(test)
+    return split
+
+
 def one_line_error(call, *needles) -> str:
     """Run ``call``: it must raise a one-line :class:`UserError` holding every needle; returns the message."""
     with pytest.raises(UserError) as err:

@@ -6,7 +6,7 @@ looking at pixels.
 """
 
 import pytest
-from data_support import class_folders, label_of_pixels, one_line_error, write_image
+from data_support import class_folders, label_of_pixels, one_line_error, write_image, write_pair
 from PIL import Image
 
 from numpy_cnn.data import CLASSES, load_dataset
@@ -60,10 +60,8 @@ def test_split_is_written_then_reused(tmp_path):
 
 def test_hand_written_split_files(tmp_path):
     root = class_folders(tmp_path / "sfew", per_class=2)
-    split = tmp_path / "split"
-    split.mkdir()
-    (split / "train.txt").write_text("# comment\n\nAngry/frame 0.png 0\nHappy/frame 0.png  Happy \n")
-    (split / "test.txt").write_text("Sad/frame 1.png sad\n")
+    split = write_pair(tmp_path / "split", b"# comment\n\nAngry/frame 0.png 0\nHappy/frame 0.png  Happy \n",
+                       b"Sad/frame 1.png sad\n")
     ds = load_dataset(root, image_size=8, split_dir=split, reuse_split=True)
     assert ds.y_train.tolist() == [0, 3] and ds.y_test.tolist() == [5]
     assert ds.train_files == ["Angry/frame 0.png", "Happy/frame 0.png"]  # spaces in paths survive
@@ -71,10 +69,7 @@ def test_hand_written_split_files(tmp_path):
 
 def test_split_file_errors_name_file_and_line(tmp_path):
     root = class_folders(tmp_path / "sfew", per_class=2)
-    split = tmp_path / "split"
-    split.mkdir()
-    (split / "test.txt").write_text("Sad/frame 1.png 5\n")
-    (split / "train.txt").write_text("Angry/frame 0.png 0\nAngry/nope.png 0\n")
+    split = write_pair(tmp_path / "split", b"Angry/frame 0.png 0\nAngry/nope.png 0\n")
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:2", "nope.png")
     (split / "train.txt").write_text("Angry/frame 0.png 0\n\nAngry/frame 1.png 9\n")
     one_line_error(lambda: load_dataset(root, split_dir=split, reuse_split=True), "train.txt:3", "'9'")

@@ -7,17 +7,10 @@ gray with a value that encodes the class.
 import os
 
 import pytest
-from data_support import class_folders, one_line_error
+from data_support import class_folders, one_line_error, write_pair
 
 from numpy_cnn.data import load_dataset
 from numpy_cnn.data.splitfiles import read_split_file
-
-
-def write_pair(split, train: bytes, test: bytes = b"Sad/frame 1.png 5\n"):
-    split.mkdir(exist_ok=True)
-    (split / "train.txt").write_bytes(train)
-    (split / "test.txt").write_bytes(test)
-    return split
 
 
 def test_windows_written_file_bom_crlf_backslashes(tmp_path):
