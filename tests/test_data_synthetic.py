@@ -1,13 +1,16 @@
-"""The synthetic SFEW-shaped dataset: layout, sizes, determinism and safe regeneration."""
+"""The synthetic SFEW-shaped dataset: layout, clip structure, face boxes, determinism and safe regeneration."""
 
 import json
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from numpy_cnn.data import CLASSES, ensure_synthetic_dataset, load_dataset
-from numpy_cnn.data.synthetic import MANIFEST, SFEW_COUNTS, draw_frame
+from numpy_cnn.data.face_drawing import CUES, EXPRESSIONS
+from numpy_cnn.data.synthetic import BOXES, FILMS, MANIFEST, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
 from numpy_cnn.errors import UserError
 
 SMALL = {name: 2 for name in CLASSES}
@@ -15,14 +18,65 @@ SMALL = {name: 2 for name in CLASSES}
 
 def test_layout_counts_and_frame_size(tmp_path):
     root = ensure_synthetic_dataset(tmp_path / "syn", seed=0, counts=SMALL, workers=1)
-    assert sorted(p.name for p in root.iterdir()) == sorted([*CLASSES, MANIFEST])
+    assert sorted(p.name for p in root.iterdir()) == sorted([*CLASSES, BOXES, MANIFEST])
     files = sorted(root.glob("*/*.png"))
-    assert len(files) == 14 and files[0].relative_to(root).as_posix() == "Angry/angry_000.png"
+    assert len(files) == 14
+    for path in files:  # SFEW's scheme: <Class>/<Film>_<clip: 9 digits>_<frame: 8 digits>.png
+        assert re.fullmatch(r"[A-Z][A-Za-z]+_\d{9}_\d{8}\.png", path.name), path.name
+        assert path.name.split("_")[0] in FILMS
     with Image.open(files[0]) as image:
         assert image.size == (720, 576) and image.mode == "RGB"
     assert sum(SFEW_COUNTS.values()) == 675
+    # boxes.json beside the class folders is not mistaken for data.
     ds = load_dataset(root, image_size=48)
     assert ds.source == "class folders" and len(ds.y_train) == len(ds.y_test) == 7
+
+
+def test_every_frame_has_a_face_box_inside_the_frame(tmp_path):
+    root = ensure_synthetic_dataset(tmp_path / "syn", seed=0, counts=SMALL, workers=1)
+    boxes = read_boxes(root)
+    assert sorted(boxes) == sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.png"))
+    for left, top, right, bottom in boxes.values():
+        assert 0 <= left < right <= 720 and 0 <= top < bottom <= 576
+        assert 80 <= bottom - top <= 320  # the oval's height, jittered around 90-300
+
+
+def test_the_box_sits_on_the_face():
+    # The face's skin is the only thing inside the box's central part that
+    # stays the same from frame to frame; measure it differently: the face's
+    # features (eyes, mouth) change with the expression and lie inside the box.
+    clip = plan_clips(0, {"Neutral": 3})[0]
+    surprised = Clip("Surprise", clip.film, clip.actor, clip.number, clip.frames)
+    for (a, box), (b, _) in zip(draw_clip(clip, 0), draw_clip(surprised, 0)):
+        changed = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max(axis=2) > 40
+        rows, cols = np.nonzero(changed)
+        left, top, right, bottom = box
+        assert left <= cols.min() and cols.max() < right and top <= rows.min() and rows.max() < bottom
+
+
+def test_clip_structure_matches_sfew():
+    clips = plan_clips(0, SFEW_COUNTS)
+    frames = [f for clip in clips for f in clip.files()]
+    assert len(frames) == len(set(frames)) == 675
+    assert Counter(f.split("/")[0] for f in frames) == Counter(SFEW_COUNTS)
+    lengths = Counter(len(clip.frames) for clip in clips)
+    assert min(lengths) == 1 and max(lengths) == 5 and 200 < len(clips) < 340  # several frames per clip
+    # A clip's number is unique within its film, and every film appears in several classes.
+    assert len({(clip.film, clip.number) for clip in clips}) == len(clips)
+    classes_per_film = {film: {c.expression for c in clips if c.film == film} for film in range(len(FILMS))}
+    assert all(len(classes) >= 4 for classes in classes_per_film.values())
+    # Each film has its own cast: an actor index never leaves its film.
+    assert all(0 <= clip.actor < 5 for clip in clips)
+
+
+def test_frames_of_a_clip_are_near_identical_and_clips_differ():
+    clip, other = plan_clips(0, {"Happy": 12})[:2]
+    assert len(clip.frames) >= 2
+    frames = [np.asarray(image.convert("L"), np.float32) for image, _ in draw_clip(clip, 0)]
+    first_other = np.asarray(draw_clip(other, 0)[0][0].convert("L"), np.float32)
+    within = np.abs(frames[0] - frames[1]).mean()
+    between = np.abs(frames[0] - first_other).mean()
+    assert within < 12 < between, (within, between)
 
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
@@ -31,12 +85,14 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     c = ensure_synthetic_dataset(tmp_path / "c", seed=4, counts={"Happy": 2}, workers=1)
     for path in a.glob("*/*.png"):
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes()
-    assert (a / "Happy/happy_001.png").read_bytes() != (c / "Happy/happy_001.png").read_bytes()
+    happy_a, happy_c = sorted(a.glob("Happy/*.png")), sorted(c.glob("Happy/*.png"))
+    assert [p.name for p in happy_a] != [p.name for p in happy_c]  # another seed, other clips
+    assert (a / BOXES).read_bytes() == (b / BOXES).read_bytes()
 
 
 def test_complete_copy_is_kept_and_incomplete_one_regenerated(tmp_path):
     root = ensure_synthetic_dataset(tmp_path / "syn", counts={"Sad": 2}, workers=1)
-    image = root / "Sad/sad_001.png"
+    image = sorted(root.glob("Sad/*.png"))[-1]
     stamp = image.stat().st_mtime_ns
     ensure_synthetic_dataset(root, counts={"Sad": 2}, workers=1)
     assert image.stat().st_mtime_ns == stamp  # nothing regenerated
@@ -58,12 +114,15 @@ def test_refuses_to_replace_a_folder_it_did_not_make(tmp_path):
 
 
 def test_only_the_expression_depends_on_the_class():
-    # The same generator state gives the same frame, face and placement; only
-    # the expression cues change, so the pixels differ in a small region.
-    neutral = np.asarray(draw_frame("Neutral", np.random.default_rng(5)), np.int16)
-    surprise = np.asarray(draw_frame("Surprise", np.random.default_rng(5)), np.int16)
+    # The same clip shown with another expression keeps its set, actor and
+    # placement; only the face's features change, so the pixels differ in a small region.
+    clip = plan_clips(5, {"Neutral": 1})[0]
+    surprised = Clip("Surprise", clip.film, clip.actor, clip.number, clip.frames)
+    neutral = np.asarray(draw_clip(clip, 5)[0][0], np.int16)
+    surprise = np.asarray(draw_clip(surprised, 5)[0][0], np.int16)
     changed = np.abs(neutral - surprise).max(axis=2) > 30
-    assert 0.001 < changed.mean() < 0.05
+    assert 0.0002 < changed.mean() < 0.05
+    assert tuple(EXPRESSIONS) == CLASSES and all(len(cues) == len(CUES) for cues in EXPRESSIONS.values())
 
 
 def test_a_copy_finished_by_another_process_meanwhile_counts_as_done(tmp_path, monkeypatch):
@@ -71,19 +130,19 @@ def test_a_copy_finished_by_another_process_meanwhile_counts_as_done(tmp_path, m
     from numpy_cnn.data import synthetic
 
     root, counts = tmp_path / "synthetic", {"Happy": 2, "Sad": 1}
-    real_write = synthetic._write_image
+    real_write = synthetic._write_clip
     calls = []
 
     def write_while_another_process_finishes(job):
         if not calls:
             calls.append(job)
-            monkeypatch.setattr(synthetic, "_write_image", real_write)
+            monkeypatch.setattr(synthetic, "_write_clip", real_write)
             # The "other process": it finishes first and renames its copy into place.
             ensure_synthetic_dataset(tmp_path / "elsewhere" / "synthetic", counts=counts, workers=1)
             (tmp_path / "elsewhere" / "synthetic").rename(root)
-        real_write(job)
+        return real_write(job)
 
-    monkeypatch.setattr(synthetic, "_write_image", write_while_another_process_finishes)
+    monkeypatch.setattr(synthetic, "_write_clip", write_while_another_process_finishes)
     assert ensure_synthetic_dataset(root, counts=counts, workers=1) == root
-    assert sorted(p.name for p in (root / "Happy").iterdir()) == ["happy_000.png", "happy_001.png"]
+    assert len(list((root / "Happy").iterdir())) == 2 and len(read_boxes(root)) == 3
     assert not list(tmp_path.glob(".synthetic.*")), "temporary folders are cleaned up"

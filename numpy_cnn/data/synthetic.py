@@ -1,31 +1,34 @@
-"""A deterministic synthetic face-expression dataset in SFEW's shape.
+"""A deterministic generated face-expression dataset with SFEW's shape and structure.
 
 SFEW cannot be shipped or downloaded, so the default experiment runs on
-drawn faces instead: 675 RGB PNGs of 720x576 in seven class folders with
-SFEW's class counts (``Angry/angry_000.png`` ...). Each frame holds one
-cartoon face drawn with Pillow. The expression lives only in a few facial
-cues, each scaled by a random per-image intensity so that neighbouring
-classes overlap:
+drawn film frames instead: 675 RGB PNGs of 720x576 in seven class folders
+with SFEW's class counts, named in SFEW's scheme
+``<Class>/<Film>_<clip>_<frame>.png`` (``Angry/BlueHarbor_000123456_00000012.png``:
+a CamelCase film title, a 9-digit clip number, an 8-digit frame number).
 
-==========  ======================================================
-Angry       brows lowered, inner ends pulled down; tight, slightly down mouth
-Disgust     narrowed eyes, lowered brows, upper lip raised on one side
-Fear        brows raised, inner ends up; wide eyes; open, stretched mouth
-Happy       mouth corners up (a smile), eyes slightly narrowed
-Neutral     every cue near zero
-Sad         inner brow ends up; mouth corners down
-Surprise    brows raised high; wide eyes; round open mouth
-==========  ======================================================
+Like SFEW, the frames come in **clips**: one to five near-identical frames
+of the same actor in the same shot (background, lighting and position fixed;
+the face moves by a few pixels and the expression's intensity varies a
+little), all in one class. The clips come from a dozen invented **films**,
+each with its own look (palette, set, grain) and its own three to five
+actors. So a random split puts frames of one clip on both sides of the split
+(the test set is partly a copy of the training set, as on real SFEW),
+grouping by clip removes that, and grouping by film is a stand-in for
+SFEW's person-independent protocol.
 
-The frame is "in the wild": the face is not centred (its centre moves up to
-8% of the frame from the middle), and its size (55-75% of the frame height:
-at 48x48 the frame shrinks ~13x, and smaller faces lose their expression),
-in-plane rotation, skin tone, lighting gradient, background clutter and
-pixel noise all vary.
+The face (:mod:`numpy_cnn.data.face_drawing`) is shaded like a real one, so
+OpenCV's Viola-Jones detector finds it, and it sits at a random position
+and scale as in SFEW: its oval is 90-300 px tall in a 576 px frame, so at
+48x48 of the whole frame a face is 8-25 px and its expression a few pixels.
+The true face box of every frame is written to ``boxes.json`` at the root,
+``{"Angry/BlueHarbor_000123456_00000012.png": [left, top, right, bottom]}``
+in frame pixels (the face oval's bounding box, forehead to chin, cheek to
+cheek), for measuring a face detector.
 
-Image ``i`` of class ``c`` depends only on ``np.random.default_rng([seed, c, i])``,
-so the same seed always gives the same bytes, whatever the order or the
-number of worker processes.
+Every frame is a pure function of the seed, its class, its film, its clip
+number and its frame's place in the clip (``np.random.default_rng`` seeded
+with those), so the same seed gives the same bytes whatever the order or
+the number of worker processes.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from ..errors import UserError
 from .classes import CLASSES
+from .face_drawing import Actor, canvas_size, draw_face, expression_cues, face_centre
 
 SFEW_COUNTS: dict[str, int] = {
     "Angry": 100, "Disgust": 75, "Fear": 100, "Happy": 100,
@@ -49,39 +54,76 @@ SFEW_COUNTS: dict[str, int] = {
 }
 FRAME_SIZE = (720, 576)  # (width, height), SFEW's frame size
 MANIFEST = "manifest.json"
+BOXES = "boxes.json"
 # Bump when the drawing changes, so old copies on disk are regenerated.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
-# Expression cues per class, at full intensity. Each is a small dimensionless
-# number; the drawing code turns it into pixels.
-#   brow_raise  brows up (+) or down (-)
-#   brow_tilt   inner brow ends up (+, sad/fear) or down (-, angry)
-#   eye_open    eye opening relative to neutral (+ wide, - narrowed)
-#   smile       mouth corners up (+) or down (-)
-#   mouth_open  lips apart
-#   mouth_wide  mouth stretched sideways (+) or pursed (-)
-#   sneer       upper lip raised on one side
-_CUES = ("brow_raise", "brow_tilt", "eye_open", "smile", "mouth_open", "mouth_wide", "sneer")
-_EXPRESSIONS: dict[str, tuple[float, ...]] = {
-    #            raise  tilt   eye   smile  open  wide  sneer
-    "Angry":    (-0.8, -1.0, -0.2, -0.3, 0.0, -0.3, 0.0),
-    "Disgust":  (-0.4, -0.3, -0.6, -0.4, 0.1, 0.0, 1.0),
-    "Fear":     (0.6, 0.8, 0.7, -0.2, 0.5, 0.5, 0.0),
-    "Happy":    (0.1, 0.0, -0.2, 1.0, 0.3, 0.5, 0.0),
-    "Neutral":  (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-    "Sad":      (-0.1, 0.9, -0.2, -0.8, 0.0, -0.1, 0.0),
-    "Surprise": (1.0, 0.1, 0.8, 0.0, 1.0, -0.4, 0.0),
-}
-# Difficulty knobs: the intensity range and the per-cue noise make classes
-# overlap; face size, shift and tilt decide how hard the face is to find.
-# Tuned with a PyTorch copy of the paper's recipe (200 epochs, SGD 0.001,
-# batch 4, flip + rotation, 80/20 split): test accuracy 73%, 68% and 72% for
-# seeds 0, 1 and 2 (bigger shift and noise gave ~63%, smaller faces ~30-40%).
+# Invented titles: CamelCase without "_", as SFEW writes its film names.
+FILMS = (
+    "BlueHarbor", "SilentOrchard", "CopperSkies", "GlassRiver", "WinterLedger", "RedCanyonRoad",
+    "VelvetStorm", "OrchidHotel", "MarbleCoast", "LastFerry", "IronMeadow", "QuietEmbers",
+)
+CAST_SIZE = (3, 5)  # actors per film, inclusive
+# Frames per clip: 1-5, about 2.6 on average (real SFEW: 675 frames in ~467 clips).
+_CLIP_LENGTHS, _CLIP_LENGTH_P = (1, 2, 3, 4, 5), (0.2, 0.3, 0.25, 0.15, 0.1)
+
+# Difficulty knobs. The intensity range and the cue noise make classes
+# overlap; face size, position and tilt decide how hard the face is to find
+# and how many pixels its expression gets at 48x48.
 _INTENSITY = (0.5, 1.0)
-_CUE_NOISE = 0.1
-_FACE_HEIGHT = (0.55, 0.75)  # fraction of the frame height
-_MAX_TILT_DEGREES = 8.0
-_MAX_SHIFT = 0.08  # of the frame size, from the centre
+_CUE_NOISE = 0.1          # per clip; a frame adds a quarter of it
+_FACE_HEIGHT = (90, 300)  # the face oval, in frame pixels (log-uniform)
+_MAX_TILT_DEGREES = 10.0
+# Within a clip: the face moves and scales a little, the expression flickers.
+_JITTER_SHIFT, _JITTER_SCALE, _JITTER_TILT, _JITTER_INTENSITY = 0.02, 0.03, 2.0, 0.08
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in frame pixels
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One shot: frames of one actor of one film showing one expression."""
+
+    expression: str
+    film: int               # index into FILMS
+    actor: int              # index into the film's cast
+    number: int             # the 9-digit clip number, unique within the film
+    frames: tuple[int, ...]  # 8-digit frame numbers, increasing
+
+    def files(self) -> list[str]:
+        """The frames' paths relative to the dataset root, in SFEW's naming scheme."""
+        return [f"{self.expression}/{FILMS[self.film]}_{self.number:09d}_{frame:08d}.png"
+                for frame in self.frames]
+
+
+def plan_clips(seed: int, counts: Mapping[str, int]) -> list[Clip]:
+    """Cut each class's frame count into clips, each from a film and an actor.
+
+    Class ``c``'s clips depend only on ``(seed, c, counts[c])``. A clip number
+    drawn twice in one film (a one-in-millions chance) is moved to the next free one.
+    """
+    clips, taken = [], set()
+    for c, name in enumerate(CLASSES):
+        rng = np.random.default_rng([seed, c])
+        left = counts.get(name, 0)
+        while left > 0:
+            length = min(left, int(rng.choice(_CLIP_LENGTHS, p=_CLIP_LENGTH_P)))
+            left -= length
+            film = int(rng.integers(len(FILMS)))
+            actor = int(rng.integers(cast_size(seed, film)))
+            number = int(rng.integers(10**8, 10**9 - 1000))
+            while (film, number) in taken:
+                number += 1
+            taken.add((film, number))
+            start = int(rng.integers(1, 300))
+            frames = start + np.concatenate([[0], np.cumsum(rng.integers(1, 8, length - 1))])
+            clips.append(Clip(name, film, actor, number, tuple(int(f) for f in frames)))
+    return clips
+
+
+def cast_size(seed: int, film: int) -> int:
+    """How many actors a film has."""
+    return int(np.random.default_rng([seed, 1001, film]).integers(CAST_SIZE[0], CAST_SIZE[1] + 1))
 
 
 def ensure_synthetic_dataset(
@@ -101,10 +143,10 @@ def ensure_synthetic_dataset(
         workers: processes used to draw the images (1 draws in this process).
 
     Returns:
-        ``root``, holding ``<Class>/<class>_<i:03d>.png`` (RGB, 720x576) and a
-        ``manifest.json`` written last. Generation goes into a temporary sibling
-        folder that is renamed into place, so an interrupted run never leaves a
-        half dataset that looks complete.
+        ``root``, holding ``<Class>/<Film>_<clip>_<frame>.png`` (RGB, 720x576),
+        ``boxes.json`` and a ``manifest.json`` written last. Generation goes
+        into a temporary sibling folder that is renamed into place, so an
+        interrupted run never leaves a half dataset that looks complete.
     """
     root = Path(root)
     counts = dict(SFEW_COUNTS if counts is None else counts)
@@ -123,16 +165,19 @@ def ensure_synthetic_dataset(
     tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
     old = root.with_name(f".{root.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [(tmp, seed, c, name, i) for c, name in enumerate(CLASSES) for i in range(counts.get(name, 0))]
+    jobs = [(tmp, seed, clip) for clip in plan_clips(seed, counts)]
     for name in CLASSES:
         (tmp / name).mkdir(parents=True)
     try:
-        if workers > 1 and len(jobs) > 8:
+        if workers > 1 and len(jobs) > 4:
             with ProcessPoolExecutor(workers) as pool:
-                list(pool.map(_write_image, jobs, chunksize=16))
+                results = list(pool.map(_write_clip, jobs, chunksize=4))
         else:
-            for job in jobs:
-                _write_image(job)
+            results = [_write_clip(job) for job in jobs]
+        boxes = {file: box for result in results for file, box in result.items()}
+        # One frame per line: readable, and diffable between two copies.
+        lines = (f"{json.dumps(file)}: {json.dumps(list(boxes[file]))}" for file in sorted(boxes))
+        (tmp / BOXES).write_text("{\n" + ",\n".join(lines) + "\n}\n")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         # Another process (a second training run, a test) may have finished the
         # same dataset while we drew ours: same seed, same bytes, so theirs will do.
@@ -151,6 +196,15 @@ def ensure_synthetic_dataset(
     return root
 
 
+def read_boxes(root: Path | str) -> dict[str, Box]:
+    """The true face box of every frame of a generated dataset, by path relative to ``root``."""
+    path = Path(root) / BOXES
+    try:
+        return {name: tuple(box) for name, box in json.loads(path.read_text()).items()}
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the face boxes ({e}); regenerate the dataset") from None
+
+
 def _is_complete(root: Path, manifest: dict) -> bool:
     """True if ``root`` holds a finished copy made with exactly this recipe, seed and counts."""
     try:
@@ -158,52 +212,125 @@ def _is_complete(root: Path, manifest: dict) -> bool:
             return False
     except (OSError, ValueError):
         return False
-    return all(
+    return (root / BOXES).is_file() and all(
         len(list((root / name).glob("*.png"))) == n for name, n in manifest["counts"].items()
     )
 
 
-def _write_image(job: tuple[Path, int, int, str, int]) -> None:
-    folder, seed, class_idx, name, i = job
-    image = draw_frame(name, np.random.default_rng([seed, class_idx, i]))
-    # compress_level 1: the frames are noisy, so higher levels cost time and save little.
-    image.save(folder / name / f"{name.lower()}_{i:03d}.png", compress_level=1)
+def _write_clip(job: tuple[Path, int, Clip]) -> dict[str, Box]:
+    """Draw and save one clip's frames; returns their true face boxes by file name."""
+    folder, seed, clip = job
+    boxes = {}
+    for file, (image, box) in zip(clip.files(), draw_clip(clip, seed)):
+        # compress_level 1: the frames are noisy, so higher levels cost time and save little.
+        image.save(folder / file, compress_level=1)
+        boxes[file] = box
+    return boxes
 
 
-def draw_frame(expression: str, rng: np.random.Generator) -> Image.Image:
-    """Draw one 720x576 RGB frame: background clutter plus one face showing ``expression``."""
+def draw_clip(clip: Clip, seed: int) -> list[tuple[Image.Image, Box]]:
+    """Draw a clip's frames (720x576 RGB) with each frame's true face box.
+
+    The shot (background, light, the face's place, size and tilt, the
+    expression's intensity) comes from ``default_rng([seed, film, clip number])``,
+    frame ``j``'s small changes from ``default_rng([seed, film, clip number, j])``,
+    so the same clip shown with another expression differs only in the face's features.
+    """
     width, height = FRAME_SIZE
-    frame = _smooth_field(rng, low=40, high=220, channels=3)
-    _draw_clutter(ImageDraw.Draw(frame), rng, width, height)
+    look = np.random.default_rng([seed, 1000, clip.film])
+    actor = Actor.random(np.random.default_rng([seed, 2000, clip.film, clip.actor]))
+    shot = np.random.default_rng([seed, clip.film, clip.number])
+    background = _background(look, shot)
+    grain = look.uniform(2.0, 7.0)  # the film's sensor noise
 
-    intensity = rng.uniform(*_INTENSITY)
-    nominal = np.array(_EXPRESSIONS[expression])
-    cues = dict(zip(_CUES, intensity * nominal + rng.normal(0.0, _CUE_NOISE, len(_CUES))))
-    face = _draw_face(cues, rng)
-    face = _rotate_and_scale(
-        face,
-        degrees=rng.uniform(-_MAX_TILT_DEGREES, _MAX_TILT_DEGREES),
-        scale=rng.uniform(*_FACE_HEIGHT) * height / _FACE_BOX[1],
-    )
-    # Off-centre: the face centre falls anywhere in the middle part of the frame.
-    cx = width * rng.uniform(0.5 - _MAX_SHIFT, 0.5 + _MAX_SHIFT)
-    cy = height * rng.uniform(0.5 - _MAX_SHIFT, 0.5 + _MAX_SHIFT)
-    frame.paste(face, (round(cx - face.width / 2), round(cy - face.height / 2)), face)
+    face_height = float(np.exp(shot.uniform(*np.log(_FACE_HEIGHT))))
+    tilt = shot.uniform(-_MAX_TILT_DEGREES, _MAX_TILT_DEGREES)
+    light = shot.uniform(-0.3, 0.3)
+    intensity = shot.uniform(*_INTENSITY)
+    cue_offset = shot.normal(0.0, _CUE_NOISE, 7)
+    # The oval's centre, far enough inside the frame that the face and hair fit.
+    half_w, half_h = 0.75 * face_height, 0.85 * face_height
+    centre = np.array([shot.uniform(half_w, width - half_w), shot.uniform(half_h, height - 0.55 * face_height)])
 
-    # Lighting falls off across the frame, then sensor noise. The noise is drawn
-    # in 4x4 blocks: finer grain vanishes at 48x48 anyway and only bloats the PNG.
-    frame = ImageChops.multiply(frame, _smooth_field(rng, low=130, high=255, channels=1).convert("RGB"))
-    sigma = rng.uniform(3.0, 12.0)
-    noise = rng.normal(_NOISE_OFFSET, sigma, (height // 4, width // 4, 3))
-    noise = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(FRAME_SIZE, Image.NEAREST)
-    return ImageChops.add(frame, noise, offset=-_NOISE_OFFSET)
-
-
-_NOISE_OFFSET = 64  # noise is stored as uint8 around this value, then subtracted
+    frames = []
+    for j in range(len(clip.frames)):
+        rng = np.random.default_rng([seed, clip.film, clip.number, j])
+        size = face_height * (1.0 + rng.uniform(-_JITTER_SCALE, _JITTER_SCALE))
+        degrees = tilt + rng.uniform(-_JITTER_TILT, _JITTER_TILT)
+        at = centre + rng.uniform(-_JITTER_SHIFT, _JITTER_SHIFT, 2) * face_height
+        cues = expression_cues(clip.expression, intensity + rng.uniform(-_JITTER_INTENSITY, _JITTER_INTENSITY),
+                               actor, rng, noise=_CUE_NOISE / 4)
+        cues = {k: v + o for (k, v), o in zip(cues.items(), cue_offset)}
+        face = draw_face(actor, cues, size, light)
+        frame, box = _place(background.copy(), face, actor, size, degrees, at)
+        frames.append((_add_grain(frame, rng, grain), box))
+    return frames
 
 
-def _smooth_field(rng: np.random.Generator, low: float, high: float, channels: int) -> Image.Image:
-    """A linear ramp between two random colours in a random direction, as a frame-sized image.
+def _place(frame: Image.Image, face: Image.Image, actor: Actor, size: float, degrees: float,
+           at: np.ndarray) -> tuple[Image.Image, Box]:
+    """Paste the face canvas, turned by ``degrees`` (counter-clockwise), with its oval centred at ``at``.
+
+    Returns the frame and the turned oval's bounding box, clipped to the frame.
+    """
+    # The body: a coat from the neck's base down, drawn in the frame (it is
+    # mostly cut off by the frame's bottom edge, so it is not turned).
+    unit = size / (2 * actor.aspect)  # pixels per face unit
+    shoulders = at[1] + (actor.aspect + 0.45) * unit
+    ImageDraw.Draw(frame).rounded_rectangle(
+        (at[0] - 1.9 * unit, shoulders, at[0] + 1.9 * unit, shoulders + 14 * unit),
+        radius=0.9 * unit, fill=tuple(int(v) for v in actor.clothes))
+    turned = face.rotate(degrees, resample=Image.BILINEAR, expand=True)
+    # The oval centre's offset from the canvas centre, turned the same way
+    # (image rows grow downwards, so a counter-clockwise turn is x' = x cos + y sin).
+    width, height = canvas_size(actor, size)
+    fx, fy = face_centre(actor, size)
+    theta = np.deg2rad(degrees)
+    dx, dy = fx - width / 2, fy - height / 2
+    ox, oy = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
+    corner = at - np.array([turned.width / 2 + ox, turned.height / 2 + oy])
+    frame.paste(turned, (round(corner[0]), round(corner[1])), turned)
+    # Bounding box of an ellipse with half-axes (a, b) turned by theta.
+    a, b = unit, size / 2
+    ex = np.hypot(a * np.cos(theta), b * np.sin(theta))
+    ey = np.hypot(a * np.sin(theta), b * np.cos(theta))
+    x, y = at - corner + np.round(corner)  # where the centre landed after rounding the paste corner
+    box = (max(0, int(np.floor(x - ex))), max(0, int(np.floor(y - ey))),
+           min(FRAME_SIZE[0], int(np.ceil(x + ex))), min(FRAME_SIZE[1], int(np.ceil(y + ey))))
+    return frame, box
+
+
+def _background(look: np.random.Generator, shot: np.random.Generator) -> Image.Image:
+    """A clip's set: the film's palette as a colour ramp, clutter, and a lighting fall-off.
+
+    ``look`` (the film's generator) is read in the same order for every clip,
+    so all clips of a film share its palette and clutter style.
+    """
+    palette = look.uniform(30, 225, (4, 3))
+    tint = look.uniform(0.75, 1.0, 3)
+    clutter = look.integers(3, 12)
+    width, height = FRAME_SIZE
+    a, b = palette[shot.integers(4)], palette[shot.integers(4)]
+    frame = _smooth_field(shot, a + shot.normal(0, 15, 3), b + shot.normal(0, 15, 3))
+    draw = ImageDraw.Draw(frame)
+    for _ in range(clutter + shot.integers(0, 4)):
+        colour = tuple(int(v) for v in np.clip(palette[shot.integers(4)] * shot.uniform(0.6, 1.3), 0, 255))
+        x0, y0 = shot.uniform(-100, width), shot.uniform(-100, height)
+        w, h = shot.uniform(20, 300, 2)
+        kind = shot.integers(3)
+        if kind == 0:
+            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=colour)
+        elif kind == 1:
+            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=colour)
+        else:
+            points = [(float(x0 + shot.uniform(0, w)), float(y0 + shot.uniform(0, h))) for _ in range(3)]
+            draw.polygon(points, fill=colour)
+    light = _smooth_field(shot, 255 * tint * shot.uniform(0.5, 0.8), 255 * tint)
+    return ImageChops.multiply(frame, light)
+
+
+def _smooth_field(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> Image.Image:
+    """A linear ramp from RGB colour ``a`` to ``b`` in a random direction, as a frame-sized image.
 
     Drawn at a quarter of the resolution and upsampled: a ramp is smooth, so this
     is exact enough and 16x cheaper.
@@ -212,98 +339,16 @@ def _smooth_field(rng: np.random.Generator, low: float, high: float, channels: i
     ys, xs = np.ogrid[0:1:complex(0, FRAME_SIZE[1] // 4), 0:1:complex(0, FRAME_SIZE[0] // 4)]
     t = np.cos(angle) * xs + np.sin(angle) * ys
     t = (t - t.min()) / (t.max() - t.min())
-    a, b = rng.uniform(low, high, (2, channels))
-    ramp = (a + t[..., None] * (b - a)).astype(np.uint8)
-    image = Image.fromarray(ramp if channels == 3 else ramp[..., 0], "RGB" if channels == 3 else "L")
-    return image.resize(FRAME_SIZE, Image.BILINEAR)
+    ramp = np.clip(a + t[..., None] * (np.asarray(b) - a), 0, 255).astype(np.uint8)
+    return Image.fromarray(ramp, "RGB").resize(FRAME_SIZE, Image.BILINEAR)
 
 
-def _rotate_and_scale(image: Image.Image, degrees: float, scale: float) -> Image.Image:
-    """Rotate about the centre and scale in one affine resampling; the canvas grows to fit."""
-    theta = np.deg2rad(degrees)
-    cos, sin = np.cos(theta), np.sin(theta)
-    w, h = image.size
-    out_w = int(np.ceil(scale * (w * abs(cos) + h * abs(sin))))
-    out_h = int(np.ceil(scale * (w * abs(sin) + h * abs(cos))))
-    # Pillow's AFFINE maps each output pixel (x, y) back to an input pixel.
-    a, b, d, e = cos / scale, sin / scale, -sin / scale, cos / scale
-    c = w / 2 - a * out_w / 2 - b * out_h / 2
-    f = h / 2 - d * out_w / 2 - e * out_h / 2
-    return image.transform((out_w, out_h), Image.AFFINE, (a, b, c, d, e, f), Image.BILINEAR)
+_NOISE_OFFSET = 64  # noise is stored as uint8 around this value, then subtracted
 
 
-def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int) -> None:
-    """Random ellipses, rectangles and polygons: a busy background, as in film frames."""
-    for _ in range(rng.integers(4, 14)):
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        x0, y0 = rng.uniform(-100, width), rng.uniform(-100, height)
-        w, h = rng.uniform(20, 300, 2)
-        kind = rng.integers(3)
-        if kind == 0:
-            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=colour)
-        elif kind == 1:
-            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=colour)
-        else:
-            points = [(float(x0 + rng.uniform(0, w)), float(y0 + rng.uniform(0, h))) for _ in range(3)]
-            draw.polygon(points, fill=colour)
-
-
-# The face is drawn upright in its own RGBA box, then transformed into the frame.
-_FACE_BOX = (300, 380)  # (width, height)
-
-
-def _draw_face(cues: dict[str, float], rng: np.random.Generator) -> Image.Image:
-    """One upright face in a transparent 300x380 box; ``cues`` follow :data:`_CUES`."""
-    face = Image.new("RGBA", _FACE_BOX, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(face)
-    cx = _FACE_BOX[0] / 2
-    skin = np.array([rng.uniform(90, 250), 0, 0])
-    skin[1] = skin[0] * rng.uniform(0.7, 0.85)
-    skin[2] = skin[0] * rng.uniform(0.55, 0.75)
-    skin_rgb = tuple(int(v) for v in skin)
-    dark = tuple(int(v * 0.25) for v in skin) + (255,)
-
-    # Hair behind, head, ears.
-    hair = tuple(int(v) for v in rng.integers(10, 120, 3))
-    draw.ellipse((15, 5, 285, 230), fill=hair)
-    draw.ellipse((10, 150, 50, 230), fill=skin_rgb)
-    draw.ellipse((250, 150, 290, 230), fill=skin_rgb)
-    draw.ellipse((30, 40, 270, 370), fill=skin_rgb)
-
-    # Features are caricatured: at 48x48 the face is ~30 px tall, so a cue
-    # must move a feature by tens of pixels here to move it by one there.
-    eye_y, eye_dx = 170.0, 62.0
-    eye_h = 28.0 * max(0.2, 1.0 + 0.8 * cues["eye_open"])
-    brow_y = eye_y - 28.0 - 35.0 * cues["brow_raise"] - eye_h / 2
-    for side in (-1, 1):
-        ex = cx + side * eye_dx
-        draw.ellipse((ex - 32, eye_y - eye_h / 2, ex + 32, eye_y + eye_h / 2), fill=(245, 245, 245))
-        r = min(13.0, eye_h / 2)
-        draw.ellipse((ex - r, eye_y - r, ex + r, eye_y + r), fill=(30, 20, 10))
-        # Brow: the inner end (near the nose) moves by brow_tilt.
-        inner = (cx + side * 18, brow_y - 40.0 * cues["brow_tilt"])
-        outer = (cx + side * 100, brow_y + 12.0 * cues["brow_tilt"])
-        draw.line((inner, outer), fill=dark, width=18)
-
-    # Nose.
-    draw.line(((cx, 200), (cx - 10, 250), (cx + 6, 255)), fill=dark, width=4)
-
-    _draw_mouth(draw, cues, cx, 295.0)
-    return face
-
-
-def _draw_mouth(draw: ImageDraw.ImageDraw, cues: dict[str, float], cx: float, y0: float) -> None:
-    """Lips as two curves over u in [-1, 1]; the gap between them is filled dark."""
-    half_width = 70.0 * (1.0 + 0.35 * cues["mouth_wide"])
-    u = np.linspace(-1.0, 1.0, 21)
-    # Positive smile lowers the middle relative to the corners: corners up.
-    bend = 50.0 * cues["smile"] * (1.0 - u**2) - 25.0 * cues["smile"]
-    gap = 80.0 * max(0.0, cues["mouth_open"]) * np.sqrt(1.0 - u**2)
-    # Sneer lifts the upper lip on the right side only.
-    lift = 45.0 * max(0.0, cues["sneer"]) * np.clip(u, 0.0, None) * (1.2 - u)
-    xs = cx + half_width * u
-    upper = list(zip(xs, y0 + bend - gap / 2 - lift))
-    lower = list(zip(xs, y0 + bend + gap / 2))
-    draw.polygon(upper + lower[::-1], fill=(60, 10, 15))
-    draw.line(upper, fill=(150, 40, 50), width=12)
-    draw.line(lower, fill=(150, 40, 50), width=12)
+def _add_grain(frame: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
+    """Sensor noise, drawn in 4x4 blocks: finer grain vanishes at 48x48 anyway and only bloats the PNG."""
+    width, height = FRAME_SIZE
+    noise = rng.normal(_NOISE_OFFSET, sigma, (height // 4, width // 4, 3))
+    noise = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(FRAME_SIZE, Image.NEAREST)
+    return ImageChops.add(frame, noise, offset=-_NOISE_OFFSET)
