@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import NoReturn
 
-from . import study_cli
+from . import data_cli, study_cli
 from .errors import UserError
 from .paths import CACHE, RUNS, nonempty_path
 
@@ -293,3 +293,4 @@ def run_predict(args: argparse.Namespace, home: Path) -> int:
 register("summary", study_cli.SUMMARY_HELP, study_cli.add_summary_arguments)(study_cli.run_summary)
 register("trace", study_cli.TRACE_HELP, study_cli.add_trace_arguments)(study_cli.run_trace)
 register("visualize", study_cli.VISUALIZE_HELP, study_cli.add_visualize_arguments)(study_cli.run_visualize)
+register("make-data", data_cli.MAKE_DATA_HELP, data_cli.add_make_data_arguments)(data_cli.run_make_data)

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 SYNTHETIC_DATA = Path("data") / "synthetic_sfew"   # the generated dataset, made on first use
+SYNTHETIC_FER = Path("data") / "synthetic_fer"     # the generated FER2013-like crops (make-data fer)
 CACHE = Path("data") / "cache"                     # decoded 48x48 images
 RUNS = Path("runs")                                # one folder per training run
 

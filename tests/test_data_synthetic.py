@@ -10,7 +10,8 @@ from PIL import Image
 
 from numpy_cnn.data import CLASSES, ensure_synthetic_dataset, load_dataset
 from numpy_cnn.data.face_drawing import CUES, EXPRESSIONS
-from numpy_cnn.data.synthetic import BOXES, FILMS, MANIFEST, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
+from numpy_cnn.data.generated import MANIFEST
+from numpy_cnn.data.synthetic import BOXES, FILMS, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
 from numpy_cnn.errors import UserError
 
 SMALL = {name: 2 for name in CLASSES}

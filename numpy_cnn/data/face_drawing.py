@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .classes import CLASSES
 
@@ -256,6 +256,46 @@ def _paint_mouth(c: _Canvas, actor: Actor, cues: dict[str, float], y0: float) ->
     line = inside * np.clip(1.0 - np.abs(Y - (top + bottom) / 2) / 0.018, 0.0, 1.0)
     c.paint((window, lips), actor.lips)
     c.paint((window, np.maximum(opening, line)), (45, 15, 15))
+
+
+def place_face(frame: Image.Image, face: Image.Image, actor: Actor, size: float, degrees: float,
+               at: np.ndarray) -> tuple[int, int, int, int]:
+    """Paste a body and a face from :func:`draw_face` into ``frame``, in place.
+
+    Args:
+        frame: an RGB image.
+        face: the canvas :func:`draw_face` painted for ``actor`` at face height ``size``.
+        degrees: the face's in-plane turn, counter-clockwise.
+        at: ``(x, y)`` in frame pixels where the face oval's centre goes.
+
+    Returns:
+        The turned oval's bounding box ``(left, top, right, bottom)``, clipped to the frame.
+    """
+    # The body: a coat from the neck's base down, drawn in the frame (it is
+    # mostly cut off by the frame's bottom edge, so it is not turned).
+    unit = size / (2 * actor.aspect)  # pixels per face unit
+    shoulders = at[1] + (actor.aspect + 0.45) * unit
+    ImageDraw.Draw(frame).rounded_rectangle(
+        (at[0] - 1.9 * unit, shoulders, at[0] + 1.9 * unit, shoulders + 14 * unit),
+        radius=0.9 * unit, fill=tuple(int(v) for v in actor.clothes))
+    turned = face.rotate(degrees, resample=Image.BILINEAR, expand=True)
+    # The oval centre's offset from the canvas centre, turned the same way
+    # (image rows grow downwards, so a counter-clockwise turn is x' = x cos + y sin).
+    width, height = canvas_size(actor, size)
+    fx, fy = face_centre(actor, size)
+    theta = np.deg2rad(degrees)
+    dx, dy = fx - width / 2, fy - height / 2
+    ox, oy = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
+    corner = at - np.array([turned.width / 2 + ox, turned.height / 2 + oy])
+    frame.paste(turned, (round(corner[0]), round(corner[1])), turned)
+    # Bounding box of an ellipse with half-axes (a, b) turned by theta.
+    a, b = unit, size / 2
+    ex = np.hypot(a * np.cos(theta), b * np.sin(theta))
+    ey = np.hypot(a * np.sin(theta), b * np.cos(theta))
+    x, y = at - corner + np.round(corner)  # where the centre landed after rounding the paste corner
+    box = (max(0, int(np.floor(x - ex))), max(0, int(np.floor(y - ey))),
+           min(frame.width, int(np.ceil(x + ex))), min(frame.height, int(np.ceil(y + ey))))
+    return box
 
 
 def canvas_size(actor: Actor, face_height: float) -> tuple[int, int]:

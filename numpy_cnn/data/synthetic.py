@@ -34,8 +34,6 @@ the number of worker processes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -46,14 +44,14 @@ from PIL import Image, ImageChops, ImageDraw
 
 from ..errors import UserError
 from .classes import CLASSES
-from .face_drawing import Actor, canvas_size, draw_face, expression_cues, face_centre
+from .face_drawing import Actor, draw_face, expression_cues, place_face
+from .generated import make_once
 
 SFEW_COUNTS: dict[str, int] = {
     "Angry": 100, "Disgust": 75, "Fear": 100, "Happy": 100,
     "Neutral": 100, "Sad": 100, "Surprise": 100,
 }
 FRAME_SIZE = (720, 576)  # (width, height), SFEW's frame size
-MANIFEST = "manifest.json"
 BOXES = "boxes.json"
 # Bump when the drawing changes, so old copies on disk are regenerated.
 RECIPE_VERSION = 3
@@ -144,31 +142,20 @@ def ensure_synthetic_dataset(
 
     Returns:
         ``root``, holding ``<Class>/<Film>_<clip>_<frame>.png`` (RGB, 720x576),
-        ``boxes.json`` and a ``manifest.json`` written last. Generation goes
-        into a temporary sibling folder that is renamed into place, so an
-        interrupted run never leaves a half dataset that looks complete.
+        ``boxes.json`` and a ``manifest.json`` written last (see
+        :func:`numpy_cnn.data.generated.make_once`: an interrupted run never
+        leaves a half dataset that looks complete).
     """
     root = Path(root)
     counts = dict(SFEW_COUNTS if counts is None else counts)
     unknown = set(counts) - set(CLASSES)
     if unknown:
         raise UserError(f"unknown class names in counts: {sorted(unknown)}; use {', '.join(CLASSES)}")
-    manifest = {"recipe_version": RECIPE_VERSION, "seed": seed, "counts": counts}
-    if _is_complete(root, manifest):
-        return root
-    if root.exists() and not (root / MANIFEST).is_file() and any(root.iterdir()):
-        raise UserError(
-            f"{root} exists but is not a synthetic dataset (no {MANIFEST}); remove it or choose another folder"
-        )
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    old = root.with_name(f".{root.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [(tmp, seed, clip) for clip in plan_clips(seed, counts)]
-    for name in CLASSES:
-        (tmp / name).mkdir(parents=True)
-    try:
+    def fill(folder: Path) -> None:
+        jobs = [(folder, seed, clip) for clip in plan_clips(seed, counts)]
+        for name in CLASSES:
+            (folder / name).mkdir()
         if workers > 1 and len(jobs) > 4:
             with ProcessPoolExecutor(workers) as pool:
                 results = list(pool.map(_write_clip, jobs, chunksize=4))
@@ -177,23 +164,14 @@ def ensure_synthetic_dataset(
         boxes = {file: box for result in results for file, box in result.items()}
         # One frame per line: readable, and diffable between two copies.
         lines = (f"{json.dumps(file)}: {json.dumps(list(boxes[file]))}" for file in sorted(boxes))
-        (tmp / BOXES).write_text("{\n" + ",\n".join(lines) + "\n}\n")
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        # Another process (a second training run, a test) may have finished the
-        # same dataset while we drew ours: same seed, same bytes, so theirs will do.
-        if _is_complete(root, manifest):
-            return root
-        try:
-            if root.exists():  # an outdated or damaged copy of ours: swap it out only now
-                os.replace(root, old)
-            os.replace(tmp, root)
-        except OSError:
-            if not _is_complete(root, manifest):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return root
+        (folder / BOXES).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+    def complete(folder: Path) -> bool:
+        return (folder / BOXES).is_file() and all(
+            len(list((folder / name).glob("*.png"))) == n for name, n in counts.items())
+
+    manifest = {"recipe_version": RECIPE_VERSION, "seed": seed, "counts": counts}
+    return make_once(root, manifest, fill, complete, "synthetic dataset")
 
 
 def read_boxes(root: Path | str) -> dict[str, Box]:
@@ -203,18 +181,6 @@ def read_boxes(root: Path | str) -> dict[str, Box]:
         return {name: tuple(box) for name, box in json.loads(path.read_text()).items()}
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read the face boxes ({e}); regenerate the dataset") from None
-
-
-def _is_complete(root: Path, manifest: dict) -> bool:
-    """True if ``root`` holds a finished copy made with exactly this recipe, seed and counts."""
-    try:
-        if json.loads((root / MANIFEST).read_text()) != manifest:
-            return False
-    except (OSError, ValueError):
-        return False
-    return (root / BOXES).is_file() and all(
-        len(list((root / name).glob("*.png"))) == n for name, n in manifest["counts"].items()
-    )
 
 
 def _write_clip(job: tuple[Path, int, Clip]) -> dict[str, Box]:
@@ -262,42 +228,10 @@ def draw_clip(clip: Clip, seed: int) -> list[tuple[Image.Image, Box]]:
                                actor, rng, noise=_CUE_NOISE / 4)
         cues = {k: v + o for (k, v), o in zip(cues.items(), cue_offset)}
         face = draw_face(actor, cues, size, light)
-        frame, box = _place(background.copy(), face, actor, size, degrees, at)
-        frames.append((_add_grain(frame, rng, grain), box))
+        frame = background.copy()
+        box = place_face(frame, face, actor, size, degrees, at)
+        frames.append((add_grain(frame, rng, grain), box))
     return frames
-
-
-def _place(frame: Image.Image, face: Image.Image, actor: Actor, size: float, degrees: float,
-           at: np.ndarray) -> tuple[Image.Image, Box]:
-    """Paste the face canvas, turned by ``degrees`` (counter-clockwise), with its oval centred at ``at``.
-
-    Returns the frame and the turned oval's bounding box, clipped to the frame.
-    """
-    # The body: a coat from the neck's base down, drawn in the frame (it is
-    # mostly cut off by the frame's bottom edge, so it is not turned).
-    unit = size / (2 * actor.aspect)  # pixels per face unit
-    shoulders = at[1] + (actor.aspect + 0.45) * unit
-    ImageDraw.Draw(frame).rounded_rectangle(
-        (at[0] - 1.9 * unit, shoulders, at[0] + 1.9 * unit, shoulders + 14 * unit),
-        radius=0.9 * unit, fill=tuple(int(v) for v in actor.clothes))
-    turned = face.rotate(degrees, resample=Image.BILINEAR, expand=True)
-    # The oval centre's offset from the canvas centre, turned the same way
-    # (image rows grow downwards, so a counter-clockwise turn is x' = x cos + y sin).
-    width, height = canvas_size(actor, size)
-    fx, fy = face_centre(actor, size)
-    theta = np.deg2rad(degrees)
-    dx, dy = fx - width / 2, fy - height / 2
-    ox, oy = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
-    corner = at - np.array([turned.width / 2 + ox, turned.height / 2 + oy])
-    frame.paste(turned, (round(corner[0]), round(corner[1])), turned)
-    # Bounding box of an ellipse with half-axes (a, b) turned by theta.
-    a, b = unit, size / 2
-    ex = np.hypot(a * np.cos(theta), b * np.sin(theta))
-    ey = np.hypot(a * np.sin(theta), b * np.cos(theta))
-    x, y = at - corner + np.round(corner)  # where the centre landed after rounding the paste corner
-    box = (max(0, int(np.floor(x - ex))), max(0, int(np.floor(y - ey))),
-           min(FRAME_SIZE[0], int(np.ceil(x + ex))), min(FRAME_SIZE[1], int(np.ceil(y + ey))))
-    return frame, box
 
 
 def _background(look: np.random.Generator, shot: np.random.Generator) -> Image.Image:
@@ -311,7 +245,7 @@ def _background(look: np.random.Generator, shot: np.random.Generator) -> Image.I
     clutter = look.integers(3, 12)
     width, height = FRAME_SIZE
     a, b = palette[shot.integers(4)], palette[shot.integers(4)]
-    frame = _smooth_field(shot, a + shot.normal(0, 15, 3), b + shot.normal(0, 15, 3))
+    frame = smooth_field(shot, a + shot.normal(0, 15, 3), b + shot.normal(0, 15, 3))
     draw = ImageDraw.Draw(frame)
     for _ in range(clutter + shot.integers(0, 4)):
         colour = tuple(int(v) for v in np.clip(palette[shot.integers(4)] * shot.uniform(0.6, 1.3), 0, 255))
@@ -325,30 +259,32 @@ def _background(look: np.random.Generator, shot: np.random.Generator) -> Image.I
         else:
             points = [(float(x0 + shot.uniform(0, w)), float(y0 + shot.uniform(0, h))) for _ in range(3)]
             draw.polygon(points, fill=colour)
-    light = _smooth_field(shot, 255 * tint * shot.uniform(0.5, 0.8), 255 * tint)
+    light = smooth_field(shot, 255 * tint * shot.uniform(0.5, 0.8), 255 * tint)
     return ImageChops.multiply(frame, light)
 
 
-def _smooth_field(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> Image.Image:
-    """A linear ramp from RGB colour ``a`` to ``b`` in a random direction, as a frame-sized image.
+def smooth_field(rng: np.random.Generator, a: np.ndarray, b: np.ndarray,
+                 size: tuple[int, int] = FRAME_SIZE) -> Image.Image:
+    """A linear ramp from RGB colour ``a`` to ``b`` in a random direction, as an image of ``size`` (w, h).
 
     Drawn at a quarter of the resolution and upsampled: a ramp is smooth, so this
     is exact enough and 16x cheaper.
     """
     angle = rng.uniform(0, 2 * np.pi)
-    ys, xs = np.ogrid[0:1:complex(0, FRAME_SIZE[1] // 4), 0:1:complex(0, FRAME_SIZE[0] // 4)]
+    ys, xs = np.ogrid[0:1:complex(0, max(2, size[1] // 4)), 0:1:complex(0, max(2, size[0] // 4))]
     t = np.cos(angle) * xs + np.sin(angle) * ys
     t = (t - t.min()) / (t.max() - t.min())
     ramp = np.clip(a + t[..., None] * (np.asarray(b) - a), 0, 255).astype(np.uint8)
-    return Image.fromarray(ramp, "RGB").resize(FRAME_SIZE, Image.BILINEAR)
+    return Image.fromarray(ramp, "RGB").resize(size, Image.BILINEAR)
 
 
 _NOISE_OFFSET = 64  # noise is stored as uint8 around this value, then subtracted
 
 
-def _add_grain(frame: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
-    """Sensor noise, drawn in 4x4 blocks: finer grain vanishes at 48x48 anyway and only bloats the PNG."""
-    width, height = FRAME_SIZE
-    noise = rng.normal(_NOISE_OFFSET, sigma, (height // 4, width // 4, 3))
-    noise = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(FRAME_SIZE, Image.NEAREST)
+def add_grain(frame: Image.Image, rng: np.random.Generator, sigma: float, block: int = 4) -> Image.Image:
+    """Sensor noise in ``block`` x ``block`` squares: in a whole frame finer grain vanishes at 48x48
+    anyway and only bloats the PNG."""
+    width, height = frame.size
+    noise = rng.normal(_NOISE_OFFSET, sigma, (height // block, width // block, 3))
+    noise = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(frame.size, Image.NEAREST)
     return ImageChops.add(frame, noise, offset=-_NOISE_OFFSET)
