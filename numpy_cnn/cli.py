@@ -149,6 +149,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs may raise the target)")
     add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
+    # Honest evaluation: group-disjoint splits and K-fold cross-validation (numpy_cnn/train/kfold.py).
+    add("--group-by", metavar="RULE", help="keep each group on one side of the split: clip, movie (SFEW "
+        "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
+    add("--folds", type=int, metavar="K", help="stratified K-fold cross-validation: fold1/ ... foldK/ "
+        "and cv_results.json (group-aware with --group-by)")
 
 
 # TrainConfig fields given as paths: stored absolute.

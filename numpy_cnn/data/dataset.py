@@ -24,7 +24,6 @@ everything loaded, so an error never replaces a good pair.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +33,11 @@ from ..errors import UserError
 from .classes import CLASSES, class_index
 from .fer2013 import read_fer2013_csv, row_names
 from .images import load_images
+from .leakage import pixel_hashes
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
-from .split import stratified_split
+from .groups import GroupRule
+from .split import group_split, stratified_split
 from .splitfiles import missing_images_error, read_split_file, write_split_file
 
 TRAIN_SPLIT_FILE = "train.txt"
@@ -88,6 +89,10 @@ class _Part:
     def take(self, index: np.ndarray) -> _Part:
         return _Part(self.x[index], self.y[index], [self.files[i] for i in index])
 
+    @staticmethod
+    def empty(image_size: int) -> _Part:
+        return _Part(np.empty((0, image_size, image_size), np.uint8), np.empty(0, np.int64), [])
+
 
 def load_dataset(
     data: Path | str,
@@ -99,8 +104,15 @@ def load_dataset(
     test_fraction: float = 0.2,
     image_size: int = 48,
     cache_dir: Path | str | None = None,
+    group_by: str | None = None,
+    test_only: bool = False,
 ) -> Dataset:
     """Load a dataset folder or FER2013 CSV as train and test arrays.
+
+    The stages, each in one place: list and decode the source
+    (:func:`read_source`: :mod:`.sources` or :mod:`.fer2013`, through
+    :mod:`.images` and its cache), name groups (:mod:`.groups`), split
+    (:mod:`.split`), record the split (:mod:`.splitfiles`).
 
     Args:
         data: a dataset folder (any layout in the module docstring) or a FER2013 CSV.
@@ -112,6 +124,9 @@ def load_dataset(
         test_fraction: share of each class put in the test set by a random split.
         image_size: side S of the stored S x S images.
         cache_dir: folder for decoded-image caches (``None`` = no caching).
+        group_by: a group rule (:mod:`.groups`): the random split keeps each group on one side.
+        test_only: with ``reuse_split`` or ``test_data``, decode only the test images
+            (``x_train`` is then empty): what evaluating a checkpoint needs.
 
     Returns:
         A :class:`Dataset`.
@@ -119,82 +134,118 @@ def load_dataset(
     Raises:
         UserError: for any problem with the data, naming the file or line.
     """
+    data, test_data, cache = _checked_paths(data, test_data, split_dir, cache_dir)
+    root = data.parent if data.is_file() else data
+    if reuse_split:
+        if split_dir is None:
+            raise UserError("reusing a split needs the folder holding train.txt and test.txt")
+        train, test = _read_split(data, Path(split_dir), image_size, cache, test_only)
+        return _dataset(train, test, root, "split files")
+    if test_only and test_data is not None:
+        return _dataset(_Part.empty(image_size), _load_whole(test_data, image_size, cache), root, "test data")
+
+    source, train, test = read_source(data, image_size, cache, needs_test=test_data is None)
+    if test_data is not None:  # replaces any test set the data itself defines
+        test = _load_whole(test_data, image_size, cache)
+        _check_not_training_images(test, train, test_data)
+    elif test is None:
+        train, test = split_part(train, test_fraction, seed, group_by, data)
+        if split_dir is not None:
+            write_split_file(Path(split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
+            write_split_file(Path(split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
+    return _dataset(train, test, root, source)
+
+
+def _checked_paths(data: Path | str, test_data: Path | str | None, split_dir: Path | str | None,
+                   cache_dir: Path | str | None) -> tuple[Path, Path | None, Path | None]:
+    """The paths as ``Path``s, checked now rather than after minutes of decoding."""
     data = Path(data)
     cache = None if cache_dir is None else Path(cache_dir)
     if not data.exists():
         raise UserError(f"{data}: not found; pass a dataset folder or a FER2013 CSV")
     for folder, what in ((split_dir, "split folder (it holds train.txt and test.txt)"), (cache, "cache folder")):
-        if folder is not None and Path(folder).is_file():  # checked now, not after minutes of decoding
+        if folder is not None and Path(folder).is_file():
             raise UserError(f"{folder}: is a file, but it must be the {what}; pass a folder")
-    if test_data is not None:  # checked now, not after decoding the training images
+    if test_data is not None:
         test_data = Path(test_data)
         if not test_data.exists():
             raise UserError(f"{test_data}: test data not found; pass a folder or a FER2013 CSV")
         if test_data.resolve() == data.resolve():
             raise UserError(f"{test_data}: is the training data itself; pass a separate test set, "
                             "or none to split one off at random")
-    is_csv = data.is_file()
-    if is_csv and data.suffix.casefold() != ".csv":
+    if data.is_file() and data.suffix.casefold() != ".csv":
         raise UserError(f"{data}: a file must be a FER2013 .csv; otherwise pass the dataset folder")
-    root = data.parent if is_csv else data
+    return data, test_data, cache
 
-    if reuse_split:
-        if split_dir is None:
-            raise UserError("reusing a split needs the folder holding train.txt and test.txt")
-        train, test = _read_split(data, Path(split_dir), image_size, cache)
-        return _dataset(train, test, root, "split files")
 
-    if is_csv:
+def read_source(data: Path, image_size: int, cache: Path | None, *,
+                needs_test: bool = True) -> tuple[str, _Part, _Part | None]:
+    """List and decode a dataset as it comes: (how it was read, training part, its own test part or None).
+
+    ``needs_test=False``: a separate test set will replace the data's own, so an
+    empty test folder or no test rows is fine.
+    """
+    root = data.parent if data.is_file() else data
+    if data.is_file():
         source = "fer2013 csv"
         rows = read_fer2013_csv(data, image_size, cache)
         whole = _Part(rows.x, rows.y, row_names(data, rows))
-        if (rows.usage >= 0).all():  # a Usage column
-            train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
-            if not len(train.y):
-                raise UserError(f"{data}: no Training rows in the Usage column; fix it, or delete the column "
-                                "to split the rows at random")
-            if not len(test.y) and test_data is None:
-                raise UserError(f"{data}: no PublicTest or PrivateTest rows to test on; give a separate "
-                                "test set, or delete the Usage column to split the rows at random")
-        else:
-            train, test = whole, None
-    elif (folders := split_folders(data)) is not None:
-        source = "train/test folders"
+        if not (rows.usage >= 0).all():  # no Usage column
+            return source, whole, None
+        train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
+        if not len(train.y):
+            raise UserError(f"{data}: no Training rows in the Usage column; fix it, or delete the column "
+                            "to split the rows at random")
+        if not len(test.y) and needs_test:
+            raise UserError(f"{data}: no PublicTest or PrivateTest rows to test on; give a separate "
+                            "test set, or delete the Usage column to split the rows at random")
+        return source, train, test
+    if (folders := split_folders(data)) is not None:
         train_dir, test_dir = folders
         train_list = list_class_folders(train_dir, root)
         if not len(train_list):
             raise UserError(f"{train_dir}: no images in class folders; put them in "
                             f"{train_dir.name}/<Class>/ ({', '.join(CLASSES)})")
         if test_dir is None:
-            train, test = _decode(train_list, root, image_size, cache), None
-        else:
-            test_list = list_class_folders(test_dir, root)
-            if not len(test_list) and test_data is None:
-                raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
-                                f"the folder out to split {train_dir.name}/ at random")
-            train, test = _decode_pair(train_list, test_list, root, image_size, cache)
-    elif has_subfolders(data):
-        source = "class folders"
-        train, test = _decode(list_class_folders(data), root, image_size, cache), None
-    else:
-        source = "jaffe"
-        train, test = _decode(list_jaffe(data), root, image_size, cache), None
-
-    if not len(train.y):
+            return "train/test folders", _decode(train_list, root, image_size, cache), None
+        test_list = list_class_folders(test_dir, root)
+        if not len(test_list) and needs_test:
+            raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
+                            f"the folder out to split {train_dir.name}/ at random")
+        return ("train/test folders", *_decode_pair(train_list, test_list, root, image_size, cache))
+    source, listing = (("class folders", list_class_folders(data)) if has_subfolders(data)
+                       else ("jaffe", list_jaffe(data)))
+    if not len(listing):
         raise UserError(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV" + _no_images_hints(data, "--data")
         )
-    if test_data is not None:  # replaces any test set the data itself defines
-        test = _load_whole(test_data, image_size, cache)
-        _check_not_training_images(test, train, test_data)
-    elif test is None:
-        train_idx, test_idx = stratified_split(train.y, test_fraction, np.random.default_rng(seed))
-        train, test = train.take(train_idx), train.take(test_idx)
-        if split_dir is not None:
-            write_split_file(Path(split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
-            write_split_file(Path(split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
-    return _dataset(train, test, root, source)
+    return source, _decode(listing, root, image_size, cache), None
+
+
+def split_part(whole: _Part, test_fraction: float, seed: int, group_by: str | None,
+               data: Path) -> tuple[_Part, _Part]:
+    """The split stage: a seeded stratified split of ``whole``, group-disjoint under a ``group_by`` rule."""
+    rng = np.random.default_rng(seed)
+    if group_by is None:
+        train_idx, test_idx = stratified_split(whole.y, test_fraction, rng)
+    else:
+        rule = GroupRule(group_by)
+        train_idx, test_idx = group_split(whole.y, rule.names(whole.files, str(data)), test_fraction, rng,
+                                          unit=rule.unit)
+    return whole.take(train_idx), whole.take(test_idx)
+
+
+def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None) -> tuple[str, _Part]:
+    """Every labelled image of a dataset as one part (its own train and test parts pooled):
+    what K-fold cross-validation deals into folds. Names are relative to the data folder
+    (``<file>.csv:<line>`` for CSV rows), as :func:`load_dataset` reads them back from split files."""
+    data, _, cache = _checked_paths(data, None, None, cache_dir)
+    source, train, test = read_source(data, image_size, cache, needs_test=False)
+    if test is None or not len(test.y):
+        return source, train
+    return source, _Part(np.concatenate([train.x, test.x]), np.concatenate([train.y, test.y]),
+                         train.files + test.files)
 
 
 def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
@@ -245,15 +296,19 @@ def _check_not_training_images(test: _Part, train: _Part, test_data: Path) -> No
     """Stop when most test images are training images, e.g. ``--test-data fer2013.csv`` next to
     Kaggle's train.csv: used whole, the CSV's Training rows would be tested on. A few equal
     images are normal (FER2013 has duplicates), so only a majority counts."""
-    trained = {hashlib.sha1(image.tobytes()).digest() for image in train.x}
-    shared = sum(hashlib.sha1(image.tobytes()).digest() in trained for image in test.x)
+    trained = set(pixel_hashes(train.x))
+    shared = sum(h in trained for h in pixel_hashes(test.x))
     if 2 * shared > len(test.y):
         raise UserError(f"{test_data}: {shared} of its {len(test.y)} images are also training images (test data "
                         "is used whole, a CSV's Training rows too); pass test images the network is not trained on")
 
 
-def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None) -> tuple[_Part, _Part]:
-    """The two split files of ``split_dir``, decoded; CSV rows are named ``<file>.csv:<line>``."""
+def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None,
+                test_only: bool = False) -> tuple[_Part, _Part]:
+    """The two split files of ``split_dir``, decoded (with ``test_only``, only the test images).
+
+    CSV rows are named ``<file>.csv:<line>``.
+    """
     if data.is_file():
         rows = read_fer2013_csv(data, image_size, cache)
         row_of = {name: i for i, name in enumerate(row_names(data, rows))}
@@ -264,6 +319,9 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
             parts.append(_Part(rows.x[index], listing.labels, listing.files))
         _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
         return parts[0], parts[1]
+    if test_only:  # training images may be deleted, and are not decoded (28.7k of them on FER2013)
+        test = read_split_file(split_dir / TEST_SPLIT_FILE, data)
+        return _Part.empty(image_size), _decode(test, data, image_size, cache)
     missing: list[str] = []  # images deleted since: of both files, in one error
     train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data, missing=missing)
     test = read_split_file(split_dir / TEST_SPLIT_FILE, data, missing=missing)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..checkpoint import load_model, require_training_meta
 from ..data import MeanSubtraction, decode_image, load_dataset, to_float
-from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..data.dataset import TEST_SPLIT_FILE
 from ..errors import UserError
 from ..loss import softmax
 from ..metrics import confusion_matrix, per_class_table
@@ -38,12 +38,10 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
         require_training_meta(ckpt, path, "name the run's test split; pass --data DATASET to "
                                           "evaluate on a dataset's test part")
         config = TrainConfig.from_json(ckpt.meta["config"])
-        if config.test_data is None:   # else the run's test set is that folder, whole
-            missing = [n for n in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE) if not (run_dir / n).is_file()]
-            if missing:
-                raise UserError(f"{run_dir}: no {' or '.join(missing)} beside the checkpoint, so the run's "
-                                "test split is unknown; pass --data DATASET to evaluate on its test part")
-        ds = load_run_data(config, run_dir, home, cache_dir)
+        if config.test_data is None and not (run_dir / TEST_SPLIT_FILE).is_file():   # else: that folder, whole
+            raise UserError(f"{run_dir}: no {TEST_SPLIT_FILE} beside the checkpoint, so the run's "
+                            "test split is unknown; pass --data DATASET to evaluate on its test part")
+        ds = load_run_data(config, run_dir, home, cache_dir, test_only=True)
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
         # A model-only checkpoint is split like a default run (the settings only choose the test part).

@@ -26,6 +26,7 @@ import numpy as np
 from ..arch import build_model
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..data import CLASSES, Dataset, MeanSubtraction, to_float
+from ..data.leakage import leakage_report
 from ..errors import UserError
 from ..loss import cross_entropy
 from ..metrics import confusion_matrix, format_table1, per_class_table
@@ -113,6 +114,11 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
 
     say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
         f"ready after {time.perf_counter() - started:.1f}s")
+    if config.group_by is not None:
+        say(f"data: split by {config.group_by}; test images per class: {_per_class_counts(ds)}")
+    leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
+                             config.group_by)
+    say(leakage["line"])
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     x_train = to_float(ds.x_train)
     x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
@@ -172,7 +178,13 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, data_meta, timing)
+    return _finish(out, config, ds, history, test_predicted, {**data_meta, "leakage": leakage}, timing)
+
+
+def _per_class_counts(ds: Dataset) -> str:
+    """``Angry 20/101, Disgust 15/74, ...``: what a group-disjoint split achieved, per class."""
+    return ", ".join(f"{name} {test}/{train + test}" for name, (train, test) in ds.class_counts().items()
+                     if train + test)
 
 
 def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -248,6 +260,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
                              f"({data_meta['source']}, {data_meta['n_test']} images)\n\n{table}")
     results = {
         "overall_test_accuracy": rows[-1]["accuracy"],
+        "overall_test_accuracy_ci95": rows[-1]["ci95"],   # 95% Wilson interval
         "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
         "table1": rows,
         "final_train_accuracy": last["train_acc"],
@@ -258,7 +271,8 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "train_seconds": sum(r["seconds"] for r in history),   # all sessions, without saving
         **timing,                                              # this session
         "arch": config.arch,
-        "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
+        "data": {k: v for k, v in data_meta.items() if k not in ("train_digest", "leakage")},
+        "leakage": data_meta["leakage"],
         "config": config.to_json(),
         "confusion_matrix": confusion.tolist(),
     }
