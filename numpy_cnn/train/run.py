@@ -51,11 +51,17 @@ class Interrupted(UserError):
 
 
 def _interrupted(out: Path, kept: str | None) -> Interrupted:
-    """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on."""
+    """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on.
+
+    ``kept`` is also an attribute, so a K-fold run can say it with its own ``--resume``.
+    """
     if kept is None:
-        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
-                           "run the same command again to start over")
-    return Interrupted(f"interrupted; {kept}; continue with: python train_numpy.py --resume {out}")
+        exc = Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                          "run the same command again to start over")
+    else:
+        exc = Interrupted(f"interrupted; {kept}; continue with: python train_numpy.py --resume {out}")
+    exc.kept = kept
+    return exc
 
 
 def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
