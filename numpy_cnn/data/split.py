@@ -151,7 +151,7 @@ def assign_groups(labels: np.ndarray, groups: list[str], targets: np.ndarray,
     for _ in range(n_bins * n_classes):   # each move fills one empty (bin, class)
         empty = [(b, c) for b in range(n_bins) for c in range(n_classes) if targets[b, c] > 0 and count[b, c] == 0]
         movable = [(g, b) for b, c in empty for g in np.flatnonzero(content[:, c])
-                   if (content[bin_of == bin_of[g], c].sum() > content[g, c])]   # its bin keeps class c
+                   if count[bin_of[g], c] > content[g, c]]   # its own bin keeps class c
         if not movable:
             break
         g, b = min(movable, key=lambda gb: _move_cost(content[gb[0]], count, targets, bin_of[gb[0]], gb[1]))

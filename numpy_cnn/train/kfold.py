@@ -153,7 +153,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     rows = per_class_table(confusion, CLASSES)
     rows[-1]["ci95"] = None   # the pooled images come from K models: the interval is the t-interval below
     mean, sd = float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
-    ci = list(t_interval(accuracies))
+    ci = [max(0.0, lo_hi) if i == 0 else min(1.0, lo_hi) for i, lo_hi in enumerate(t_interval(accuracies))]
     summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% "
                f"(95% CI {percent_range(ci)})")
     leaks = [r.get("leakage") or {} for r in results]
@@ -179,11 +179,14 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     write_text(out / TABLE1, f"Pooled test results of {len(results)}-fold cross-validation after "
                              f"{config.epochs} epochs ({int(confusion.sum())} images, each tested once)\n\n"
                              f"{format_table1(rows)}\n{summary}\n")
-    from ..plots import plot_confusion
-
-    plot_confusion(out / CV_CONFUSION, confusion, CLASSES,
-                   f"Pooled test confusion matrix, {len(results)} folds")
+    _plot_pooled(out, confusion, len(results))
     return cv
+
+
+def _plot_pooled(out: Path, confusion: np.ndarray, k: int) -> None:
+    from ..plots import plot_confusion   # matplotlib loads only now
+
+    plot_confusion(out / CV_CONFUSION, confusion, CLASSES, f"Pooled test confusion matrix, {k} folds")
 
 
 def _take_back(out: Path, k: int, made_folder: bool) -> None:
