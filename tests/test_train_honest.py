@@ -217,3 +217,14 @@ def test_resume_on_the_command_line_continues_the_cross_validation(world, tmp_pa
     assert code == 2 and "--lr 0.5 (the run used 0.01)" in err
     with pytest.raises(UserError, match="already holds a cross-validation run"):
         cross_validate(config, tmp_path / "cv", home=world["home"], cache_dir=world["cache"], log=None)
+
+
+def test_evaluate_on_another_dataset_decodes_only_its_test_part(world, tmp_path):
+    assert cli(*_args(world, tmp_path / "run"), home=world["home"])[0] == 0
+    other = make_class_folders(tmp_path / "other" / "train")
+    make_class_folders(tmp_path / "other" / "test", per_class=2)
+    (other / "Angry" / "img_0.png").write_bytes(b"not an image")   # a training image nobody needs
+    code, out, err = cli("evaluate", tmp_path / "run", "--data", tmp_path / "other", "--cache-dir",
+                         tmp_path / "cache", home=world["home"])
+    assert code == 0, err
+    assert "| **Overall** | 14 |" in out
