@@ -41,7 +41,7 @@ def test_exact_copies_across_sides_and_across_classes():
     assert report["rule"] is None and report["shared_group"] is None
     assert report["duplicates"] == 2 and report["label_conflicts"] == 2
     line = report["line"]
-    assert "no known scheme" in line and "2 test images are exact copies of training images" in line
+    assert "no known clip or subject scheme" in line and "2 test images are exact copies of training images" in line
     assert "2 pictures are filed under two classes (Angry/a.png = Sad/c.png, ...)" in line
 
 

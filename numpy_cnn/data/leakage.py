@@ -85,8 +85,8 @@ def leakage_line(report: dict) -> str:
     frames = "frames" if rule in ("clip", "movie") else "images"
     unit = GroupRule(rule).unit if rule else None
     if rule is None:
-        parts = ["file names follow no known scheme (SFEW clips, JAFFE or CK+ subjects), so shared groups are "
-                 "not checked; --group-by REGEX names them"]
+        parts = ["names follow no known clip or subject scheme, so shared groups are unchecked "
+                 "(--group-by REGEX can name them)"]
     elif report["shared_group"]:
         fix = (f"--group-by {rule} gives a leak-free split" if report["group_by"] is None else
                f"the split files do not follow --group-by {rule}; drop --reuse-split to split by {unit}")
