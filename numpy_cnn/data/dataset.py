@@ -18,7 +18,8 @@ images that are also training images (fer2013.csv beside Kaggle's train.csv).
 When there is no test set (no test folder, no Usage column, no
 ``test_data``), a seeded stratified split is made and, if ``split_dir`` is
 given, written there as ``train.txt`` and ``test.txt`` so the run can be
-repeated with ``reuse_split=True``. Split files are written only after
+repeated with ``reuse_split=True``. With ``group_by`` (:mod:`.groups`) that
+split keeps every clip, film or subject wholly on one side. Split files are written only after
 everything loaded, so an error never replaces a good pair.
 """
 
@@ -32,11 +33,11 @@ import numpy as np
 from ..errors import UserError
 from .classes import CLASSES, class_index
 from .fer2013 import read_fer2013_csv, row_names
+from .groups import GroupRule
 from .images import load_images
 from .leakage import pixel_hashes
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
-from .groups import GroupRule
 from .split import group_split, stratified_split
 from .splitfiles import missing_images_error, read_split_file, write_split_file
 

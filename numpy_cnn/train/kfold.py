@@ -85,7 +85,11 @@ def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Pat
                             "or choose another --out")
         check_new_run_dir(out, reuse_split_here=False)
         made_folder = not out.exists()
-        _deal_folds(config, out, home, cache_dir, log)
+        try:
+            _deal_folds(config, out, home, cache_dir, log)
+        except BaseException:   # bad data or Ctrl-C while dealing: leave no half-written folds
+            _take_back(out, k, made_folder)
+            raise
     else:
         made_folder = False
         write_json(out / CV_STATE, {"config": config.to_json()})   # --epochs may have been raised
@@ -103,7 +107,7 @@ def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Pat
             if not resume and nothing_saved:
                 raise Interrupted("interrupted before the first epoch ended, so nothing was saved; "
                                   "run the same command again to start over") from None
-            kept = getattr(exc, "kept", None) or "it had saved no epoch yet"
+            kept = getattr(exc, "kept", None) or "it had saved no epoch yet"   # a bare KeyboardInterrupt has none
             raise Interrupted(f"interrupted in fold {fold} of {k} ({kept}); continue with: "
                               f"python train_numpy.py --resume {out}") from None
     return _pool(config, out, results, log)

@@ -49,6 +49,8 @@ SAVE_EVERY_SECONDS = 10.0
 class Interrupted(UserError):
     """Ctrl-C during training: the message says which epoch is saved and how to resume."""
 
+    kept: str | None = None   # what the run directory holds ("<out>/checkpoint.npz holds epoch 5"), if anything
+
 
 def _interrupted(out: Path, kept: str | None) -> Interrupted:
     """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on.
