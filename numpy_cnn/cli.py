@@ -268,6 +268,7 @@ def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool
     print(f"\nTable 1: {config.folds} test folds pooled after {config.epochs} epochs "
           f"({cv['table1'][-1]['total']} images, each tested once)\n")
     print(format_table1(cv["table1"]))
+    print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))
     print(cv["summary"])
     print(f"run directory: {out}")
     return 0

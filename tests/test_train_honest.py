@@ -228,3 +228,16 @@ def test_evaluate_on_another_dataset_decodes_only_its_test_part(world, tmp_path)
                          tmp_path / "cache", home=world["home"])
     assert code == 0, err
     assert "| **Overall** | 14 |" in out
+
+
+def test_folds_without_group_by_report_the_pooled_leak(world, tmp_path):
+    code, out, err = cli(*_args(world, tmp_path / "cv", "--folds", "2"), home=world["home"])
+    assert code == 0, err
+    shared = 0
+    for k in (1, 2):
+        train, test = _split(tmp_path / "cv" / f"fold{k}", world)
+        shared += sum(CLIP.name(f) in {CLIP.name(t) for t in train} for f in test)
+    cv = json.loads((tmp_path / "cv" / "cv_results.json").read_text())
+    assert cv["leakage"]["shared_group"] == shared > 0 and cv["leakage"]["n_test"] == 84
+    assert f"leakage over the 2 test folds: {shared} of 84 test frames share a clip with a training frame; " \
+           "--group-by clip gives a leak-free split" in out

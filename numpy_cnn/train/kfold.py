@@ -36,6 +36,7 @@ import numpy as np
 from ..data import CLASSES
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
 from ..data.groups import GroupRule
+from ..data.leakage import leakage_line
 from ..data.sources import Listing
 from ..data.split import stratified_folds
 from ..data.splitfiles import GROUPS_FILE, write_split_file
@@ -160,7 +161,6 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     ci = [max(0.0, lo_hi) if i == 0 else min(1.0, lo_hi) for i, lo_hi in enumerate(t_interval(accuracies))]
     summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% "
                f"(95% CI {percent_range(ci)})")
-    leaks = [r.get("leakage") or {} for r in results]
     cv = {
         "folds": [{"fold": i + 1, "test_accuracy": a, "n_test": r["table1"][-1]["total"]}
                   for i, (a, r) in enumerate(zip(accuracies, results))],
@@ -171,10 +171,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
         "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
         "table1": rows,
         "confusion_matrix": confusion.tolist(),
-        "leakage": {"rule": leaks[0].get("rule"),
-                    "shared_group": None if leaks[0].get("shared_group") is None
-                    else sum(leak["shared_group"] for leak in leaks),
-                    "duplicates": sum(leak.get("duplicates", 0) for leak in leaks)},
+        "leakage": _pooled_leakage([r["leakage"] for r in results]),
         "epochs": config.epochs,
         "config": config.to_json(),
         "summary": summary,
@@ -185,6 +182,16 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
                              f"{format_table1(rows)}\n{summary}\n")
     _plot_pooled(out, confusion, len(results))
     return cv
+
+
+def _pooled_leakage(folds: list[dict]) -> dict:
+    """The folds' leakage reports summed over their test folds (every image is tested once);
+    label conflicts concern the whole data, so every fold counts the same ones."""
+    pooled = {**folds[0], "n_test": sum(f["n_test"] for f in folds),
+              "duplicates": sum(f["duplicates"] for f in folds),
+              "shared_group": None if folds[0]["shared_group"] is None else sum(f["shared_group"] for f in folds)}
+    pooled["line"] = leakage_line(pooled)
+    return pooled
 
 
 def _plot_pooled(out: Path, confusion: np.ndarray, k: int) -> None:
