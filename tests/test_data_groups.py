@@ -20,6 +20,7 @@ from numpy_cnn.errors import UserError
     ("Neutral/Airheads_000519240_00000005 (1).png", "Airheads_000519240", "Airheads"),
     ("Neutral/Airheads_000519240_00000005 - Copy.png", "Airheads_000519240", "Airheads"),
     ("Train/Angry/sub dir/BlueHarbor_000123456_00000012.png", "BlueHarbor_000123456", "BlueHarbor"),
+    ("Sad/Airheads_000519240_00000005_1.png", "Airheads_000519240", "Airheads"),   # a suffix after the frame
     # The generated data's names.
     ("Angry/BlueHarbor_000123456_00000012.png", "BlueHarbor_000123456", "BlueHarbor"),
 ])

@@ -15,7 +15,8 @@ Rules (``--group-by``):
   and underscores (``Oceans-11``, ``21``); the separators may be ``_``, ``-``
   or doubled (real copies hold ``OceansThirteen-010619400_00000087.png`` and
   ``IAmSam_013827920__00000055.png``). Any extension and case, and a
-  ``" (1)"`` or ``" - Copy"`` that a file manager added, are fine. A frame
+  ``" (1)"`` or ``" - Copy"`` that a file manager added, are fine; so is a
+  suffix after SFEW's 9-digit clip and 8-digit frame (``..._00000005_1``). A frame
   with another name inside a clip sub-folder (``Angry/<clip>/0001.png``,
   AFEW-style dumps) is grouped by that sub-folder.
 * ``movie``: the same names, grouped by film (SFEW's closest stand-in for a
@@ -39,6 +40,9 @@ from .sources import SPLIT_NAMES
 
 # <movie><sep><clip digits><sep><frame digits>; the lazy movie stops at the last two digit runs.
 _SFEW = re.compile(r"^(?P<movie>.+?)[_\- ]+(?P<clip>\d+)[_\- ]+(?P<frame>\d+)$")
+# SFEW's own widths (9-digit clip, 8-digit frame) win wherever they are, even before a suffix
+# ("..._00000005_1"), which would otherwise make the frame number look like the clip.
+_SFEW_WIDTHS = re.compile(r"^(?P<movie>.+?)[_\- ]+(?P<clip>\d{9})[_\- ]+(?P<frame>\d{8})(?:[_\- ].*)?$")
 _JAFFE = re.compile(r"^(?P<subject>[a-z]{2,3})\.(an|di|fe|ha|ne|sa|su)\d*\.\d+$", re.IGNORECASE)
 _CK = re.compile(r"^(?P<subject>S\d+)_\d+_\d+$", re.IGNORECASE)
 # What file managers append to a copied file: "x (1).png", "x - Copy.png", "x - Copy (2).png", "x copy.png".
@@ -60,7 +64,8 @@ def _stem(relative: str) -> str:
 
 def _sfew(relative: str) -> tuple[str, str] | None:
     """(movie, clip number) of an SFEW frame name, or None."""
-    match = _SFEW.match(_stem(relative))
+    stem = _stem(relative)
+    match = _SFEW_WIDTHS.match(stem) or _SFEW.match(stem)
     if match is None:
         return None
     return match["movie"].strip("_- "), match["clip"]
