@@ -165,6 +165,8 @@ def test_folds_test_every_image_once_keep_clips_whole_and_pool_their_results(wor
     assert re.search(r"fold 2/3  epoch 1/2  loss ", out)
     assert re.search(r"^3-fold test accuracy: \d+\.\d% \u00b1 \d+\.\d% \(95% CI \d+\.\d\u2013\d+\.\d%\)$", out, re.M)
     assert "| **Overall** | 84 |" in out and "| **Overall** | 84 |" in (cv_dir / "table1.md").read_text()
+    code, _, err = cli("evaluate", cv_dir, home=world["home"])
+    assert code == 2 and "holds one model per fold; pass" in err and err.count("\n") == 1
 
 
 def _all_images(world):

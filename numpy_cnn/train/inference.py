@@ -32,6 +32,7 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     :func:`numpy_cnn.data.load_dataset` defines it: its own test folder or
     CSV rows if it has them, else a stratified split with the run's seed.
     """
+    _refuse_cv_run(path)
     model, ckpt = load_model(path)
     run_dir = path if path.is_dir() else path.parent
     if data is None:
@@ -60,8 +61,18 @@ def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list
     for image in images:   # checked before the model loads: a typo should fail fast
         if image.is_dir():
             raise UserError(f"{image}: is a folder; pass image files (e.g. {image}/*.png)")
+    _refuse_cv_run(path)
     model, ckpt = load_model(path)
     size = ckpt.meta["image_size"]
     gray = np.stack([decode_image(image, size) for image in images])   # (N, S, S) uint8
     x = network_input(to_float(gray), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     return softmax(predict_logits(model, x)), list(ckpt.meta["classes"])
+
+
+def _refuse_cv_run(path: Path) -> None:
+    """A K-fold run's top folder holds K models, not one: say which to use."""
+    from .kfold import CV_RESULTS, is_cv_run
+
+    if path.is_dir() and is_cv_run(path):
+        raise UserError(f"{path}: a cross-validation run holds one model per fold; pass {path / 'fold1'} "
+                        f"(or another fold), or read the pooled results in {path / CV_RESULTS}")
