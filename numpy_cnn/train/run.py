@@ -186,7 +186,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, {**data_meta, "leakage": leakage}, timing)
+    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage)
 
 
 def _per_class_counts(ds: Dataset) -> str:
@@ -258,7 +258,7 @@ def _checkpoint(model: Sequential, optimizer: SGD, mean: MeanSubtraction, rng: n
 
 
 def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], test_predicted: np.ndarray,
-            data_meta: dict, timing: dict) -> dict:
+            data_meta: dict, timing: dict, leakage: dict) -> dict:
     """Table 1, results.json and the plots, from the final weights' test predictions."""
     confusion = confusion_matrix(ds.y_test, test_predicted, len(CLASSES))
     rows = per_class_table(confusion, CLASSES)
@@ -279,8 +279,8 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "train_seconds": sum(r["seconds"] for r in history),   # all sessions, without saving
         **timing,                                              # this session
         "arch": config.arch,
-        "data": {k: v for k, v in data_meta.items() if k not in ("train_digest", "leakage")},
-        "leakage": data_meta["leakage"],
+        "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
+        "leakage": leakage,
         "config": config.to_json(),
         "confusion_matrix": confusion.tolist(),
     }

@@ -60,10 +60,10 @@ def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Pat
     if not reuses_split_in(config, out):
         write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
         write_split_file(out / TEST_SPLIT_FILE, Listing(ds.test_files, ds.y_test))
-    if config.group_by is not None:
+    if config.group_by is not None:   # "-": a name the rule cannot read (a reused split or --test-data may hold some)
         rule = GroupRule(config.group_by)
         files = ds.train_files + ds.test_files
-        write_groups_file(out / GROUPS_FILE, files, rule.names(files, str(data)), rule.spec)
+        write_groups_file(out / GROUPS_FILE, files, [rule.name(f) or "-" for f in files], rule.spec)
     return ds
 
 
