@@ -75,7 +75,7 @@ def test_group_by_clip_keeps_clips_whole_records_them_and_reuse_split_repeats_it
     assert code == 0, err
     train, test = _split(tmp_path / "run", world)
     assert not {CLIP.name(f) for f in train} & {CLIP.name(f) for f in test}
-    assert "data: split by clip; test images per class: Angry 3/12, " in out   # whole clips of 3 frames
+    assert "data: test images per class (--group-by clip): Angry 3/12, " in out   # whole clips of 3 frames
     assert "leakage: no test frame shares a clip with a training frame" in out
     groups = read_groups_file(tmp_path / "run" / "groups.txt")
     assert groups == {f: CLIP.name(f) for f in train + test}

@@ -123,7 +123,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
         f"ready after {time.perf_counter() - started:.1f}s")
     if config.group_by is not None:
-        say(f"data: split by {config.group_by}; test images per class: {_per_class_counts(ds)}")
+        say(f"data: test images per class (--group-by {config.group_by}): {_per_class_counts(ds)}")
     leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
                              config.group_by)
     say(leakage["line"])
