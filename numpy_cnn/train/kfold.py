@@ -100,18 +100,22 @@ def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Pat
         try:
             results.append(_run_fold(config, fold, fold_dir, home, cache_dir, log, on_epoch_end))
         except BaseException as exc:
-            nothing_saved = not any((out / f"fold{f}" / CHECKPOINT).exists() for f in range(1, k + 1))
-            if not resume and nothing_saved:
+            fresh = not resume and not any((out / f"fold{f}" / CHECKPOINT).exists() for f in range(1, k + 1))
+            if fresh:
                 _take_back(out, k, made_folder)   # nothing trained: the same command can simply be rerun
-            if not isinstance(exc, (Interrupted, KeyboardInterrupt)):
-                raise
-            if not resume and nothing_saved:
-                raise Interrupted("interrupted before the first epoch ended, so nothing was saved; "
-                                  "run the same command again to start over") from None
-            kept = getattr(exc, "kept", None) or "it had saved no epoch yet"   # a bare KeyboardInterrupt has none
-            raise Interrupted(f"interrupted in fold {fold} of {k} ({kept}); continue with: "
-                              f"python train_numpy.py --resume {out}") from None
+            if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+                raise _interrupted(out, fold, k, fresh, getattr(exc, "kept", None)) from None
+            raise
     return _pool(config, out, results, log)
+
+
+def _interrupted(out: Path, fold: int, k: int, fresh: bool, kept: str | None) -> Interrupted:
+    """Ctrl-C's one line for a K-fold run: what is saved, and the --resume of the whole run."""
+    if fresh:
+        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                           "run the same command again to start over")
+    return Interrupted(f"interrupted in fold {fold} of {k} ({kept or 'it had saved no epoch yet'}); "
+                       f"continue with: python train_numpy.py --resume {out}")
 
 
 def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None,
