@@ -149,6 +149,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs may raise the target)")
     add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
+    # Honest evaluation: group-disjoint splits and K-fold cross-validation (numpy_cnn/train/kfold.py).
+    add("--group-by", metavar="RULE", help="keep each group on one side of the split: clip, movie (SFEW "
+        "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
+    add("--folds", type=int, metavar="K", help="stratified K-fold cross-validation: fold1/ ... foldK/ "
+        "and cv_results.json (group-aware with --group-by)")
 
 
 # TrainConfig fields given as paths: stored absolute.
@@ -179,15 +184,20 @@ def _resume_config(out: Path, given: dict):
     from .train.rundata import moved_data
     from .train.rundir import CHECKPOINT
 
-    if not (out / CHECKPOINT).is_file():
-        raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
-                        "start a new run with --out")
-    ckpt = load_checkpoint(out / CHECKPOINT)
-    require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
-    meta = ckpt.meta
-    stored = TrainConfig.from_json(meta["config"])
-    if given.get("epochs", meta["epoch"]) < meta["epoch"]:
-        raise UserError(f"{out} has already trained {meta['epoch']} epochs; --epochs must be at least that")
+    from .train.kfold import is_cv_run, stored_cv_config
+
+    if is_cv_run(out):   # a K-fold run: its folds may have trained up to the stored target
+        stored = stored_cv_config(out)
+        done = stored.epochs
+    else:
+        if not (out / CHECKPOINT).is_file():
+            raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
+                            "start a new run with --out")
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
+        stored, done = TrainConfig.from_json(ckpt.meta["config"]), ckpt.meta["epoch"]
+    if given.get("epochs", done) < done:
+        raise UserError(f"{out} has already trained {done} epochs; --epochs must be at least that")
     allowed = {"epochs", *moved_data(stored)}
     changed = [_describe_change(k, v, getattr(stored, k)) for k, v in given.items()
                if k not in allowed and v != getattr(stored, k)]
@@ -238,11 +248,28 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
         config = TrainConfig(**given)
     cache_dir = args.cache_dir or home / CACHE
     log = None if args.quiet else (lambda line: print(line, flush=True))
+    if config.folds:
+        return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
     data = results["data"]
     print(f"\nTable 1: test set after {results['epochs']} epochs "
           f"({data['source']}, {data['n_test']} images)\n")
     print(format_table1(results["table1"]))
+    print(f"run directory: {out}")
+    return 0
+
+
+def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool, log) -> int:
+    """``--folds K``: the K runs, then the pooled Table 1 and ``mean ± SD (95% CI lo–hi)``."""
+    from .metrics import format_table1
+    from .train.kfold import cross_validate
+
+    cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
+    print(f"\nTable 1: {config.folds} test folds pooled after {config.epochs} epochs "
+          f"({cv['table1'][-1]['total']} images, each tested once)\n")
+    print(format_table1(cv["table1"]))
+    print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))
+    print(cv["summary"])
     print(f"run directory: {out}")
     return 0
 

@@ -79,7 +79,7 @@ def test_evaluate_reports_the_runs_own_test_split_like_training_did(world):
         code, out, err = cli("evaluate", target, "--cache-dir", world["cache"], home=world["home"])
         assert code == 0, err
         overall = next(line for line in out.splitlines() if "**Overall**" in line)
-        assert overall.endswith(f"{100 * results['overall_test_accuracy']:.2f}% |")
+        assert f"| {100 * results['overall_test_accuracy']:.2f}% (95% CI " in overall
 
 
 def test_evaluate_on_another_dataset_uses_its_test_part(world, tmp_path):
@@ -344,7 +344,7 @@ def test_an_impossible_arch_and_a_bad_image_to_predict(world, tmp_path):
 def test_evaluate_without_split_files_asks_for_data(world, tmp_path):
     shutil.copy(world["run"] / "checkpoint.npz", tmp_path / "checkpoint.npz")
     _assert_clean_failure(world, tmp_path, ["evaluate", tmp_path, "--cache-dir", world["cache"]],
-                          "no train.txt or test.txt beside the checkpoint, so the run's test split is unknown; "
+                          "no test.txt beside the checkpoint, so the run's test split is unknown; "
                           "pass --data")
 
 

@@ -47,3 +47,22 @@ def files_snapshot(folder: Path) -> dict[str, bytes]:
     if not folder.exists():
         return {}
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+FILMS = ("BlueHarbor", "RedRiver", "OceansThirteen", "IAmSam", "Film21")
+
+
+def make_clips(root: Path, clips_per_class: int = 4, frames: int = 3, size: int = 24, seed: int = 0) -> Path:
+    """``root/<Class>/<Film>_<clip:09d>_<frame:08d>.png`` in SFEW's scheme: near-identical frames
+    per clip (a class-dependent band, so it is learnable), clips spread over :data:`FILMS`."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for clip in range(clips_per_class):
+            film = FILMS[(c + clip) % len(FILMS)]
+            base = rng.integers(0, 120, (size, size))
+            base[c * size // 7:(c + 1) * size // 7] = 230
+            for frame in range(frames):
+                pixels = np.clip(base + rng.integers(-3, 4, (size, size)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels, "L").save(root / name / f"{film}_{100 * c + clip:09d}_{frame:08d}.png")
+    return root

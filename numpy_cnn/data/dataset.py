@@ -18,13 +18,13 @@ images that are also training images (fer2013.csv beside Kaggle's train.csv).
 When there is no test set (no test folder, no Usage column, no
 ``test_data``), a seeded stratified split is made and, if ``split_dir`` is
 given, written there as ``train.txt`` and ``test.txt`` so the run can be
-repeated with ``reuse_split=True``. Split files are written only after
+repeated with ``reuse_split=True``. With ``group_by`` (:mod:`.groups`) that
+split keeps every clip, film or subject wholly on one side. Split files are written only after
 everything loaded, so an error never replaces a good pair.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +33,12 @@ import numpy as np
 from ..errors import UserError
 from .classes import CLASSES, class_index
 from .fer2013 import read_fer2013_csv, row_names
+from .groups import GroupRule
 from .images import load_images
+from .leakage import pixel_hashes
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
-from .split import stratified_split
+from .split import group_split, stratified_split
 from .splitfiles import missing_images_error, read_split_file, write_split_file
 
 TRAIN_SPLIT_FILE = "train.txt"
@@ -79,14 +81,20 @@ class Dataset:
 
 @dataclass
 class _Part:
-    """Decoded images with their labels and names: a whole source, or one side of a split."""
+    """Labelled images of one root: a whole source, or one side of a split.
 
-    x: np.ndarray
-    y: np.ndarray
+    ``files`` are relative to ``root`` (``<file>.csv:<line>`` for CSV rows);
+    ``x`` (N, S, S) is None until the decode stage (a CSV's rows come decoded).
+    """
+
     files: list[str]
+    y: np.ndarray
+    root: Path
+    x: np.ndarray | None = None
 
     def take(self, index: np.ndarray) -> _Part:
-        return _Part(self.x[index], self.y[index], [self.files[i] for i in index])
+        return _Part([self.files[i] for i in index], self.y[index], self.root,
+                     None if self.x is None else self.x[index])
 
 
 def load_dataset(
@@ -99,8 +107,18 @@ def load_dataset(
     test_fraction: float = 0.2,
     image_size: int = 48,
     cache_dir: Path | str | None = None,
+    group_by: str | None = None,
+    test_only: bool = False,
 ) -> Dataset:
     """Load a dataset folder or FER2013 CSV as train and test arrays.
+
+    The stages, each in one place::
+
+        list    list_source, _list_whole, _read_split  (.sources, .splitfiles; a CSV is parsed here)
+        groups  split_part: GroupRule.names            (.groups; only with group_by)
+        split   split_part: stratified_split / group_split  (.split)
+        decode  _decode: one load_images call for both sides of a root  (.images)
+        cache   load_images keys the decoded array by the set of files  (.cache)
 
     Args:
         data: a dataset folder (any layout in the module docstring) or a FER2013 CSV.
@@ -112,6 +130,9 @@ def load_dataset(
         test_fraction: share of each class put in the test set by a random split.
         image_size: side S of the stored S x S images.
         cache_dir: folder for decoded-image caches (``None`` = no caching).
+        group_by: a group rule (:mod:`.groups`): the random split keeps each group on one side.
+        test_only: decode only the test images (``x_train`` is then empty, its
+            images need not exist): what evaluating a checkpoint needs.
 
     Returns:
         A :class:`Dataset`.
@@ -119,117 +140,208 @@ def load_dataset(
     Raises:
         UserError: for any problem with the data, naming the file or line.
     """
+    data, test_data, cache = _checked_paths(data, test_data, split_dir, cache_dir)
+    root = data.parent if data.is_file() else data
+    made_split = False
+    if reuse_split:
+        if split_dir is None:
+            raise UserError("reusing a split needs the folder holding train.txt and test.txt")
+        source, (train, test) = "split files", _read_split(data, Path(split_dir), image_size, cache, test_only)
+    elif test_only and test_data is not None:   # the training data is not even listed
+        source, train, test = "test data", _nothing(root, image_size), _list_whole(test_data, image_size, cache)
+    else:
+        source, train, test = list_source(data, image_size, cache, needs_test=test_data is None)
+        if test_data is not None:  # replaces any test set the data itself defines
+            test = _list_whole(test_data, image_size, cache)
+        elif test is None:
+            train, test = split_part(train, test_fraction, seed, group_by, data)
+            made_split = True
+    if test_only:
+        train = _nothing(root, image_size)
+    _decode([train, test], image_size, cache)
+    if test_data is not None and not test_only:
+        _check_not_training_images(test, train, test_data)
+    if made_split and split_dir is not None:   # written last: an error never replaces a good pair
+        write_split_file(Path(split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
+        write_split_file(Path(split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
+    return _dataset(train, test, root, source)
+
+
+def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None) -> tuple[str, _Part]:
+    """Every labelled image of a dataset as one decoded part (its own train and test parts
+    pooled): what K-fold cross-validation deals into folds. Names are those
+    :func:`load_dataset` reads back from split files."""
+    data, _, cache = _checked_paths(data, None, None, cache_dir)
+    source, train, test = list_source(data, image_size, cache, needs_test=False)
+    if test is not None and len(test.y):
+        x = None if train.x is None else np.concatenate([train.x, test.x])
+        train = _Part(train.files + test.files, np.concatenate([train.y, test.y]), train.root, x)
+    _decode([train], image_size, cache)
+    return source, train
+
+
+def _checked_paths(data: Path | str, test_data: Path | str | None, split_dir: Path | str | None,
+                   cache_dir: Path | str | None) -> tuple[Path, Path | None, Path | None]:
+    """The paths as ``Path``s, checked now rather than after minutes of decoding."""
     data = Path(data)
     cache = None if cache_dir is None else Path(cache_dir)
     if not data.exists():
         raise UserError(f"{data}: not found; pass a dataset folder or a FER2013 CSV")
     for folder, what in ((split_dir, "split folder (it holds train.txt and test.txt)"), (cache, "cache folder")):
-        if folder is not None and Path(folder).is_file():  # checked now, not after minutes of decoding
+        if folder is not None and Path(folder).is_file():
             raise UserError(f"{folder}: is a file, but it must be the {what}; pass a folder")
-    if test_data is not None:  # checked now, not after decoding the training images
+    if test_data is not None:
         test_data = Path(test_data)
         if not test_data.exists():
             raise UserError(f"{test_data}: test data not found; pass a folder or a FER2013 CSV")
         if test_data.resolve() == data.resolve():
             raise UserError(f"{test_data}: is the training data itself; pass a separate test set, "
                             "or none to split one off at random")
-    is_csv = data.is_file()
-    if is_csv and data.suffix.casefold() != ".csv":
+    if data.is_file() and data.suffix.casefold() != ".csv":
         raise UserError(f"{data}: a file must be a FER2013 .csv; otherwise pass the dataset folder")
-    root = data.parent if is_csv else data
+    return data, test_data, cache
 
-    if reuse_split:
-        if split_dir is None:
-            raise UserError("reusing a split needs the folder holding train.txt and test.txt")
-        train, test = _read_split(data, Path(split_dir), image_size, cache)
-        return _dataset(train, test, root, "split files")
 
-    if is_csv:
+# -- list ---------------------------------------------------------------------
+
+def list_source(data: Path, image_size: int, cache: Path | None, *,
+                needs_test: bool = True) -> tuple[str, _Part, _Part | None]:
+    """The list stage: (how the data was read, training part, its own test part or None).
+
+    Folders are listed, not decoded; a CSV's rows are parsed (and cached), so they
+    come decoded. ``needs_test=False``: a separate test set will replace the data's
+    own, so an empty test folder or no test rows is fine.
+    """
+    if data.is_file():
         source = "fer2013 csv"
         rows = read_fer2013_csv(data, image_size, cache)
-        whole = _Part(rows.x, rows.y, row_names(data, rows))
-        if (rows.usage >= 0).all():  # a Usage column
-            train, test = whole.take(np.flatnonzero(rows.usage == 0)), whole.take(np.flatnonzero(rows.usage == 1))
-            if not len(train.y):
-                raise UserError(f"{data}: no Training rows in the Usage column; fix it, or delete the column "
-                                "to split the rows at random")
-            if not len(test.y) and test_data is None:
-                raise UserError(f"{data}: no PublicTest or PrivateTest rows to test on; give a separate "
-                                "test set, or delete the Usage column to split the rows at random")
-        else:
-            train, test = whole, None
-    elif (folders := split_folders(data)) is not None:
-        source = "train/test folders"
+        whole, usage = _Part(row_names(data, rows), rows.y, data.parent, rows.x), rows.usage
+        if not (usage >= 0).all():  # no Usage column
+            return source, whole, None
+        train, test = whole.take(np.flatnonzero(usage == 0)), whole.take(np.flatnonzero(usage == 1))
+        if not len(train.y):
+            raise UserError(f"{data}: no Training rows in the Usage column; fix it, or delete the column "
+                            "to split the rows at random")
+        if not len(test.y) and needs_test:
+            raise UserError(f"{data}: no PublicTest or PrivateTest rows to test on; give a separate "
+                            "test set, or delete the Usage column to split the rows at random")
+        return source, train, test
+    if (folders := split_folders(data)) is not None:
         train_dir, test_dir = folders
-        train_list = list_class_folders(train_dir, root)
-        if not len(train_list):
+        train = _listed(list_class_folders(train_dir, data), data)
+        if not len(train.y):
             raise UserError(f"{train_dir}: no images in class folders; put them in "
                             f"{train_dir.name}/<Class>/ ({', '.join(CLASSES)})")
         if test_dir is None:
-            train, test = _decode(train_list, root, image_size, cache), None
-        else:
-            test_list = list_class_folders(test_dir, root)
-            if not len(test_list) and test_data is None:
-                raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
-                                f"the folder out to split {train_dir.name}/ at random")
-            train, test = _decode_pair(train_list, test_list, root, image_size, cache)
-    elif has_subfolders(data):
-        source = "class folders"
-        train, test = _decode(list_class_folders(data), root, image_size, cache), None
-    else:
-        source = "jaffe"
-        train, test = _decode(list_jaffe(data), root, image_size, cache), None
-
-    if not len(train.y):
+            return "train/test folders", train, None
+        test = _listed(list_class_folders(test_dir, data), data)
+        if not len(test.y) and needs_test:
+            raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
+                            f"the folder out to split {train_dir.name}/ at random")
+        return "train/test folders", train, test
+    source, listing = (("class folders", list_class_folders(data)) if has_subfolders(data)
+                       else ("jaffe", list_jaffe(data)))
+    if not len(listing):
         raise UserError(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV" + _no_images_hints(data, "--data")
         )
-    if test_data is not None:  # replaces any test set the data itself defines
-        test = _load_whole(test_data, image_size, cache)
-        _check_not_training_images(test, train, test_data)
-    elif test is None:
-        train_idx, test_idx = stratified_split(train.y, test_fraction, np.random.default_rng(seed))
-        train, test = train.take(train_idx), train.take(test_idx)
-        if split_dir is not None:
-            write_split_file(Path(split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
-            write_split_file(Path(split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
-    return _dataset(train, test, root, source)
+    return source, _listed(listing, data), None
 
 
-def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
-    if not len(test.y):
-        raise UserError(f"{root}: the test set is empty; add test images or let a random split make one")
-    return Dataset(train.x, train.y, test.x, test.y, train.files, test.files, root, source)
+def _listed(listing: Listing, root: Path) -> _Part:
+    """Listed files of ``root``, not decoded yet."""
+    return _Part(listing.files, listing.labels, root)
 
 
-def _decode(listing: Listing, root: Path, image_size: int, cache: Path | None) -> _Part:
-    x = load_images([root / f for f in listing.files], image_size, cache, root=root)
-    return _Part(x, listing.labels, listing.files)
+def _csv_part(path: Path, image_size: int, cache: Path | None) -> _Part:
+    """A whole CSV as one part, decoded (parsing is its listing)."""
+    rows = read_fer2013_csv(path, image_size, cache)
+    return _Part(row_names(path, rows), rows.y, path.parent, rows.x)
 
 
-def _decode_pair(train: Listing, test: Listing, root: Path, image_size: int,
-                 cache: Path | None) -> tuple[_Part, _Part]:
-    """Decode both lists in one call: one cache entry for the whole dataset, whichever way it is split."""
-    both = _decode(Listing(train.files + test.files, np.concatenate([train.labels, test.labels])),
-                   root, image_size, cache)
-    return both.take(np.arange(len(train))), both.take(np.arange(len(train), len(both.y)))
-
-
-def _load_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
+def _list_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
     """Every image of a folder (class folders or JAFFE) or CSV, as one part."""
     if path.is_file():
         if path.suffix.casefold() != ".csv":
             raise UserError(f"{path}: a test-data file must be a FER2013 .csv; otherwise pass a folder")
-        rows = read_fer2013_csv(path, image_size, cache)
-        return _Part(rows.x, rows.y, row_names(path, rows))
+        return _csv_part(path, image_size, cache)
     if (inner := labelled_test_folder(path)) is not None:  # used whole, a train/ beside it would be tested on
         raise UserError(f"{path}: holds {inner.name}/ rather than class folders; pass {inner} as the test data")
     listing = list_class_folders(path, flag="--test-data") if has_subfolders(path) else list_jaffe(path)
     if not len(listing):
         raise UserError(f"{path}: no test images found; expected class folders, JAFFE-named images "
                         "or a FER2013 CSV" + _no_images_hints(path, "--test-data"))
-    return _decode(listing, path, image_size, cache)
+    return _listed(listing, path)
+
+
+def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None,
+                test_only: bool = False) -> tuple[_Part, _Part]:
+    """The two split files of ``split_dir`` as parts (``test_only``: train.txt is not read).
+
+    CSV rows are named ``<file>.csv:<line>`` and come decoded.
+    """
+    if data.is_file():
+        whole = _csv_part(data, image_size, cache)
+        row_of = {name: i for i, name in enumerate(whole.files)}
+        parts = []
+        for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
+            listing = read_split_file(split_dir / name, data.parent, known=row_of.keys())
+            part = whole.take(np.array([row_of[f] for f in listing.files], dtype=np.int64))
+            parts.append(_Part(part.files, listing.labels, part.root, part.x))
+        _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
+        return parts[0], parts[1]
+    if test_only:  # the training images may be gone; they are not decoded (28.7k of them on FER2013)
+        return _nothing(data, image_size), _listed(read_split_file(split_dir / TEST_SPLIT_FILE, data), data)
+    missing: list[str] = []  # images deleted since: of both files, in one error
+    train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data, missing=missing)
+    test = read_split_file(split_dir / TEST_SPLIT_FILE, data, missing=missing)
+    if missing:
+        raise missing_images_error(split_dir, data, missing)
+    _check_disjoint(train.files, test.files, split_dir, lambda f: (data / f).resolve())
+    return _listed(train, data), _listed(test, data)
+
+
+# -- groups and split ---------------------------------------------------------
+
+def split_part(whole: _Part, test_fraction: float, seed: int, group_by: str | None,
+               data: Path) -> tuple[_Part, _Part]:
+    """A seeded stratified split of ``whole``, group-disjoint under a ``group_by`` rule."""
+    rng = np.random.default_rng(seed)
+    if group_by is None:
+        train_idx, test_idx = stratified_split(whole.y, test_fraction, rng)
+    else:
+        rule = GroupRule(group_by)
+        train_idx, test_idx = group_split(whole.y, rule.names(whole.files, str(data)), test_fraction, rng,
+                                          unit=rule.unit)
+    return whole.take(train_idx), whole.take(test_idx)
+
+
+# -- decode (and cache) -------------------------------------------------------
+
+def _decode(parts: list[_Part], image_size: int, cache: Path | None) -> None:
+    """Decode, in place, the parts not decoded yet. Parts of one root go in one
+    :func:`load_images` call: one cache entry for the whole dataset, whichever way it is split."""
+    undecoded = [part for part in parts if part.x is None]
+    same_root = len({part.root for part in undecoded}) <= 1   # else --test-data: another folder
+    for batch in [undecoded] if same_root else [[part] for part in undecoded]:
+        if not batch:
+            continue
+        x = load_images([part.root / f for part in batch for f in part.files], image_size, cache,
+                        root=batch[0].root)
+        for part in batch:
+            part.x, x = x[:len(part.files)], x[len(part.files):]
+
+
+def _nothing(root: Path, image_size: int) -> _Part:
+    """An empty, decoded part: the training side when only the test images are wanted."""
+    return _Part([], np.empty(0, np.int64), root, np.empty((0, image_size, image_size), np.uint8))
+
+
+def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
+    if not len(test.y):
+        raise UserError(f"{root}: the test set is empty; add test images or let a random split make one")
+    return Dataset(train.x, train.y, test.x, test.y, train.files, test.files, root, source)
 
 
 def _no_images_hints(folder: Path, flag: str) -> str:
@@ -245,32 +357,11 @@ def _check_not_training_images(test: _Part, train: _Part, test_data: Path) -> No
     """Stop when most test images are training images, e.g. ``--test-data fer2013.csv`` next to
     Kaggle's train.csv: used whole, the CSV's Training rows would be tested on. A few equal
     images are normal (FER2013 has duplicates), so only a majority counts."""
-    trained = {hashlib.sha1(image.tobytes()).digest() for image in train.x}
-    shared = sum(hashlib.sha1(image.tobytes()).digest() in trained for image in test.x)
+    trained = set(pixel_hashes(train.x))
+    shared = sum(h in trained for h in pixel_hashes(test.x))
     if 2 * shared > len(test.y):
         raise UserError(f"{test_data}: {shared} of its {len(test.y)} images are also training images (test data "
                         "is used whole, a CSV's Training rows too); pass test images the network is not trained on")
-
-
-def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None) -> tuple[_Part, _Part]:
-    """The two split files of ``split_dir``, decoded; CSV rows are named ``<file>.csv:<line>``."""
-    if data.is_file():
-        rows = read_fer2013_csv(data, image_size, cache)
-        row_of = {name: i for i, name in enumerate(row_names(data, rows))}
-        parts = []
-        for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
-            listing = read_split_file(split_dir / name, data.parent, known=row_of.keys())
-            index = np.array([row_of[f] for f in listing.files], dtype=np.int64)
-            parts.append(_Part(rows.x[index], listing.labels, listing.files))
-        _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
-        return parts[0], parts[1]
-    missing: list[str] = []  # images deleted since: of both files, in one error
-    train = read_split_file(split_dir / TRAIN_SPLIT_FILE, data, missing=missing)
-    test = read_split_file(split_dir / TEST_SPLIT_FILE, data, missing=missing)
-    if missing:
-        raise missing_images_error(split_dir, data, missing)
-    _check_disjoint(train.files, test.files, split_dir, lambda f: (data / f).resolve())
-    return _decode_pair(train, test, data, image_size, cache)
 
 
 def _check_disjoint(train: list[str], test: list[str], split_dir: Path, identity) -> None:

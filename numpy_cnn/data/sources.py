@@ -39,6 +39,7 @@ from .classes import CLASSES, class_index
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 _TRAIN_NAMES = ("train",)
 _TEST_NAMES = ("test", "val", "validation", "valid")  # in order of preference
+SPLIT_NAMES = frozenset(_TRAIN_NAMES + _TEST_NAMES)
 _JAFFE_CODES = {"AN": "Angry", "DI": "Disgust", "FE": "Fear", "HA": "Happy",
                 "NE": "Neutral", "SA": "Sad", "SU": "Surprise"}
 # Poser initials, expression code with take number, picture number, extension.

@@ -31,6 +31,8 @@ from .classes import CLASSES, parse_label
 from .sources import Listing
 from .unreadable import name_some
 
+GROUPS_FILE = "groups.txt"
+
 
 def write_split_file(path: Path, listing: Listing) -> None:
     """Write ``listing`` to ``path`` atomically (temp file + rename), labels as indices."""
@@ -38,6 +40,22 @@ def write_split_file(path: Path, listing: Listing) -> None:
     lines += [f"{f} {label}\n" for f, label in zip(listing.files, listing.labels.tolist())]
     data = "".join(lines).encode("utf-8", "surrogateescape")  # a non-UTF-8 name keeps its bytes
     write_atomically(Path(path), lambda f: f.write(data))
+
+
+def write_groups_file(path: Path, files: list[str], groups: list[str], rule: str) -> None:
+    """``groups.txt``: ``relative/path<TAB>group`` per image of both split files, for the record
+    (which clip, film or subject kept each image on its side)."""
+    lines = [f"# relative/path<TAB>group (--group-by {rule})\n"]
+    lines += [f"{f}\t{g}\n" for f, g in zip(files, groups)]
+    data = "".join(lines).encode("utf-8", "surrogateescape")
+    write_atomically(Path(path), lambda f: f.write(data))
+
+
+def read_groups_file(path: Path) -> dict[str, str]:
+    """``{relative/path: group}`` from a :func:`write_groups_file` file."""
+    text = Path(path).read_bytes().decode("utf-8-sig", "surrogateescape")
+    pairs = (line.rpartition("\t") for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {f: g for f, tab, g in pairs if tab}
 
 
 def read_split_file(path: Path, root: Path, known: Collection[str] | None = None, *,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..arch import DEFAULT_ARCH, check_arch
 from ..data import CLASSES
+from ..data.groups import check_rule
 from ..errors import UserError
 
 MEAN_MODES = ("scalar", "pixel")
@@ -42,6 +43,9 @@ class TrainConfig:
     arch: str = DEFAULT_ARCH
     image_size: int = 48
     test_fraction: float = 0.2
+    # Honest evaluation (numpy_cnn/data/groups.py, numpy_cnn/train/kfold.py).
+    group_by: str | None = None
+    folds: int | None = None
 
     def __post_init__(self) -> None:
         """Check every setting before anything is loaded or written: a mistake costs nothing.
@@ -66,9 +70,28 @@ class TrainConfig:
             problems.append(f"--seed must be >= 0, got {self.seed}")
         if self.mean not in MEAN_MODES:
             problems.append(f"--mean must be one of {', '.join(MEAN_MODES)}, got {self.mean!r}")
+        problems += self._evaluation_problems()
         if problems:
             raise UserError("; ".join(problems))
         check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
+
+    def _evaluation_problems(self) -> list[str]:
+        """``--group-by`` must be a known rule or a regex with one group; ``--folds`` needs >= 2
+        folds and the images to deal into them (not a fixed test set)."""
+        if self.group_by is not None:
+            check_rule(self.group_by)
+        if self.folds is None:
+            return []
+        problems = []
+        if self.folds < 2:
+            problems.append(f"--folds must be at least 2, got {self.folds} (one fold would test on nothing "
+                            "the others train on); drop it for one split")
+        if self.test_data is not None:
+            problems.append("--folds tests every image of --data in turn, so a separate --test-data has no "
+                            "place; drop one of them")
+        if self.reuse_split:
+            problems.append("--folds makes its own folds, so --reuse-split has no place; drop one of them")
+        return problems
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..checkpoint import load_model, require_training_meta
 from ..data import MeanSubtraction, decode_image, load_dataset, to_float
-from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..data.dataset import TEST_SPLIT_FILE
 from ..errors import UserError
 from ..loss import softmax
 from ..metrics import confusion_matrix, per_class_table
@@ -32,24 +32,23 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     :func:`numpy_cnn.data.load_dataset` defines it: its own test folder or
     CSV rows if it has them, else a stratified split with the run's seed.
     """
+    _refuse_cv_run(path)
     model, ckpt = load_model(path)
     run_dir = path if path.is_dir() else path.parent
     if data is None:
         require_training_meta(ckpt, path, "name the run's test split; pass --data DATASET to "
                                           "evaluate on a dataset's test part")
         config = TrainConfig.from_json(ckpt.meta["config"])
-        if config.test_data is None:   # else the run's test set is that folder, whole
-            missing = [n for n in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE) if not (run_dir / n).is_file()]
-            if missing:
-                raise UserError(f"{run_dir}: no {' or '.join(missing)} beside the checkpoint, so the run's "
-                                "test split is unknown; pass --data DATASET to evaluate on its test part")
-        ds = load_run_data(config, run_dir, home, cache_dir)
+        if config.test_data is None and not (run_dir / TEST_SPLIT_FILE).is_file():   # else: that folder, whole
+            raise UserError(f"{run_dir}: no {TEST_SPLIT_FILE} beside the checkpoint, so the run's "
+                            "test split is unknown; pass --data DATASET to evaluate on its test part")
+        ds = load_run_data(config, run_dir, home, cache_dir, test_only=True)
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
         # A model-only checkpoint is split like a default run (the settings only choose the test part).
         config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
         ds = load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
-                          image_size=ckpt.meta["image_size"], cache_dir=cache_dir)
+                          image_size=ckpt.meta["image_size"], cache_dir=cache_dir, test_only=True)
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
     x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     predicted = predict_logits(model, x).argmax(axis=1)
@@ -62,8 +61,18 @@ def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list
     for image in images:   # checked before the model loads: a typo should fail fast
         if image.is_dir():
             raise UserError(f"{image}: is a folder; pass image files (e.g. {image}/*.png)")
+    _refuse_cv_run(path)
     model, ckpt = load_model(path)
     size = ckpt.meta["image_size"]
     gray = np.stack([decode_image(image, size) for image in images])   # (N, S, S) uint8
     x = network_input(to_float(gray), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     return softmax(predict_logits(model, x)), list(ckpt.meta["classes"])
+
+
+def _refuse_cv_run(path: Path) -> None:
+    """A K-fold run's top folder holds K models, not one: say which to use."""
+    from .kfold import CV_RESULTS, is_cv_run
+
+    if path.is_dir() and is_cv_run(path):
+        raise UserError(f"{path}: a cross-validation run holds one model per fold; pass {path / 'fold1'} "
+                        f"(or another fold), or read the pooled results in {path / CV_RESULTS}")

@@ -26,6 +26,7 @@ import numpy as np
 from ..arch import build_model
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..data import CLASSES, Dataset, MeanSubtraction, to_float
+from ..data.leakage import leakage_report
 from ..errors import UserError
 from ..loss import cross_entropy
 from ..metrics import confusion_matrix, format_table1, per_class_table
@@ -48,13 +49,21 @@ SAVE_EVERY_SECONDS = 10.0
 class Interrupted(UserError):
     """Ctrl-C during training: the message says which epoch is saved and how to resume."""
 
+    kept: str | None = None   # what the run directory holds ("<out>/checkpoint.npz holds epoch 5"), if anything
+
 
 def _interrupted(out: Path, kept: str | None) -> Interrupted:
-    """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on."""
+    """Ctrl-C's one line: what ``out`` holds (``kept``; ``None``: nothing) and how to go on.
+
+    ``kept`` is also an attribute, so a K-fold run can say it with its own ``--resume``.
+    """
     if kept is None:
-        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
-                           "run the same command again to start over")
-    return Interrupted(f"interrupted; {kept}; continue with: python train_numpy.py --resume {out}")
+        exc = Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                          "run the same command again to start over")
+    else:
+        exc = Interrupted(f"interrupted; {kept}; continue with: python train_numpy.py --resume {out}")
+    exc.kept = kept
+    return exc
 
 
 def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
@@ -113,6 +122,11 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
 
     say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
         f"ready after {time.perf_counter() - started:.1f}s")
+    if config.group_by is not None:
+        say(f"data: test images per class (--group-by {config.group_by}): {_per_class_counts(ds)}")
+    leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
+                             config.group_by)
+    say(leakage["line"])
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     x_train = to_float(ds.x_train)
     x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
@@ -172,7 +186,13 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, data_meta, timing)
+    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage)
+
+
+def _per_class_counts(ds: Dataset) -> str:
+    """``Angry 20/101, Disgust 15/74, ...``: what a group-disjoint split achieved, per class."""
+    return ", ".join(f"{name} {test}/{train + test}" for name, (train, test) in ds.class_counts().items()
+                     if train + test)
 
 
 def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -238,7 +258,7 @@ def _checkpoint(model: Sequential, optimizer: SGD, mean: MeanSubtraction, rng: n
 
 
 def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], test_predicted: np.ndarray,
-            data_meta: dict, timing: dict) -> dict:
+            data_meta: dict, timing: dict, leakage: dict) -> dict:
     """Table 1, results.json and the plots, from the final weights' test predictions."""
     confusion = confusion_matrix(ds.y_test, test_predicted, len(CLASSES))
     rows = per_class_table(confusion, CLASSES)
@@ -248,6 +268,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
                              f"({data_meta['source']}, {data_meta['n_test']} images)\n\n{table}")
     results = {
         "overall_test_accuracy": rows[-1]["accuracy"],
+        "overall_test_accuracy_ci95": rows[-1]["ci95"],   # 95% Wilson interval
         "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
         "table1": rows,
         "final_train_accuracy": last["train_acc"],
@@ -259,6 +280,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         **timing,                                              # this session
         "arch": config.arch,
         "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
+        "leakage": leakage,
         "config": config.to_json(),
         "confusion_matrix": confusion.tolist(),
     }

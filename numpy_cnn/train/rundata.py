@@ -22,7 +22,8 @@ import numpy as np
 from ..data import CLASSES, Dataset, ensure_synthetic_dataset, load_dataset
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from ..data.sources import Listing
-from ..data.splitfiles import write_split_file
+from ..data.groups import GroupRule
+from ..data.splitfiles import GROUPS_FILE, write_groups_file, write_split_file
 from ..errors import UserError
 from ..paths import SYNTHETIC_DATA
 from .config import TrainConfig
@@ -54,11 +55,15 @@ def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Pat
                       split_dir=split_dir if config.reuse_split else None,
                       reuse_split=config.reuse_split, seed=config.seed,
                       test_fraction=config.test_fraction, image_size=config.image_size,
-                      cache_dir=cache_dir)
+                      cache_dir=cache_dir, group_by=config.group_by)
     check_trainable(ds, split_dir / TRAIN_SPLIT_FILE if config.reuse_split else data)
     if not reuses_split_in(config, out):
         write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
         write_split_file(out / TEST_SPLIT_FILE, Listing(ds.test_files, ds.y_test))
+    if config.group_by is not None:   # "-": a name the rule cannot read (a reused split or --test-data may hold some)
+        rule = GroupRule(config.group_by)
+        files = ds.train_files + ds.test_files
+        write_groups_file(out / GROUPS_FILE, files, [rule.name(f) or "-" for f in files], rule.spec)
     return ds
 
 
@@ -83,8 +88,12 @@ def moved_data(config: TrainConfig) -> list[str]:
             if getattr(config, key) is not None and not Path(getattr(config, key)).exists()]
 
 
-def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None) -> Dataset:
-    """The same train and test images a run used, from its split files (see the module docstring)."""
+def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None, *,
+                  test_only: bool = False) -> Dataset:
+    """The same train and test images a run used, from its split files (see the module docstring).
+
+    ``test_only``: decode only the test images (``x_train`` is empty), for evaluation.
+    """
     if moved := moved_data(config):
         key = moved[0]
         raise UserError(f"{getattr(config, key)}: the run's data is not there any more; if it moved, "
@@ -92,7 +101,7 @@ def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Pat
     reuse = config.test_data is None
     return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
                         reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,
-                        image_size=config.image_size, cache_dir=cache_dir)
+                        image_size=config.image_size, cache_dir=cache_dir, test_only=test_only)
 
 
 def digest(x: np.ndarray) -> str:

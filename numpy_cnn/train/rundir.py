@@ -5,9 +5,10 @@
     runs/<timestamp>/
         checkpoint.npz        model + optimizer + settings, after the last completed epoch
         train.txt, test.txt   the split, one "relative/path label" per line
+        groups.txt            with --group-by: "relative/path<TAB>group" per image
         metrics.csv, .json    one row per epoch: losses, accuracies, seconds, gradient norms
         table1.md             the paper's Table 1 for the test set
-        results.json          overall and per-class test accuracy, train accuracy, time, ...
+        results.json          overall and per-class test accuracy, its 95% interval, the leakage report, ...
         loss.png, accuracy.png, confusion_matrix.png
 
 Every file is written to a temporary name and renamed into place, so an
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
+from ..data.splitfiles import GROUPS_FILE
 from ..data.atomic import write_atomically
 from ..errors import UserError
 
@@ -80,7 +82,7 @@ def remove_unfinished_run(out: Path, made_folder: bool) -> None:
     now empty. Call it only when the run wrote the split files (not when it
     trained on the user's own split files in ``out``).
     """
-    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
+    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE):
         (out / name).unlink(missing_ok=True)
     if made_folder and out.is_dir() and not any(out.iterdir()):
         out.rmdir()

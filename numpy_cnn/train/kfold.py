@@ -1,0 +1,217 @@
+"""Stratified K-fold cross-validation: a loop around :func:`.run.train`, one whole run per fold.
+
+::
+
+    runs/<timestamp>/
+        cv.json               the settings and K: what --resume continues
+        fold1/ ... foldK/     each a complete run directory (train.txt and test.txt written
+                              first, then checkpoint, metrics, table1.md, results.json, plots)
+        cv_results.json       per fold {fold, test_accuracy, n_test}; mean, sample SD and the
+                              95% t-interval over folds; pooled per-class accuracy and confusion
+        table1.md             Table 1 over all K test folds together (every image tested once)
+        confusion_matrix.png  the pooled confusion matrix
+
+Every image of ``--data`` is pooled (a test folder or Usage column too) and
+dealt into K test folds by :func:`numpy_cnn.data.split.stratified_folds`,
+whole groups at a time under ``--group-by``. Fold k is then an ordinary run
+with ``--reuse-split`` on its own split files, so it trains, saves, resumes
+and reports exactly like a single run, and costs what one run costs (the
+decoded images come from the same cache entry every fold).
+
+Ctrl-C stops inside a fold as in a single run; ``--resume`` on the top
+directory skips the finished folds (their ``results.json`` is read, not
+retrained) and resumes the interrupted one at its last saved epoch, so the
+final numbers are those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..data import CLASSES
+from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
+from ..data.groups import GroupRule
+from ..data.leakage import leakage_line
+from ..data.sources import Listing
+from ..data.split import stratified_folds
+from ..data.splitfiles import GROUPS_FILE, write_split_file
+from ..errors import UserError
+from ..metrics import format_table1, per_class_table, percent_range, t_interval
+from .config import TrainConfig
+from .rundata import data_path
+from .rundir import CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
+from .run import Interrupted, train
+
+CV_STATE = "cv.json"
+CV_RESULTS = "cv_results.json"
+CV_CONFUSION = "confusion_matrix.png"
+
+
+def is_cv_run(path: Path) -> bool:
+    """True if ``path`` is the top directory of a K-fold run."""
+    return (path / CV_STATE).is_file()
+
+
+def stored_cv_config(out: Path) -> TrainConfig:
+    """The settings a K-fold run in ``out`` started with (from ``cv.json``)."""
+    try:
+        return TrainConfig.from_json(json.loads((out / CV_STATE).read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{out / CV_STATE}: unreadable ({exc}); start a new run with --out") from None
+
+
+def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
+                   resume: bool = False, log: Callable[[str], None] | None = print,
+                   on_epoch_end: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or, with ``resume``, continue) ``config.folds``-fold cross-validation in ``out``.
+
+    Args:
+        config: the settings, ``folds`` >= 2; when resuming, those in ``cv.json``.
+        out: the top run directory.
+        log: receives every line of every fold, prefixed ``fold k/K``.
+        on_epoch_end: called with (fold, epoch) after each epoch (tests simulate Ctrl-C there).
+
+    Returns:
+        The contents of ``cv_results.json``.
+    """
+    k = config.folds
+    if not resume:
+        if is_cv_run(out):
+            raise UserError(f"{out} already holds a cross-validation run; continue it with --resume {out}, "
+                            "or choose another --out")
+        check_new_run_dir(out, reuse_split_here=False)
+        made_folder = not out.exists()
+        try:
+            _deal_folds(config, out, home, cache_dir, log)
+        except BaseException:   # bad data or Ctrl-C while dealing: leave no half-written folds
+            _take_back(out, k, made_folder)
+            raise
+    else:
+        made_folder = False
+        write_json(out / CV_STATE, {"config": config.to_json()})   # --epochs may have been raised
+    results = []
+    for fold in range(1, k + 1):
+        fold_dir = out / f"fold{fold}"
+        try:
+            results.append(_run_fold(config, fold, fold_dir, home, cache_dir, log, on_epoch_end))
+        except BaseException as exc:
+            fresh = not resume and not any((out / f"fold{f}" / CHECKPOINT).exists() for f in range(1, k + 1))
+            if fresh:
+                _take_back(out, k, made_folder)   # nothing trained: the same command can simply be rerun
+            if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+                raise _interrupted(out, fold, k, fresh, getattr(exc, "kept", None)) from None
+            raise
+    return _pool(config, out, results, log)
+
+
+def _interrupted(out: Path, fold: int, k: int, fresh: bool, kept: str | None) -> Interrupted:
+    """Ctrl-C's one line for a K-fold run: what is saved, and the --resume of the whole run."""
+    if fresh:
+        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                           "run the same command again to start over")
+    return Interrupted(f"interrupted in fold {fold} of {k} ({kept or 'it had saved no epoch yet'}); "
+                       f"continue with: python train_numpy.py --resume {out}")
+
+
+def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None,
+                log: Callable[[str], None] | None) -> None:
+    """Pool the data, deal it into folds and write each fold's split files and ``cv.json``."""
+    data = data_path(config, home)
+    source, pool = load_pool(data, config.image_size, cache_dir)
+    rule = GroupRule(config.group_by) if config.group_by else None
+    groups = None if rule is None else rule.names(pool.files, str(data))
+    fold_of = stratified_folds(pool.y, config.folds, np.random.default_rng(config.seed), groups,
+                               unit=rule.unit if rule else "group")
+    if log:
+        by = f", whole {rule.unit}s per fold (--group-by {rule.spec})" if rule else ""
+        log(f"cross-validation: {len(pool.y)} images ({source}) in {config.folds} stratified folds{by}; "
+            f"test images per fold: {', '.join(str(int(n)) for n in np.bincount(fold_of))}")
+    for fold in range(config.folds):
+        fold_dir = out / f"fold{fold + 1}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        for name, members in ((TRAIN_SPLIT_FILE, fold_of != fold), (TEST_SPLIT_FILE, fold_of == fold)):
+            index = np.flatnonzero(members)
+            write_split_file(fold_dir / name, Listing([pool.files[i] for i in index], pool.y[index]))
+    write_json(out / CV_STATE, {"config": config.to_json()})
+
+
+def _run_fold(config: TrainConfig, fold: int, fold_dir: Path, home: Path, cache_dir: Path | None,
+              log: Callable[[str], None] | None, on_epoch_end: Callable[[int, int], None] | None) -> dict:
+    """Fold ``fold`` as an ordinary run on its split files: read if finished, resumed if started."""
+    if (fold_dir / RESULTS).is_file():
+        results = json.loads((fold_dir / RESULTS).read_text())
+        if results["epochs"] >= config.epochs:
+            return results   # finished: not retrained
+    fold_config = replace(config, folds=None, reuse_split=True, split_dir=str(fold_dir.resolve()))
+    prefix = f"fold {fold}/{config.folds}  "
+    return train(fold_config, fold_dir, home=home, cache_dir=cache_dir,
+                 resume=(fold_dir / CHECKPOINT).is_file(),
+                 log=None if log is None else (lambda line: log(prefix + line)),
+                 on_epoch_end=None if on_epoch_end is None else (lambda epoch: on_epoch_end(fold, epoch)))
+
+
+def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[str], None] | None) -> dict:
+    """``cv_results.json``, the pooled ``table1.md`` and ``confusion_matrix.png`` from the folds' results."""
+    accuracies = [r["overall_test_accuracy"] for r in results]
+    confusion = np.sum([np.array(r["confusion_matrix"]) for r in results], axis=0)
+    rows = per_class_table(confusion, CLASSES)
+    rows[-1]["ci95"] = None   # the pooled images come from K models: the interval is the t-interval below
+    mean, sd = float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
+    ci = [max(0.0, lo_hi) if i == 0 else min(1.0, lo_hi) for i, lo_hi in enumerate(t_interval(accuracies))]
+    summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% "
+               f"(95% CI {percent_range(ci)})")
+    cv = {
+        "folds": [{"fold": i + 1, "test_accuracy": a, "n_test": r["table1"][-1]["total"]}
+                  for i, (a, r) in enumerate(zip(accuracies, results))],
+        "mean_test_accuracy": mean,
+        "std_test_accuracy": sd,
+        "ci95": ci,
+        "pooled_test_accuracy": rows[-1]["accuracy"],
+        "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
+        "table1": rows,
+        "confusion_matrix": confusion.tolist(),
+        "leakage": _pooled_leakage([r["leakage"] for r in results]),
+        "epochs": config.epochs,
+        "config": config.to_json(),
+        "summary": summary,
+    }
+    write_json(out / CV_RESULTS, cv)
+    write_text(out / TABLE1, f"Pooled test results of {len(results)}-fold cross-validation after "
+                             f"{config.epochs} epochs ({int(confusion.sum())} images, each tested once)\n\n"
+                             f"{format_table1(rows)}\n{summary}\n")
+    _plot_pooled(out, confusion, len(results))
+    return cv
+
+
+def _pooled_leakage(folds: list[dict]) -> dict:
+    """The folds' leakage reports summed over their test folds (every image is tested once);
+    label conflicts concern the whole data, so every fold counts the same ones."""
+    pooled = {**folds[0], "n_test": sum(f["n_test"] for f in folds),
+              "duplicates": sum(f["duplicates"] for f in folds),
+              "shared_group": None if folds[0]["shared_group"] is None else sum(f["shared_group"] for f in folds)}
+    pooled["line"] = leakage_line(pooled)
+    return pooled
+
+
+def _plot_pooled(out: Path, confusion: np.ndarray, k: int) -> None:
+    from ..plots import plot_confusion   # matplotlib loads only now
+
+    plot_confusion(out / CV_CONFUSION, confusion, CLASSES, f"Pooled test confusion matrix, {k} folds")
+
+
+def _take_back(out: Path, k: int, made_folder: bool) -> None:
+    """Undo a new K-fold run that stopped before any fold saved an epoch (its split files, cv.json)."""
+    for fold in range(1, k + 1):
+        fold_dir = out / f"fold{fold}"
+        for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE):
+            (fold_dir / name).unlink(missing_ok=True)
+        if fold_dir.is_dir() and not any(fold_dir.iterdir()):
+            fold_dir.rmdir()
+    (out / CV_STATE).unlink(missing_ok=True)
+    if made_folder and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
