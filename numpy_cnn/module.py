@@ -192,6 +192,11 @@ class Module:
         params = self.parameters()
         return params[0].data.dtype if params else None
 
+    def trace_notes(self) -> list[str]:
+        """Lines ``trace`` prints about the last forward beyond shapes (BatchNorm's statistics,
+        Dropout's keep rate); most layers have none."""
+        return []
+
     # -- errors a user can read ----------------------------------------------
     def extra_repr(self) -> str:
         return ""
