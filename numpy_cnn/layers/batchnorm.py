@@ -120,7 +120,7 @@ class _BatchNorm(Module):
         rm, rv = self.running_mean, self.running_var
         rm.data = ((1 - mom) * rm.data + mom * mean).astype(rm.data.dtype)
         rv.data = ((1 - mom) * rv.data + mom * var * (m / (m - 1))).astype(rv.data.dtype)
-        self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+        self.num_batches_tracked.data = np.array(self.num_batches_tracked.data + 1)   # stays a 0-d array
 
     # -- backward --------------------------------------------------------------
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
