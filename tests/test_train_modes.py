@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from train_support import TINY_ARCH, make_class_folders
 
+from numpy_cnn import trace
 from numpy_cnn.arch import DEFAULT_ARCH, build_model
 from numpy_cnn.checkpoint import load_checkpoint, load_model
 from numpy_cnn.errors import UserError
@@ -83,6 +84,9 @@ def test_a_bn_dropout_run_resumes_bit_identically(data, tmp_path, optimizer):
     assert int(ckpt.model["bn1.num_batches_tracked"]) > 0 and "bn1.num_batches_tracked" not in dict(model.named_parameters())
     if optimizer != "sgd":
         assert {"0.exp_avg", "0.exp_avg_sq", "0.step"} <= set(ckpt.optim)
+    # The gradient-flow picture reads these: BatchNorm's parameters have curves, its buffers none.
+    assert "grad_norm.bn1.weight" in ckpt.meta["history"][0]
+    assert not any("running" in key for key in ckpt.meta["history"][0])
 
 
 def test_ctrl_c_and_resume_with_dropout_match_an_uninterrupted_run(data, tmp_path):
@@ -132,3 +136,14 @@ def test_an_old_checkpoint_config_without_an_optimizer_is_sgd():
 def test_tiny_arch_still_trains_with_sgd_by_default(data, tmp_path):
     results = _run(_config(data, arch=TINY_ARCH, epochs=1), tmp_path / "r")
     assert results["config"]["optimizer"] == "sgd" and results["config"]["lr"] == 0.01
+
+
+def test_trace_reports_batch_statistics_and_the_keep_rate_in_each_mode(rng):
+    model = build_model(BN_DROP_ARCH.replace("fc16-bn-relu", "fc16-relu"), image_size=24, rng=rng)
+    x = rng.standard_normal((1, 3, 24, 24)).astype(np.float32)
+    text = str(trace.run_trace(model.eval(), x))
+    assert "eval mode: normalised with running mean [0, 0], running var [1, 1] (0 batches tracked)" in text
+    assert "eval mode: identity, nothing dropped (keep rate 1.0)" in text
+    text = str(trace.run_trace(model.train(), x))
+    assert "train mode: normalised with these batch statistics; running statistics updated" in text
+    assert "train mode: mask kept" in text and "(expected 50%), survivors scaled by 1/(1-p) = 2" in text
