@@ -25,6 +25,10 @@ What each figure includes, on both sides:
 * **inference**: images per second of a forward pass over the 540 images in
   batches of 256.
 
+Then the BatchNorm net (issue #11): the paper's net with ``BatchNorm2d``
+after each conv, its full epoch against the same net without BatchNorm (goal:
+at most 1.3x) and against PyTorch's same BN net (goal: at or below 1).
+
 Then, in subprocesses: the first training step in a cold process (empty numba
 cache: a fresh ``NUMBA_CACHE_DIR``) and a warm one (the cache it left), the
 start-up of ``python train_numpy.py --help``, the time to the first epoch line
@@ -44,6 +48,7 @@ import tempfile
 import numpy as np
 
 from _common import ROOT, fmt, interleaved, machine, set_threads, write_json
+from numpy_cnn.arch import build_model
 from numpy_cnn.data import MeanSubtraction
 from numpy_cnn.loss import cross_entropy
 from numpy_cnn.models import paper_net
@@ -185,6 +190,40 @@ def epochs(batches, rounds, torch):
     return rows
 
 
+BN_ARCH = "c6k5-bn-relu-pool2-c16k5-bn-relu-pool2-fc120-relu-fc84-relu"
+
+
+def batchnorm_epochs(batches, rounds, torch):
+    """Full epochs of the BN net (ours, and torch from the same weights) and of the plain paper net,
+    alternating; ratios are per round, to our BN net."""
+    x, y, xt, yt = data()
+    rows = []
+    for batch in batches:
+        plain, bn = Ours(x, y, xt, yt, batch), Ours(x, y, xt, yt, batch)
+        bn.model = build_model(BN_ARCH, rng=np.random.default_rng(1))
+        bn.opt = SGD(bn.model.parameters(), lr=1e-3, momentum=0.9)
+        fns = {"bn": bn.full, "plain": plain.full}
+        if torch is not None:
+            from collections import OrderedDict
+            nn = torch.nn
+            kinds = {"Conv2d": lambda l: nn.Conv2d(l.in_channels, l.out_channels, l.kernel_size),
+                     "BatchNorm2d": lambda l: nn.BatchNorm2d(l.num_features), "ReLU": lambda l: nn.ReLU(),
+                     "MaxPool2d": lambda l: nn.MaxPool2d(l.kernel_size), "Flatten": lambda l: nn.Flatten(),
+                     "Linear": lambda l: nn.Linear(l.in_features, l.out_features)}
+            twin = nn.Sequential(OrderedDict((name, kinds[type(layer).__name__](layer))
+                                             for name, layer in bn.model.named_children()))
+            twin.load_state_dict({k: torch.from_numpy(v) for k, v in bn.model.state_dict().items()})
+            theirs = Torch(torch, plain)   # the same data and augmentation; then its model swapped
+            theirs.model, theirs.opt = twin, torch.optim.SGD(twin.parameters(), lr=1e-3, momentum=0.9)
+            fns["torch_bn"] = theirs.full
+        res = interleaved(fns, rounds, block_seconds=0, baseline="bn")
+        rows.append({"batch": batch, **res})
+        t = res.get("torch_bn", {})
+        print(f"| {batch:>2} | {res['plain']['ms']:8.1f} | {res['bn']['ms']:8.1f} | {fmt(t.get('ms'), 1):>8} | "
+              f"{1 / res['plain']['ratio']:.2f} | {fmt(1 / t['ratio'] if t else None, 2)} |", flush=True)
+    return rows
+
+
 _FIRST_STEP = """
 import os, time
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -260,6 +299,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
     ap.add_argument("--batch", type=int, nargs="*", default=[4, 64])
     ap.add_argument("--no-subprocess", action="store_true", help="skip compile, start-up and memory")
+    ap.add_argument("--batchnorm-only", action="store_true", help="only the BatchNorm net's table")
     args = ap.parse_args()
     torch = set_threads(args.threads)
     payload = {"machine": machine(), "threads": args.threads, "rounds": args.rounds}
@@ -267,8 +307,13 @@ def main():
           f"median ms of {args.rounds} alternating epochs; ratio = median of per-round ours / torch\n")
     print("|  N | what       | ours ms  | torch ms | ratio |")
     print("|---:|------------|---------:|---------:|------:|")
-    payload["epochs"] = epochs(args.batch, args.rounds, torch)
-    if not args.no_subprocess:
+    if not args.batchnorm_only:
+        payload["epochs"] = epochs(args.batch, args.rounds, torch)
+    print(f"\nBatchNorm after each conv ({BN_ARCH}), full epoch, median ms; ratios: median per round\n")
+    print("|  N | plain ms | BN ms    | torch BN | BN / plain | BN / torch BN |")
+    print("|---:|---------:|---------:|---------:|-----------:|--------------:|")
+    payload["batchnorm"] = batchnorm_epochs(args.batch, args.rounds, torch)
+    if not (args.no_subprocess or args.batchnorm_only):
         payload["compile"] = ct = compile_times()
         print(f"\nfirst training step (batch 4, with augmentation) in a fresh process: "
               f"cold numba cache {ct['cold']['first_step_s']:.2f} s, warm {ct['warm']['first_step_s']:.2f} s "

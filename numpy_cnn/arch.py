@@ -8,14 +8,24 @@ Tokens, separated by ``-``:
 ``relu``        ``ReLU()``
 ``pool<K>``     ``MaxPool2d(K)``; ``pool3s2`` sets the stride
 ``fc<N>``       ``Linear(in, N)``; a ``Flatten`` goes before the first one
+``bn``          BatchNorm of the kind its position needs: ``BatchNorm2d(C)``
+                before the first fc, ``BatchNorm1d(N)`` after one; it must
+                follow a conv or an fc (it normalises what a layer computed)
+``drop<P>``     ``Dropout(P)``, ``0 <= P < 1``: ``drop0.5``; its masks come from
+                the Generator the model is built with (the run's)
 ==============  ===========================================================
+
+So the paper's net with BatchNorm after each conv and Dropout before the
+last hidden fc is ``c6k5-bn-relu-pool2-c16k5-bn-relu-pool2-fc120-relu-drop0.5-fc84-relu``.
 
 The classifier ``Linear(..., num_classes)`` is appended, so the spec describes
 only the hidden layers. Layers are named by kind and count, ``conv1``,
-``relu1``, ``pool1``, ..., ``flatten``, ``fc1``, ..., so the default spec gives
+``relu1``, ``pool1``, ``bn1``, ``drop1``, ..., ``flatten``, ``fc1``, ..., so the default spec gives
 the same names as :func:`numpy_cnn.models.paper_net` and the same
 ``state_dict`` keys as the PyTorch tutorial net. Parameters are drawn in
-layer order from one Generator, so a seed fixes every weight.
+layer order from one Generator, so a seed fixes every weight (BatchNorm's
+start at 1 and 0 and Dropout draws nothing when built, so neither changes the
+weights of the layers around it).
 
 Shapes are tracked while parsing, so an impossible spec (a window larger than
 its input, say) fails before any weight is allocated, naming the token.
@@ -32,7 +42,7 @@ import numpy as np
 from .errors import UserError
 from .im2col import conv_output_size
 from .init import as_generator
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 from .module import Module, Sequential
 
 DEFAULT_ARCH = "c6k5-relu-pool2-c16k5-relu-pool2-fc120-relu-fc84-relu"
@@ -40,14 +50,15 @@ DEFAULT_ARCH = "c6k5-relu-pool2-c16k5-relu-pool2-fc120-relu-fc84-relu"
 _CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?")
 _POOL = re.compile(r"pool(\d+)(?:s(\d+))?")
 _FC = re.compile(r"fc(\d+)")
+_DROP = re.compile(r"drop(\d+(?:\.\d*)?|\.\d+)")
 
 
 @dataclass(frozen=True)
 class _Layer:
-    """One parsed token: its kind (``conv``, ``relu``, ``pool``, ``fc``) and integer arguments."""
+    """One parsed token: its kind (``conv``, ``relu``, ``pool``, ``fc``, ``bn``, ``drop``) and arguments."""
 
     kind: str
-    args: tuple[int, ...] = ()
+    args: tuple[float, ...] = ()
     token: str = ""
 
 
@@ -58,8 +69,15 @@ def parse_arch(spec: str) -> list[_Layer]:
         raise UserError(f"empty architecture spec; use e.g. --arch {DEFAULT_ARCH}")
     layers = []
     for token in tokens:
-        if token == "relu":
-            layers.append(_Layer("relu", (), token))
+        if token in ("relu", "bn"):
+            layers.append(_Layer(token, (), token))
+        elif m := _DROP.fullmatch(token):
+            p = float(m.group(1))
+            if not p < 1:
+                raise UserError(f"architecture spec {spec!r}: token {token!r}: the dropout probability "
+                                "must be below 1 (1 would drop everything); use e.g. drop0.5")
+            layers.append(_Layer("drop", (p,), token))
+            continue
         elif m := _CONV.fullmatch(token):
             f, k, s, p = m.groups()
             layers.append(_Layer("conv", (int(f), int(k), int(s or 1), int(p or 0)), token))
@@ -70,7 +88,7 @@ def parse_arch(spec: str) -> list[_Layer]:
             layers.append(_Layer("fc", (int(m.group(1)),), token))
         else:
             raise UserError(f"architecture spec {spec!r}: unknown token {token!r}; "
-                            "use c<F>k<K>[s<S>][p<P>], relu, pool<K>[s<S>] or fc<N>")
+                            "use c<F>k<K>[s<S>][p<P>], relu, pool<K>[s<S>], fc<N>, bn or drop<P>")
         if any(a < 1 for a in layers[-1].args[:3]):
             raise UserError(f"architecture spec {spec!r}: token {token!r} needs sizes >= 1")
     return layers
@@ -87,23 +105,25 @@ class _Planned:
 
     name: str
     kind: str
-    args: tuple[int, ...] = ()
+    args: tuple[float, ...] = ()
 
 
 def _plan(spec: str, in_channels: int, image_size: int, num_classes: int) -> list[_Planned]:
     """Resolve every layer's sizes by following the shapes through ``spec``; no weights are made.
 
     Raises :class:`UserError` naming the token whose input would be smaller than its kernel or
-    window, a conv after an fc, or a spec with more than :data:`MAX_PARAMETERS` parameters.
+    window, a conv after an fc, a ``bn`` with no conv or fc before it, or a spec with more than
+    :data:`MAX_PARAMETERS` parameters.
     """
     counts: dict[str, int] = {}
     plan: list[_Planned] = []
     channels, side, features = in_channels, image_size, None   # features: set once flattened
     parameters = 0
 
-    def add(kind: str, *args: int) -> None:
-        counts[kind] = counts.get(kind, 0) + 1
-        plan.append(_Planned(f"{kind}{counts[kind]}", kind, args))
+    def add(kind: str, *args: float, prefix: str | None = None) -> None:
+        prefix = prefix or kind      # bn2d and bn1d are both counted as bn1, bn2, ...
+        counts[prefix] = counts.get(prefix, 0) + 1
+        plan.append(_Planned(f"{prefix}{counts[prefix]}", kind, args))
 
     def flatten() -> int:
         plan.append(_Planned("flatten", "flatten"))
@@ -131,6 +151,15 @@ def _plan(spec: str, in_channels: int, image_size: int, num_classes: int) -> lis
             side = (side - k) // s + 1
         elif layer.kind == "relu":
             add("relu")
+        elif layer.kind == "drop":
+            add("drop", *layer.args)
+        elif layer.kind == "bn":
+            if not any(p.kind in ("conv", "fc") for p in plan):
+                raise UserError(f"{where} has no conv or fc before it; bn normalises a layer's output, "
+                                "so put it after one, e.g. c6k5-bn-relu")
+            width = channels if features is None else features
+            add("bn2d" if features is None else "bn1d", width, prefix="bn")
+            parameters += 2 * width
         else:
             if features is None:
                 features = flatten()
@@ -181,6 +210,12 @@ def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int 
             named.append((layer.name, MaxPool2d(*layer.args)))
         elif layer.kind == "relu":
             named.append((layer.name, ReLU()))
+        elif layer.kind == "bn2d":
+            named.append((layer.name, BatchNorm2d(*layer.args, dtype=dtype)))
+        elif layer.kind == "bn1d":
+            named.append((layer.name, BatchNorm1d(*layer.args, dtype=dtype)))
+        elif layer.kind == "drop":
+            named.append((layer.name, Dropout(*layer.args, rng=rng)))   # the masks come from rng
         elif layer.kind == "flatten":
             named.append((layer.name, Flatten()))
         else:

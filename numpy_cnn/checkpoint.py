@@ -2,8 +2,12 @@
 
 Layout of ``checkpoint.npz`` (every entry a plain array)::
 
-    conv1.weight, conv1.bias, ..., fc3.bias   the model, keyed like PyTorch's state_dict
-    _optim.<i>.momentum_buffer                SGD's momentum buffers, as SGD.state_dict()
+    conv1.weight, conv1.bias, ..., fc3.bias   the model, keyed like PyTorch's state_dict, with
+                                              BatchNorm's buffers (bn1.running_mean, bn1.running_var,
+                                              bn1.num_batches_tracked, an int64 0-d array)
+    _optim.<i>.momentum_buffer                the optimizer's state, as its state_dict(): SGD's
+    _optim.<i>.exp_avg, .exp_avg_sq, .step    momentum buffers, or Adam's/AdamW's moments and
+                                              step counts (int64), under PyTorch's names
     _mean                                     the training mean, shape () or (H, W)
     _meta                                     a 0-d string array holding JSON: arch spec,
                                               classes, image size, epoch, seed, hyper-
@@ -47,10 +51,10 @@ class Checkpoint:
     """Everything a run needs to continue or to predict.
 
     Attributes:
-        model: parameter name -> array, in the model's order (``conv1.weight`` ...).
+        model: parameter or buffer name -> array, in the model's ``state_dict`` order.
         meta: JSON-able settings and history (see the module docstring).
         mean: the training mean subtracted from inputs, float32 () or (H, W).
-        optim: ``SGD.state_dict()`` (momentum buffers), empty for a model-only file.
+        optim: the optimizer's ``state_dict()``, empty for a model-only file.
     """
 
     model: "OrderedDict[str, np.ndarray]"

@@ -121,6 +121,7 @@ def _parser(name: str) -> argparse.ArgumentParser:
 # -- train -----------------------------------------------------------------
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .optim import DEFAULTS
     from .train.config import TrainConfig as C
 
     # Hyper-parameters default to None so a resumed run can tell what was given explicitly.
@@ -129,9 +130,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "synthetic set in data/synthetic_sfew, made on first use)")
     add("--test-data", type=nonempty_path, help="a separate test set (folder or .csv), used whole")
     add("--epochs", type=int, help=f"epochs to train to (default {C.epochs})")
-    add("--lr", type=float, help=f"learning rate (default {C.lr})")
-    add("--momentum", type=float, help=f"SGD momentum (default {C.momentum})")
-    add("--weight-decay", type=float, help=f"L2 weight decay (default {C.weight_decay})")
+    per_optimizer = {key: ", ".join(f"{name} {d[k]}" for name, d in DEFAULTS.items())
+                     for k, key in ((1, "lr"), (2, "wd"))}   # DEFAULTS: name -> (class, lr, wd)
+    add("--optimizer", choices=tuple(DEFAULTS), help=f"sgd (the paper's), adam or adamw (default {C.optimizer})")
+    add("--lr", type=float, help=f"learning rate (default per optimizer: {per_optimizer['lr']})")
+    add("--momentum", type=float, help=f"SGD momentum (default {C.momentum}; Adam uses betas 0.9, 0.999)")
+    add("--weight-decay", type=float, help="weight decay: L2 in the gradient for sgd and adam, decoupled "
+        f"for adamw (default per optimizer: {per_optimizer['wd']})")
     add("--batch-size", type=int, help=f"images per SGD step (default {C.batch_size})")
     add("--seed", type=int, help=f"seed of the split, the weights and the batches (default {C.seed})")
     add("--rotation", type=float, help=f"max random rotation in degrees (default {C.rotation})")
@@ -234,6 +239,9 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     from .train.rundir import CHECKPOINT
 
     given = _config_from_args(args)
+    if given.get("optimizer", "sgd") != "sgd" and "momentum" in given:
+        raise UserError(f"--momentum is SGD's; {given['optimizer']} keeps its own moving averages "
+                        "(betas 0.9, 0.999): drop --momentum")
     if args.split_dir and not args.reuse_split:   # else it is ignored and a new random split is made
         raise UserError(f"--split-dir {args.split_dir} is read only with --reuse-split; add --reuse-split "
                         "to train on its train.txt/test.txt, or drop --split-dir")

@@ -25,11 +25,20 @@ Finite differences are only valid where the function is smooth within
 ``eps``: keep inputs away from ReLU kinks (|x| not near 0) and max-pool ties
 (window values not within ``eps`` of each other), or the estimate is of a
 different function than the one backprop differentiates.
+
+A layer that draws random numbers (Dropout's mask) would be a different
+function at every call. So every forward here replays the same draws: the
+state of each Generator a layer holds (its ``rng``) is taken once and
+restored before each call (:func:`same_draws`). With the mask held fixed,
+dropout is the linear map backprop differentiates. BatchNorm runs in training
+mode, as it is trained: its output depends on the batch statistics, and the
+check covers that dependence (its running statistics change with every call,
+but the output does not read them in training mode).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -68,18 +77,40 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS,
     return grad
 
 
+def _generators(model: Module) -> Iterator[np.random.Generator]:
+    """Every Generator held as ``rng`` by ``model`` or a layer inside it."""
+    if isinstance(getattr(model, "rng", None), np.random.Generator):
+        yield model.rng
+    for _, child in model.named_children():
+        yield from _generators(child)
+
+
+def same_draws(model: Module) -> Callable[[np.ndarray], np.ndarray]:
+    """``model.forward``, except that every call draws the same random numbers (Dropout's mask
+    is held fixed): the Generators' states are taken now and restored before each call."""
+    generators = list({id(g): g for g in _generators(model)}.values())
+    states = [g.bit_generator.state for g in generators]
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        for g, state in zip(generators, states):
+            g.bit_generator.state = state
+        return model.forward(x)
+    return forward
+
+
 def check_layer(layer: Module, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     """Relative errors of ``layer``'s input gradient and each parameter gradient.
 
     ``layer`` and ``x`` must be float64. Returns ``{"input": e, "weight": e, ...}``;
     the input entry is absent when the layer does not compute ``dx``.
     """
-    upstream = rng.standard_normal(layer.forward(x).shape)
+    forward = same_draws(layer)
+    upstream = rng.standard_normal(forward(x).shape)
 
     def loss() -> float:
-        return float(np.sum(layer.forward(x) * upstream))
+        return float(np.sum(forward(x) * upstream))
 
-    layer.forward(x)
+    forward(x)
     dx = layer.backward(upstream)
     errors = {}
     if dx is not None:
@@ -97,10 +128,12 @@ def check_model(model: Module, x: np.ndarray, target: np.ndarray, rng: np.random
     Returns ``{"conv1.weight": e, ..., "fc3.bias": e}`` comparing backprop
     with central differences on a random sample of each parameter's entries.
     """
-    def loss() -> float:
-        return cross_entropy(model.forward(x), target)[0]
+    forward = same_draws(model)
 
-    _, dlogits = cross_entropy(model.forward(x), target)
+    def loss() -> float:
+        return cross_entropy(forward(x), target)[0]
+
+    _, dlogits = cross_entropy(forward(x), target)
     model.backward(dlogits)
     errors = {}
     for name, p in model.named_parameters():

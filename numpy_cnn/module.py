@@ -1,9 +1,19 @@
-"""Parameters, the Module base class and Sequential: the parameter protocol.
+"""Parameters, buffers, the Module base class and Sequential: the parameter protocol.
 
 Every layer stores its learnable arrays as :class:`Parameter` objects (a value
 ``data`` and its gradient ``grad``). The optimizer, checkpoints, gradient
 checks and study tools all reach them the same way, through
 ``named_parameters()``, exactly as in ``torch.nn.Module``.
+
+State that is saved but not learnt (BatchNorm's running statistics) is a
+:class:`Buffer`: reached through ``named_buffers()``, in ``state_dict`` under
+the same key PyTorch uses, but not in ``parameters()``, so no optimizer
+touches it. ``state_dict`` lists each module's parameters, then its buffers,
+then its children's, which is PyTorch's order.
+
+``train()`` and ``eval()`` set ``training`` on a module and all its children,
+as in PyTorch: BatchNorm normalises with the batch's statistics in training
+and with its running ones in eval; Dropout drops only in training.
 
 Gradients are *overwritten* by each ``backward`` call, not accumulated as in
 PyTorch, so there is no need to call ``zero_grad`` between steps. (It exists
@@ -39,20 +49,43 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class Buffer:
+    """A saved, non-learnt array (``running_mean``, ``num_batches_tracked``): no gradient.
+
+    Its dtype is its own: ``Module.to`` casts floating buffers with the
+    parameters but leaves integer counters alone, as PyTorch's ``.double()`` does.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
 class Module:
     """Base class: ``forward(x)`` returns the output, ``backward(grad_out)`` the input gradient.
 
     ``forward`` keeps what ``backward`` needs (the chain rule needs the forward
     values), so call them in pairs. Subclasses register parameters by
-    assigning :class:`Parameter` attributes and children by assigning
-    :class:`Module` attributes, as in PyTorch.
+    assigning :class:`Parameter` attributes, buffers by assigning
+    :class:`Buffer` attributes and children by assigning :class:`Module`
+    attributes, as in PyTorch.
     """
 
     # Set by the parent container, so errors can say "conv1 = Conv2d(...)".
     name: str = ""
+    # Training mode (the default, as in PyTorch); ``eval()`` clears it, ``train()`` sets it.
+    training: bool = True
 
     def __setattr__(self, key: str, value: object) -> None:
-        if isinstance(value, (Parameter, Module)):
+        if isinstance(value, (Parameter, Buffer, Module)):
             self.__dict__.setdefault("_registry", OrderedDict())[key] = value
             if isinstance(value, Module) and not value.name:
                 value.name = key
@@ -73,31 +106,58 @@ class Module:
             if isinstance(value, Module):
                 yield key, value
 
+    def _named(self, kinds: tuple[type, ...], prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
+        """This module's own entries of each kind in turn, then each child's: PyTorch's order
+        (``state_dict`` asks for ``(Parameter, Buffer)``: own parameters, own buffers, children)."""
+        registry = self.__dict__.get("_registry", {})
+        for kind in kinds:
+            for key, value in registry.items():
+                if isinstance(value, kind):
+                    yield prefix + key, value
+        for key, value in registry.items():
+            if isinstance(value, Module):
+                yield from value._named(kinds, prefix + key + ".")
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield ``(dotted_name, Parameter)`` pairs, children first-to-last, as in PyTorch."""
-        for key, value in self.__dict__.get("_registry", {}).items():
-            if isinstance(value, Parameter):
-                yield prefix + key, value
-            else:
-                yield from value.named_parameters(prefix + key + ".")
+        yield from self._named((Parameter,), prefix)   # type: ignore[misc]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Buffer]]:
+        """Yield ``(dotted_name, Buffer)`` pairs (``bn1.running_mean``, ...), as in PyTorch."""
+        yield from self._named((Buffer,), prefix)   # type: ignore[misc]
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
+
+    def buffers(self) -> list[Buffer]:
+        return [b for _, b in self.named_buffers()]
+
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode on this module and every child; returns ``self`` (as PyTorch)."""
+        self.training = mode
+        for _, child in self.named_children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: BatchNorm uses its running statistics, Dropout passes its input through."""
+        return self.train(False)
 
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter, keyed like the same PyTorch model's ``state_dict``."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Copies of every parameter and buffer, keyed and ordered like the same PyTorch model's."""
+        return OrderedDict((name, p.data.copy()) for name, p in self._named((Parameter, Buffer)))
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters; keys, shapes must match exactly (PyTorch's ``strict=True``).
+        """Copy arrays into the parameters and buffers; keys, shapes must match exactly
+        (PyTorch's ``strict=True``). Each array keeps the dtype it had in the model.
 
         Nothing is changed unless every key and shape matches.
         """
-        params = OrderedDict(self.named_parameters())
+        params = OrderedDict(self._named((Parameter, Buffer)))
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         if missing or unexpected:
@@ -109,16 +169,21 @@ class Module:
                                 f"the model expects {p.shape}; was it saved from another architecture?")
         for key, p in params.items():
             p.data = np.array(state[key], dtype=p.data.dtype, copy=True)
-            p.grad = None
+            if isinstance(p, Parameter):
+                p.grad = None
 
     def to(self, dtype: np.dtype | type) -> "Module":
-        """Cast every parameter to ``dtype`` (float32 to train, float64 for gradient checks)."""
+        """Cast every parameter and floating buffer to ``dtype`` (float32 to train, float64 for
+        gradient checks); integer buffers (``num_batches_tracked``) stay integers."""
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise UserError(f"{self.describe()}: dtype must be float32 or float64, got {dtype}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
+        for b in self.buffers():
+            if b.data.dtype in FLOAT_DTYPES:
+                b.data = b.data.astype(dtype)
         return self
 
     @property
@@ -126,6 +191,11 @@ class Module:
         """The parameters' dtype, or ``None`` for a layer without parameters."""
         params = self.parameters()
         return params[0].data.dtype if params else None
+
+    def trace_notes(self) -> list[str]:
+        """Lines ``trace`` prints about the last forward beyond shapes (BatchNorm's statistics,
+        Dropout's keep rate); most layers have none."""
+        return []
 
     # -- errors a user can read ----------------------------------------------
     def extra_repr(self) -> str:

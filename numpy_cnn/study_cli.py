@@ -90,6 +90,7 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
     if args.checkpoint is not None:
         from .checkpoint import load_model
         model, ckpt = load_model(args.checkpoint)
+        model.eval()
         meta = ckpt.meta
         run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
         return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
@@ -100,6 +101,7 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
     if args.image_size < 1 or args.in_channels < 1:
         raise UserError(f"--image-size and --in-channels must be >= 1, got {args.image_size} and {args.in_channels}")
     model = build_model(arch, args.in_channels, args.image_size, len(CLASSES), rng=np.random.default_rng(args.seed))
+    model.eval()   # as in evaluation: running statistics, no dropout (trace --mode train overrides)
     return Loaded(model, arch, args.in_channels, args.image_size, CLASSES, None, None, None)
 
 
@@ -219,6 +221,9 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     _model_options(parser)
     _image_options(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the trace here")
+    parser.add_argument("--mode", choices=("eval", "train"), default="eval",
+                        help="eval (default: BatchNorm's running statistics, no dropout) or train "
+                             "(this image's statistics, a dropout mask), as a training step sees it")
 
 
 def run_trace(args: argparse.Namespace, home: Path) -> int:
@@ -226,9 +231,10 @@ def run_trace(args: argparse.Namespace, home: Path) -> int:
     _check_out_file(args.out)
     m = load_study_model(args)
     img = load_study_image(args, m, home)
+    m.model.train(args.mode == "train")
     result = trace.run_trace(m.model, img.x, img.label, m.classes)
     target = "the image's label" if img.label is not None else "the predicted class (no label given)"
-    header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\n"
+    header = f"architecture {m.arch}\nimage {img.source}; {img.mean_note}\ntarget: {target}\nmode: {args.mode}\n"
     _write_or_print(header + "\n" + str(result), args.out)
     return 0
 

@@ -19,6 +19,9 @@ Forward, per image, with ``K = C_in*kH*kW`` and ``P = H'*W'``::
     Linear     2*out*in + out         (GEMM + bias)
     ReLU       size                   (one comparison per element)
     MaxPool2d  (kH*kW - 1) * size'    (comparisons per output element)
+    BatchNorm  7 * size               (training: add for the mean; centre; square and add for the
+                                       variance; scale by 1/std; weight * x_hat + bias)
+    Dropout    size                   (multiply by the scaled mask; drawing it is not counted)
 
 Backward, per image::
 
@@ -26,6 +29,13 @@ Backward, per image::
     Linear     dW: 2*out*in, db: out, dx (if needs_input_grad): 2*out*in
     ReLU       size                   (mask multiply)
     MaxPool2d  size'                  (each output gradient added to its argmax)
+    BatchNorm  8 * size               (dbias: add; dweight: multiply-add; dx: the closed form's
+                                       m*dy - dbias - x_hat*dweight, times weight/(m*std))
+    Dropout    size                   (multiply by the same mask)
+
+BatchNorm's and Dropout's operations are elementwise, so they add no
+multiply-adds to the MAC totals. Buffers (BatchNorm's running statistics
+and batch counter) are counted apart from parameters: saved, never learnt.
 
 Cross-check: the paper's network has 3.63 MMAC forward and 4.57 MMAC per image
 for forward plus backward (conv1 skips ``dx``), so one epoch of 540 images is
@@ -42,7 +52,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import UserError
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from .layers.batchnorm import _BatchNorm
 from .module import Module, Sequential
 
 FLOP_CONVENTION = ("FLOPs: multiply-add = 2; bias add, ReLU, pooling comparison, gradient-sum add = 1; "
@@ -72,6 +83,7 @@ class LayerRow:
     backward_macs: int
     cols_shape: Shape | None = None
     cols_bytes: int | None = None
+    buffers: int = 0          # values in buffers (running statistics): saved, not learnt
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,10 @@ class Summary:
     @property
     def params(self) -> int:
         return sum(r.params for r in self.rows)
+
+    @property
+    def buffers(self) -> int:
+        return sum(r.buffers for r in self.rows)
 
     @property
     def flops(self) -> int:
@@ -179,8 +195,23 @@ def _flatten_row(layer: Flatten, name: str, shape: Shape, itemsize: int) -> Laye
     return LayerRow(name, "Flatten", shape, (shape[0], prod(shape[1:])), 0, 0, 0, 0, 0)
 
 
+def _batchnorm_row(layer: _BatchNorm, name: str, shape: Shape, itemsize: int) -> LayerRow:
+    if len(shape) != layer.ndim or shape[1] != layer.num_features:
+        raise UserError(f"{layer.describe()}: expected input {layer.contract} with C = {layer.num_features}, "
+                        f"got {shape}")
+    return LayerRow(name, type(layer).__name__, shape, shape, _param_count(layer),
+                    flops=7 * prod(shape), macs=0, backward_flops=8 * prod(shape), backward_macs=0,
+                    buffers=sum(b.data.size for _, b in layer.named_buffers()))
+
+
+def _dropout_row(layer: Dropout, name: str, shape: Shape, itemsize: int) -> LayerRow:
+    return LayerRow(name, "Dropout", shape, shape, 0, flops=prod(shape), macs=0,
+                    backward_flops=prod(shape), backward_macs=0)
+
+
 _RULES: dict[type, Callable[..., LayerRow]] = {
     Conv2d: _conv_row, Linear: _linear_row, ReLU: _relu_row, MaxPool2d: _pool_row, Flatten: _flatten_row,
+    _BatchNorm: _batchnorm_row, Dropout: _dropout_row,
 }
 
 
@@ -241,6 +272,8 @@ def format_summary(summary: Summary) -> str:
     train = summary.flops + summary.backward_flops
     body += [
         f"input {summary.input_shape}, {summary.itemsize * 8}-bit floats; FLOPs are for the whole batch of {n}",
+        *([f"buffers (saved, not learnt, not in params): {summary.buffers:,} values of BatchNorm "
+           "running statistics and batch counters"] if summary.buffers else []),
         f"forward {_si(summary.flops)}FLOP, backward {_si(summary.backward_flops)}FLOP, "
         f"training step {_si(train)}FLOP ({_si(2 * (summary.macs + summary.backward_macs))}FLOP from multiply-adds alone)",
         FLOP_CONVENTION,

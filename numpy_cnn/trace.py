@@ -44,6 +44,7 @@ class LayerTrace:
     grad_in_shape: Shape | None = None
     grad_in_norm: float | None = None
     param_grads: dict[str, tuple[Shape, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)   # the layer's own report (layer.trace_notes())
 
 
 @dataclass
@@ -79,6 +80,11 @@ def run_trace(model: Module, x: np.ndarray, target: int | None = None,
     class index the loss is taken against; ``None`` uses the predicted class
     (the loss of "being sure of one's own answer"). Parameter gradients are
     left in ``Parameter.grad`` as after an ordinary backward.
+
+    The model runs in whatever mode it is in: ``trace`` on the command line puts
+    it in eval mode (running statistics, no dropout) unless asked for ``--mode train``,
+    where BatchNorm normalises with this image's statistics (and updates its running
+    ones) and Dropout draws a mask; each layer's ``trace_notes()`` says which happened.
     """
     if x.ndim != 4 or x.shape[0] != 1:
         raise UserError(f"trace: expected one image as (1, C, H, W), got {x.shape}")
@@ -86,7 +92,7 @@ def run_trace(model: Module, x: np.ndarray, target: int | None = None,
     layers = list(leaf_layers(model))
     for name, layer in layers:
         inp, out = out, layer.forward(out)
-        rec = LayerTrace(name, repr(layer), inp.shape, out.shape)
+        rec = LayerTrace(name, repr(layer), inp.shape, out.shape, notes=layer.trace_notes())
         if isinstance(layer, Conv2d):
             rec.cols_shape = _cols_shape(layer, out.shape)
         records.append(rec)
@@ -127,6 +133,7 @@ def format_trace(trace: Trace) -> str:
             n, k, p = r.cols_shape
             lines.append(f"           im2col cols {_shape(r.cols_shape)}  (N x K x P: K = C*kH*kW = {k}, "
                          f"P = H'*W' = {p})")
+        lines.extend(f"           {note}" for note in r.notes)
     lines.append("")
     lines.append(f"LOSS  softmax cross-entropy against class {trace.target} ({names[trace.target]}): "
                  f"{trace.loss:.6f}")

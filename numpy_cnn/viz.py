@@ -178,15 +178,20 @@ def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: Path | str,
 
     ``norms``: ``{"conv1.weight": [epoch 1, epoch 2, ...], ...}``. Curves that
     sink by orders of magnitude towards the input layers show vanishing gradients.
+    Every parameter gets a curve, BatchNorm's ``bn1.weight``/``bn1.bias`` too (buffers
+    have no gradient); a conv bias right before a BatchNorm sits at float32 rounding
+    noise, because the normalisation subtracts it again (see docs/backprop.md).
     """
     if not norms:
         raise UserError("plot_gradient_flow: no gradient norms to plot")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
-    for name, values in norms.items():
+    # 20 distinct colours: with BatchNorm the paper's net has 14 parameters, past the default 10.
+    colours = plt.get_cmap("tab20")
+    for i, (name, values) in enumerate(norms.items()):
         epochs = np.arange(1, len(values) + 1)
         style = "-" if name.endswith("weight") else "--"
-        ax.plot(epochs, values, style, marker="o", markersize=2, linewidth=1, label=name)
+        ax.plot(epochs, values, style, marker="o", markersize=2, linewidth=1, label=name, color=colours(i % 20))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean ||dL/dparam||")

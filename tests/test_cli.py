@@ -326,6 +326,9 @@ def test_resume_names_on_off_flags_as_they_are_typed(world, tmp_path):
     (["--seed", -1], "--seed must be >= 0"),
     (["--arch", "nonsense"], "unknown token 'nonsense'"),
     (["--arch", "c6k5-fc0"], "'fc0' needs sizes >= 1"),
+    (["--arch", "c6k5-relu-fc10-drop1.5"], "'drop1.5': the dropout probability must be below 1"),
+    (["--arch", "bn-c6k5-relu"], "token 1 'bn' has no conv or fc before it"),
+    (["--optimizer", "adam", "--momentum", 0.5], "--momentum is SGD's; adam keeps its own moving averages"),
 ])
 def test_bad_option_values_are_refused_before_anything_is_written(world, tmp_path, flags, needle):
     # Checked before the data is loaded, so not even the split files appear.

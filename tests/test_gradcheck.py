@@ -9,7 +9,8 @@ import pytest
 
 from numpy_cnn import gradcheck
 from numpy_cnn.gradcheck import TOLERANCE, check_layer, numerical_gradient, rel_error
-from numpy_cnn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from numpy_cnn.arch import build_model
+from numpy_cnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 from numpy_cnn.loss import cross_entropy
 from numpy_cnn.models import paper_net
 
@@ -152,3 +153,44 @@ def test_gradcheck_catches_a_wrong_gradient(rng):
             return grad_out @ self.weight.data
     errors = check_layer(Broken(4, 4, rng=rng, dtype=np.float64), rng.standard_normal((3, 4)), rng)
     assert errors["weight"] > 1e-3 and errors["input"] <= TOLERANCE
+
+
+@pytest.mark.parametrize("method", ["reference", "compact", "numba"])
+@pytest.mark.parametrize("training", [True, False])
+# Not a batch of 2 for 1d: x_hat is then +-1 whatever x, dx is ~eps/var and all rounding.
+@pytest.mark.parametrize("cls,shape", [("2d", (3, 4, 5, 6)), ("2d", (1, 2, 3, 3)), ("1d", (5, 7)), ("1d", (3, 4))])
+def test_batchnorm(cls, shape, training, method, rng):
+    layer = (BatchNorm2d if cls == "2d" else BatchNorm1d)(shape[1], dtype=np.float64, method=method)
+    layer.weight.data = rng.uniform(0.5, 2.0, shape[1])     # away from the init's 1 and 0: every term shows
+    layer.bias.data = rng.standard_normal(shape[1])
+    layer.running_mean.data = rng.standard_normal(shape[1])
+    layer.running_var.data = rng.uniform(0.5, 2.0, shape[1])
+    errors = check_layer(layer.train(training), rng.standard_normal(shape) * 2 + 1, rng)
+    assert set(errors) == {"input", "weight", "bias"}
+    assert_all_small(errors)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5])
+def test_dropout_with_the_mask_held_fixed(p, rng):
+    layer = Dropout(p, rng=np.random.default_rng(2))
+    errors = check_layer(layer, rng.standard_normal((4, 6, 3)), rng)
+    assert set(errors) == {"input"}
+    assert_all_small(errors)
+
+
+def test_whole_network_with_batchnorm_and_dropout():
+    # Seed 27 keeps every ReLU input and pool window top-two gap > 1e-3 from eps (asserted).
+    rng = np.random.default_rng(27)
+    model = build_model("c4k3-bn-relu-pool2-c6k3-bn-relu-pool2-fc12-bn-relu-drop0.5-fc10-relu",
+                        image_size=14, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((4, 3, 14, 14))
+    relu_margin, pool_gap = margins(model, x)
+    assert relu_margin > 1e-4 and pool_gap > 1e-4, "pick another seed: input too close to a kink or tie"
+    errors = gradcheck.check_model(model, x, np.array([0, 3, 6, 1]), rng, samples=12)
+    # A bias right before a training-mode BatchNorm is subtracted again with the mean: its true
+    # gradient is 0, so both estimates are rounding noise and their relative error means nothing.
+    before_bn = ("conv1.bias", "conv2.bias", "fc1.bias")
+    for name in before_bn:
+        assert np.abs(dict(model.named_parameters())[name].grad).max() < 1e-12
+    assert_all_small({k: v for k, v in errors.items() if k not in before_bn})
+    assert {"bn1.weight", "bn2.bias", "bn3.weight", "fc2.weight"} <= set(errors)

@@ -1,11 +1,11 @@
-"""SGD: PyTorch's update rule, checked by hand (the torch oracle checks it again)."""
+"""SGD, Adam and AdamW: PyTorch's update rules, checked by hand (the torch oracle checks them again)."""
 
 import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
 from numpy_cnn.module import Parameter
-from numpy_cnn.optim import SGD
+from numpy_cnn.optim import SGD, Adam, AdamW, build_optimizer
 
 
 def step_with(grad, opt, p):
@@ -132,3 +132,104 @@ def test_numba_step_with_mixed_dtypes_and_a_late_first_gradient():
     for n in (1, 2):
         for a, b in zip(out["reference", n], out["numba", n]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_adam_first_step_moves_each_weight_by_lr_against_its_gradient_sign():
+    # Bias correction makes step 1 m_hat = g and v_hat = g^2, so the step is lr * g / (|g| + eps).
+    p = Parameter(np.array([1.0, 1.0, 1.0]))
+    opt = Adam([p], lr=0.1)
+    after = step_with([4.0, -0.001, 0.0], opt, p)
+    np.testing.assert_allclose(after, [1.0 - 0.1 * 4 / (4 + 1e-8), 1.0 + 0.1 * 0.001 / (0.001 + 1e-8), 1.0])
+
+
+def test_adam_second_step_by_hand():
+    p = Parameter(np.array([0.5]))
+    opt = Adam([p], lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    step_with([1.0], opt, p)
+    g1, g2 = 1.0 + 0.1 * 0.5, None
+    x1 = 0.5 - 0.01 * g1 / (g1 + 1e-8)
+    g2 = 2.0 + 0.1 * x1                               # Adam: L2 added to the gradient
+    m = 0.9 * 0.1 * g1 + 0.1 * g2
+    v = 0.99 * 0.01 * g1 ** 2 + 0.01 * g2 ** 2
+    expected = x1 - 0.01 / (1 - 0.9 ** 2) * m / (np.sqrt(v) / np.sqrt(1 - 0.99 ** 2) + 1e-8)
+    assert step_with([2.0], opt, p)[0] == pytest.approx(expected, rel=1e-14)
+
+
+def test_adamw_decays_the_weight_itself_not_the_gradient():
+    p = Parameter(np.array([2.0]))
+    opt = AdamW([p], lr=0.1, weight_decay=0.5)
+    # p * (1 - lr * wd) first, then the plain Adam step of size lr * g / (|g| + eps).
+    assert step_with([3.0], opt, p)[0] == pytest.approx(2.0 * (1 - 0.05) - 0.1 * 3 / (3 + 1e-8), rel=1e-14)
+    assert AdamW([p]).weight_decay == 0.01 and Adam([p]).weight_decay == 0.0   # PyTorch's defaults
+
+
+@pytest.mark.parametrize("cls,options", [(Adam, {}), (Adam, dict(weight_decay=0.01)), (AdamW, {}),
+                                         (AdamW, dict(weight_decay=0.2, betas=(0.5, 0.9)))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_numba_step_equals_the_numpy_rule_bit_for_bit(cls, options, dtype):
+    rng = np.random.default_rng(6)
+    shapes = [(6, 3, 5, 5), (6,), (120, 1296), (7,)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(5)]
+    results = {}
+    for method in ("reference", "numba"):
+        params = [Parameter(a.copy()) for a in start]
+        opt = cls(params, lr=0.01, method=method, **options)
+        for k, step in enumerate(grads):
+            for p, g in zip(params, step):
+                p.grad = g
+            if k in (1, 2):
+                params[1].grad = None   # skipped: its own step count falls behind
+            opt.step()
+        results[method] = ([p.data for p in params], opt.state_dict())
+    assert results["reference"][1]["1.step"] == 3 and results["reference"][1]["0.step"] == 5
+    for a, b in zip(results["reference"][0], results["numba"][0]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    assert results["reference"][1].keys() == results["numba"][1].keys()
+    for key, value in results["reference"][1].items():
+        np.testing.assert_array_equal(value, results["numba"][1][key])
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_adam_state_round_trip_continues_bit_identically(cls):
+    rng = np.random.default_rng(8)
+    start, g1, g2 = (rng.standard_normal(40).astype(np.float32) for _ in range(3))
+    a, b = Parameter(start.copy()), Parameter(start.copy())
+    straight = cls([a], lr=0.01)
+    for g in (g1, g2):
+        a.grad = g
+        straight.step()
+    first = cls([b], lr=0.01)
+    b.grad = g1
+    first.step()
+    state = first.state_dict()
+    assert set(state) == {"0.exp_avg", "0.exp_avg_sq", "0.step"} and state["0.step"].dtype == np.int64
+    resumed = cls([b], lr=0.01)
+    resumed.load_state_dict(state)
+    b.grad = g2
+    resumed.step()
+    assert a.data.tobytes() == b.data.tobytes()
+
+
+def test_adam_refuses_a_state_for_another_model_or_optimizer():
+    opt = Adam([Parameter(np.ones(3))])
+    with pytest.raises(UserError, match="0.exp_avg does not fit"):
+        opt.load_state_dict({"0.exp_avg": np.ones(4), "0.exp_avg_sq": np.ones(3), "0.step": np.array(1)})
+    with pytest.raises(UserError, match="0.momentum_buffer does not fit"):
+        opt.load_state_dict({"0.momentum_buffer": np.ones(3)})   # an SGD state
+
+
+@pytest.mark.parametrize("options,needle", [(dict(lr=0.0), "lr > 0"), (dict(betas=(0.9, 1.0)), "betas in"),
+                                            (dict(eps=0.0), "eps > 0"), (dict(method="fast"), "method")])
+def test_adam_bad_hyper_parameters(options, needle):
+    with pytest.raises(UserError, match=needle):
+        Adam([Parameter(np.ones(1))], **options)
+
+
+def test_build_optimizer_by_name():
+    params = [Parameter(np.ones(2))]
+    assert type(build_optimizer("sgd", params, 0.1, 0.0, momentum=0.9)) is SGD
+    assert type(build_optimizer("adamw", params, 0.1, 0.01)) is AdamW
+    with pytest.raises(UserError, match="--optimizer must be one of sgd, adam, adamw"):
+        build_optimizer("rmsprop", params, 0.1, 0.0)

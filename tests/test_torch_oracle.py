@@ -14,10 +14,12 @@ nn = torch.nn
 # have no fast path anyway): one torch thread keeps these tests fast.
 torch.set_num_threads(1)
 
-from numpy_cnn.layers import Conv2d, Linear, MaxPool2d, ReLU  # noqa: E402
+from numpy_cnn.arch import build_model  # noqa: E402
+from numpy_cnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from numpy_cnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU  # noqa: E402
 from numpy_cnn.loss import cross_entropy  # noqa: E402
 from numpy_cnn.models import paper_net  # noqa: E402
-from numpy_cnn.optim import SGD  # noqa: E402
+from numpy_cnn.optim import SGD, Adam, AdamW  # noqa: E402
 
 ATOL = 1e-10
 
@@ -33,10 +35,15 @@ def torch_twin(layer):
         return nn.MaxPool2d(layer.kernel_size, layer.stride)
     elif isinstance(layer, ReLU):
         return nn.ReLU()
+    elif isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+        kind = nn.BatchNorm2d if isinstance(layer, BatchNorm2d) else nn.BatchNorm1d
+        t = kind(layer.num_features, eps=layer.eps, momentum=layer.momentum).double()
+    elif isinstance(layer, Dropout):
+        return nn.Dropout(layer.p)
     else:
         return nn.Flatten()
     t.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
-    return t
+    return t.train(layer.training)
 
 
 def torch_paper_net(model):
@@ -140,3 +147,113 @@ def test_twenty_sgd_momentum_steps_match_torch(weight_decay, nesterov, rng):
     tstate = twin.state_dict()
     for name, value in model.state_dict().items():
         np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["reference", "compact", "numba"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("cls,shape", [(BatchNorm2d, (4, 6, 11, 9)), (BatchNorm2d, (1, 3, 4, 4)),
+                                       (BatchNorm1d, (5, 12)), (BatchNorm1d, (2, 3))])
+def test_batchnorm(cls, shape, training, method, rng):
+    layer = cls(shape[1], dtype=np.float64, method=method).train(training)
+    layer.weight.data = rng.uniform(0.5, 2.0, shape[1])
+    layer.bias.data = rng.standard_normal(shape[1])
+    layer.running_mean.data = rng.standard_normal(shape[1])
+    layer.running_var.data = rng.uniform(0.5, 2.0, shape[1])
+    twin = torch_twin(layer)   # takes the weights and buffers before our forward moves them
+    x = rng.standard_normal(shape) * 3 + 1
+    upstream = rng.standard_normal(shape)
+    y, dx = layer.forward(x), layer.backward(upstream)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=ATOL)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, dict(twin.named_parameters())[name].grad.numpy(), rtol=0, atol=ATOL)
+    tstate = twin.state_dict()   # running statistics (the unbiased variance) and the counter
+    for name, value in layer.state_dict().items():
+        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("cls,shape", [(BatchNorm2d, (4, 6, 11, 9)), (BatchNorm1d, (5, 12))])
+def test_batchnorm_training_output_and_running_statistics(cls, shape, rng):
+    layer = cls(shape[1], dtype=np.float64)
+    layer.running_mean.data = rng.standard_normal(shape[1])
+    twin = torch_twin(layer)
+    x = rng.standard_normal(shape) * 3 + 1
+    for _ in range(3):   # three updates of the moving averages
+        y, ty = layer.forward(x), twin(torch.from_numpy(x))
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=0, atol=ATOL)
+    tstate = twin.state_dict()
+    for name, value in layer.state_dict().items():
+        assert value.dtype == tstate[name].numpy().dtype, name
+        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=ATOL, err_msg=name)
+
+
+BN_SPEC = "c6k5-bn-relu-pool2-c16k5-bn-relu-pool2-fc120-bn-relu-drop0.5-fc84-relu"
+
+
+def test_a_batchnorm_checkpoint_loads_into_torch_strictly_and_gives_the_same_logits(tmp_path, rng):
+    model = build_model(BN_SPEC, rng=rng, dtype=np.float64)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(3):   # train a little, so the running statistics and the weights have moved
+        x, target = rng.standard_normal((6, 3, 48, 48)), rng.integers(0, 7, 6)
+        model.backward(cross_entropy(model.forward(x), target)[1])
+        opt.step()
+    save_checkpoint(tmp_path / "c.npz", Checkpoint(model=model.state_dict(), meta={"arch": BN_SPEC}))
+    ckpt = np.load(tmp_path / "c.npz")
+    twin = nn.Sequential(OrderedDict((name, torch_twin(layer)) for name, layer in model.named_children())).double()
+    twin.load_state_dict({k: torch.from_numpy(ckpt[k]) for k in ckpt.files if not k.startswith("_")}, strict=True)
+    assert int(twin.bn1.num_batches_tracked) == 3
+    x = rng.standard_normal((5, 3, 48, 48))
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model.forward(x), twin(torch.from_numpy(x)).numpy(), rtol=0, atol=ATOL)
+    assert load_checkpoint(tmp_path / "c.npz").model.keys() == twin.state_dict().keys()
+
+
+def test_whole_batchnorm_network_loss_and_gradients_in_training_mode(rng):
+    model = build_model(BN_SPEC.replace("-drop0.5", ""), rng=rng, dtype=np.float64)
+    twin = nn.Sequential(OrderedDict((name, torch_twin(layer)) for name, layer in model.named_children()))
+    x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
+    loss, dlogits = cross_entropy(model.forward(x), target)
+    model.backward(dlogits)
+    tloss = nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), abs=ATOL)
+    tparams = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["reference", "numba"])
+@pytest.mark.parametrize("ours,theirs,options", [
+    (Adam, torch.optim.Adam, dict(lr=0.001)),
+    (Adam, torch.optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.001)),                        # default weight decay 0.01
+    (AdamW, torch.optim.AdamW, dict(lr=0.01, betas=(0.85, 0.995), weight_decay=0.1)),
+])
+def test_twenty_adam_steps_match_torch(ours, theirs, options, method, rng):
+    model = paper_net(rng=rng, dtype=np.float64)
+    twin = torch_paper_net(model)
+    opt = ours(model.parameters(), method=method, **options)
+    topt = theirs(twin.parameters(), **options)
+    for _ in range(20):
+        x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
+        _, dlogits = cross_entropy(model.forward(x), target)
+        model.backward(dlogits)
+        opt.step()
+        topt.zero_grad()
+        nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target)).backward()
+        topt.step()
+    tstate = twin.state_dict()
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=1e-8, err_msg=name)
+    # The optimizer state too, under torch's names.
+    state = opt.state_dict()
+    for i, tp in enumerate(twin.parameters()):
+        tps = topt.state[tp]
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(state[f"{i}.{key}"], tps[key].numpy(), rtol=0, atol=1e-8)
+        assert int(state[f"{i}.step"]) == int(tps["step"]) == 20

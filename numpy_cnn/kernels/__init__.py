@@ -6,8 +6,10 @@ explains its loop layout at the top:
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.pool` -- ``maxpool2d_forward``, ``maxpool2d_backward``
 * :mod:`numpy_cnn.kernels.relu` -- ``relu_forward``, ``relu_backward``
+* :mod:`numpy_cnn.kernels.batchnorm` -- ``batchnorm_forward_train``, ``batchnorm_backward_train``
 * :mod:`numpy_cnn.kernels.loss` -- ``cross_entropy`` (softmax cross-entropy and its gradient)
 * :mod:`numpy_cnn.kernels.sgd` -- ``sgd_step`` (momentum SGD over all parameters in one call)
+* :mod:`numpy_cnn.kernels.adam` -- ``adam_step`` (Adam and AdamW, the same way)
 * :mod:`numpy_cnn.kernels.augment` -- ``flip_rotate`` (the training augmentation)
 
 Each has a readable NumPy twin that the tests prove equal: the ``method="reference"``
@@ -17,7 +19,9 @@ Importing this package imports numba; compiled code is cached on disk, so only
 the first call after a change of source pays the compile time.
 """
 
+from numpy_cnn.kernels.adam import adam_step
 from numpy_cnn.kernels.augment import flip_rotate
+from numpy_cnn.kernels.batchnorm import batchnorm_backward_train, batchnorm_forward_train
 from numpy_cnn.kernels.conv_direct import conv2d_backward, conv2d_forward, conv_output_size
 from numpy_cnn.kernels.loss import cross_entropy
 from numpy_cnn.kernels.pool import argmax_dtype, maxpool2d_backward, maxpool2d_forward, pool_output_size
@@ -27,5 +31,5 @@ from numpy_cnn.kernels.sgd import sgd_step
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv_output_size",
     "maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype",
-    "relu_forward", "relu_backward", "cross_entropy", "sgd_step", "flip_rotate",
+    "relu_forward", "relu_backward", "batchnorm_forward_train", "batchnorm_backward_train", "cross_entropy", "sgd_step", "adam_step", "flip_rotate",
 ]

@@ -13,6 +13,7 @@ from ..arch import DEFAULT_ARCH, check_arch
 from ..data import CLASSES
 from ..data.groups import check_rule
 from ..errors import UserError
+from ..optim import DEFAULTS
 
 MEAN_MODES = ("scalar", "pixel")
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
@@ -32,9 +33,10 @@ class TrainConfig:
     split_dir: str | None = None
     reuse_split: bool = False
     epochs: int = 200
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    lr: float | None = None              # None: the optimizer's default (optim.DEFAULTS), 0.001 for SGD
+    momentum: float = 0.9                # SGD's only
+    weight_decay: float | None = None    # None: the optimizer's default, 0 for SGD and Adam, 0.01 for AdamW
+    optimizer: str = "sgd"
     batch_size: int = 4
     seed: int = 0
     rotation: float = 10.0
@@ -54,6 +56,12 @@ class TrainConfig:
         ``inf``, which would otherwise turn the first step's weights into NaN.
         """
         problems = []
+        if self.optimizer not in DEFAULTS:
+            raise UserError(f"--optimizer must be one of {', '.join(DEFAULTS)}, got {self.optimizer!r}")
+        _, lr, weight_decay = DEFAULTS[self.optimizer]
+        for name, default in (("lr", lr), ("weight_decay", weight_decay)):
+            if getattr(self, name) is None:   # frozen, so set it the way dataclasses do
+                object.__setattr__(self, name, default)
         if self.epochs < 1:
             problems.append(f"--epochs must be >= 1, got {self.epochs}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -32,7 +32,7 @@ from ..data import MeanSubtraction, to_network_input
 from ..data import augment as flip_and_rotate
 from ..loss import cross_entropy
 from ..module import Module
-from ..optim import SGD
+from ..optim import Optimizer
 
 AUGMENT_CHUNK = 64
 EVAL_BATCH = 256
@@ -87,9 +87,12 @@ class EpochStats:
     grad_norms: dict[str, float]
 
 
-def train_epoch(model: Module, optimizer: SGD, x: np.ndarray, y: np.ndarray,
+def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
                 batch_size: int) -> EpochStats:
-    """One pass of SGD over (x (N, C, H, W), y (N,)) in order, in batches of ``batch_size``.
+    """One pass of the optimizer over (x (N, C, H, W), y (N,)) in order, in batches of ``batch_size``.
+
+    Puts the model in training mode (BatchNorm uses and updates batch statistics,
+    Dropout drops); :func:`predict_logits` puts it back in eval mode.
 
     The last batch may be smaller (as PyTorch's ``drop_last=False``). The loss
     is checked every step: a non-finite loss raises :class:`Diverged` before
@@ -103,6 +106,7 @@ def train_epoch(model: Module, optimizer: SGD, x: np.ndarray, y: np.ndarray,
     grads_seen = 0
     predicted = np.empty(len(y), np.int64)
     loss_sum = 0.0
+    model.train()
     for step, start in enumerate(range(0, len(y), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         logits = model.forward(xb)
@@ -125,7 +129,13 @@ def train_epoch(model: Module, optimizer: SGD, x: np.ndarray, y: np.ndarray,
 
 
 def predict_logits(model: Module, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """(N, C, H, W) inputs -> (N, K) logits, forward only, in batches to bound memory."""
+    """(N, C, H, W) inputs -> (N, K) logits, forward only, in batches to bound memory.
+
+    Runs in eval mode (and leaves the model in it), as every evaluation must: BatchNorm
+    uses its running statistics and Dropout passes everything, so the answer depends
+    on neither the batch nor chance, and nothing in the model changes.
+    """
+    model.eval()
     return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 

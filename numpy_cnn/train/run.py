@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..loss import cross_entropy
 from ..metrics import confusion_matrix, format_table1, per_class_table
 from ..module import Sequential
-from ..optim import SGD
+from ..optim import Optimizer, build_optimizer
 from .config import IN_CHANNELS, TrainConfig
 from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
 from .progress import epoch_line
@@ -199,8 +199,10 @@ def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test
              y_test: np.ndarray, mean: MeanSubtraction, config: TrainConfig) -> float:
     """One forward and backward pass and one augmentation, so numba compiles its kernels
     (or loads them from its disk cache) before epoch 1 is timed. Touches neither the
-    weights nor the run's Generator; returns the seconds it took."""
+    weights nor the run's Generator; returns the seconds it took. In eval mode, so BatchNorm's
+    running statistics stay as they are and Dropout draws nothing."""
     t0 = time.perf_counter()
+    model.eval()
     # Images and labels of the same set: a training set of one image has one label.
     epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
                  rotation=config.rotation, augment=config.augment)
@@ -209,12 +211,12 @@ def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test
 
 
 def _model_optimizer_rng(config: TrainConfig, ckpt: Checkpoint | None
-                         ) -> tuple[Sequential, SGD, np.random.Generator, list[dict]]:
+                         ) -> tuple[Sequential, Optimizer, np.random.Generator, list[dict]]:
     """A fresh model from the seed, or the checkpoint's model, momentum, Generator state and history."""
     rng = np.random.default_rng(config.seed)   # first the weights, then every epoch's randomness
     model = build_model(config.arch, IN_CHANNELS, config.image_size, len(CLASSES), rng=rng)
-    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                    weight_decay=config.weight_decay)
+    optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay,
+                                config.momentum)
     if ckpt is None:
         return model, optimizer, rng, []
     model.load_state_dict(ckpt.model)
@@ -246,7 +248,7 @@ def _save(out: Path, snapshot: Checkpoint | None, saved: int) -> int:
     return snapshot.meta["epoch"]
 
 
-def _checkpoint(model: Sequential, optimizer: SGD, mean: MeanSubtraction, rng: np.random.Generator,
+def _checkpoint(model: Sequential, optimizer: Optimizer, mean: MeanSubtraction, rng: np.random.Generator,
                 config: TrainConfig, history: list[dict], data_meta: dict) -> Checkpoint:
     meta = {
         "format": FORMAT, "arch": config.arch, "classes": list(CLASSES),
