@@ -149,10 +149,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs may raise the target)")
     add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
+    add("--init-from", type=nonempty_path, metavar="RUN", help="fine-tune: start from the weights of this "
+        "run (folder or checkpoint.npz); the networks must match")
+    add("--freeze", metavar="LAYERS", help="keep these layers fixed, e.g. conv1,conv2 (names as in summary)")
 
 
 # TrainConfig fields given as paths: stored absolute.
-_PATH_FIELDS = ("data", "test_data", "split_dir")
+_PATH_FIELDS = ("data", "test_data", "split_dir", "init_from")
 
 
 def _config_from_args(args: argparse.Namespace):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..arch import DEFAULT_ARCH, check_arch
+from ..arch import DEFAULT_ARCH, build_model, check_arch
 from ..data import CLASSES
 from ..errors import UserError
+from .finetune import check_freeze
 
 MEAN_MODES = ("scalar", "pixel")
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
@@ -23,7 +24,8 @@ class TrainConfig:
 
     ``data=None`` means the generated synthetic dataset. ``mean`` is the
     training mean subtracted from every input: one number (``"scalar"``) or
-    an image (``"pixel"``).
+    an image (``"pixel"``). ``init_from`` and ``freeze`` fine-tune
+    (:mod:`numpy_cnn.train.finetune`).
     """
 
     data: str | None = None
@@ -42,6 +44,8 @@ class TrainConfig:
     arch: str = DEFAULT_ARCH
     image_size: int = 48
     test_fraction: float = 0.2
+    init_from: str | None = None   # a run folder or checkpoint.npz to start from (see finetune.py)
+    freeze: str | None = None      # layers kept fixed, "conv1,conv2"; stored in the network's order
 
     def __post_init__(self) -> None:
         """Check every setting before anything is loaded or written: a mistake costs nothing.
@@ -69,6 +73,9 @@ class TrainConfig:
         if problems:
             raise UserError("; ".join(problems))
         check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
+        if self.freeze is not None:   # the names must exist in this network: build it (no data needed)
+            model = build_model(self.arch, IN_CHANNELS, self.image_size, len(CLASSES), rng=0)
+            object.__setattr__(self, "freeze", ",".join(check_freeze(model, self.freeze.split(","))))
 
     def to_json(self) -> dict:
         return asdict(self)
