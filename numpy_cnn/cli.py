@@ -159,10 +159,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
     add("--folds", type=int, metavar="K", help="stratified K-fold cross-validation: fold1/ ... foldK/ "
         "and cv_results.json (group-aware with --group-by)")
+    add("--init-from", type=nonempty_path, metavar="RUN", help="fine-tune: start from the weights of this "
+        "run (folder or checkpoint.npz); the networks must match")
+    add("--freeze", metavar="LAYERS", help="keep these layers fixed, e.g. conv1,conv2 (names as in summary)")
 
 
 # TrainConfig fields given as paths: stored absolute.
-_PATH_FIELDS = ("data", "test_data", "split_dir")
+_PATH_FIELDS = ("data", "test_data", "split_dir", "init_from")
 
 
 def _config_from_args(args: argparse.Namespace):

@@ -33,20 +33,25 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Parameter:
-    """A learnable array and its gradient (same shape and dtype, or ``None`` before backward)."""
+    """A learnable array and its gradient (same shape and dtype, or ``None`` before backward).
 
-    __slots__ = ("data", "grad")
+    ``requires_grad=False`` freezes it (PyTorch's flag): no gradient is computed, no step taken.
+    """
 
-    def __init__(self, data: np.ndarray) -> None:
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = True) -> None:
         self.data = data
         self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
 class Buffer:
@@ -262,9 +267,31 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
-        for layer in reversed(self.layers):
+        """Backward through the layers in reverse; returns dL/dx, or ``None`` where it is not needed.
+
+        When frozen layers lie below every trainable one, nothing below the
+        lowest trainable layer learns, so no gradient is needed there (autograd
+        stops the same way): those layers are not called and the result is
+        ``None``. With nothing frozen every layer runs.
+        """
+        floor = self.backward_floor()
+        for layer in reversed(self.layers[floor:]):
             grad_out = layer.backward(grad_out)
-        return grad_out
+        return grad_out if floor == 0 else None
+
+    def backward_floor(self) -> int:
+        """The index of the lowest layer :meth:`backward` calls.
+
+        0 unless a frozen layer comes before the first trainable one; then
+        that trainable layer's index (``len(self)`` if every parameter is frozen).
+        """
+        frozen_below = False
+        for i, layer in enumerate(self.layers):
+            flags = [p.requires_grad for _, p in layer.named_parameters()]
+            if any(flags):
+                return i if frozen_below else 0
+            frozen_below = frozen_below or bool(flags)
+        return len(self.layers) if frozen_below else 0
 
     def __getitem__(self, key: int | str) -> Module:
         return self.layers[key] if isinstance(key, int) else getattr(self, key)

@@ -39,7 +39,8 @@ class SGD:
 
     The first step copies ``d`` into the buffer rather than starting from
     zero; that is PyTorch's rule, and a zero start would make the first
-    steps smaller. Parameters whose ``grad`` is ``None`` are skipped.
+    steps smaller. Parameters whose ``grad`` is ``None``, and frozen ones
+    (``requires_grad`` False), are skipped: no weight decay, no momentum buffer.
 
     ``method="reference"`` runs the rule above as NumPy expressions (read
     :meth:`_step_reference`); ``"numba"`` (the default) runs the same rule in
@@ -74,9 +75,14 @@ class SGD:
         else:
             self._step_numba()
 
+    @staticmethod
+    def _steps(p: Parameter) -> bool:
+        """Whether ``step`` updates ``p``: it has a gradient and is not frozen."""
+        return p.grad is not None and p.requires_grad
+
     def _step_numba(self) -> None:
         """Every parameter with a gradient in one kernel call (see :mod:`numpy_cnn.kernels.sgd`)."""
-        todo = [(i, p) for i, p in enumerate(self.params) if p.grad is not None]
+        todo = [(i, p) for i, p in enumerate(self.params) if self._steps(p)]
         if len({p.data.dtype for _, p in todo}) > 1:   # a half-cast model: the NumPy rule copes
             return self._step_reference()
         first = []
@@ -93,7 +99,7 @@ class SGD:
 
     def _step_reference(self) -> None:
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            if not self._steps(p):
                 continue
             d = p.grad if not self.weight_decay else p.grad + self.weight_decay * p.data
             if self.momentum:
@@ -177,8 +183,8 @@ class Adam:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        todo = [i for i, p in enumerate(self.params) if p.grad is not None]
+        """Update every parameter that has a gradient and is not frozen, in place."""
+        todo = [i for i, p in enumerate(self.params) if SGD._steps(p)]
         for i in todo:
             p = self.params[i]
             if self.exp_avg[i] is None:

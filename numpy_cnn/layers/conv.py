@@ -116,15 +116,18 @@ class Conv2d(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
         if self.method == "direct":
-            dx, self.weight.grad, self.bias.grad = kernels().conv2d_backward(
+            dx, dw, db = kernels().conv2d_backward(
                 grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
+            # The kernel computes dW in the same pass as dx; a frozen parameter gets no gradient.
+            self.weight.grad = dw if self.weight.requires_grad else None
+            self.bias.grad = db if self.bias.requires_grad else None
             return dx
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
         # dW sums dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
         self.weight.grad = np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(
-            self.weight.data.shape)
-        self.bias.grad = dy.sum(axis=(0, 2))
+            self.weight.data.shape) if self.weight.requires_grad else None
+        self.bias.grad = dy.sum(axis=(0, 2)) if self.bias.requires_grad else None
         if not self.needs_input_grad:
             return None
         _, fold = _unfold_fold(self.method)

@@ -45,6 +45,7 @@ class Linear(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
-        self.weight.grad = grad_out.T @ self._x
-        self.bias.grad = grad_out.sum(axis=0)
+        # A frozen parameter (requires_grad False) gets no gradient: its GEMM is skipped.
+        self.weight.grad = grad_out.T @ self._x if self.weight.requires_grad else None
+        self.bias.grad = grad_out.sum(axis=0) if self.bias.requires_grad else None
         return grad_out @ self.weight.data if self.needs_input_grad else None

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..arch import DEFAULT_ARCH, check_arch
+from ..arch import DEFAULT_ARCH, build_model, check_arch
 from ..data import CLASSES
 from ..data.groups import check_rule
 from ..errors import UserError
 from ..optim import DEFAULTS
+from .finetune import check_freeze
 
 MEAN_MODES = ("scalar", "pixel")
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
@@ -25,7 +26,8 @@ class TrainConfig:
 
     ``data=None`` means the generated synthetic dataset. ``mean`` is the
     training mean subtracted from every input: one number (``"scalar"``) or
-    an image (``"pixel"``).
+    an image (``"pixel"``). ``init_from`` and ``freeze`` fine-tune
+    (:mod:`numpy_cnn.train.finetune`).
     """
 
     data: str | None = None
@@ -48,6 +50,8 @@ class TrainConfig:
     # Honest evaluation (numpy_cnn/data/groups.py, numpy_cnn/train/kfold.py).
     group_by: str | None = None
     folds: int | None = None
+    init_from: str | None = None   # a run folder or checkpoint.npz to start from (see finetune.py)
+    freeze: str | None = None      # layers kept fixed, "conv1,conv2"; stored in the network's order
 
     def __post_init__(self) -> None:
         """Check every setting before anything is loaded or written: a mistake costs nothing.
@@ -82,6 +86,9 @@ class TrainConfig:
         if problems:
             raise UserError("; ".join(problems))
         check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
+        if self.freeze is not None:   # the names must exist in this network: build it (no data needed)
+            model = build_model(self.arch, IN_CHANNELS, self.image_size, len(CLASSES), rng=0)
+            object.__setattr__(self, "freeze", ",".join(check_freeze(model, self.freeze.split(","))))
 
     def _evaluation_problems(self) -> list[str]:
         """``--group-by`` must be a known rule or a regex with one group; ``--folds`` needs >= 2

@@ -101,7 +101,7 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     step per epoch (batch >= N) no later loss would catch it before the
     epoch is saved as good.
     """
-    named = list(model.named_parameters())
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]   # frozen: no grad
     grads_sum = np.zeros(len(named))
     grads_seen = 0
     predicted = np.empty(len(y), np.int64)

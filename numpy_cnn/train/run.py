@@ -33,6 +33,7 @@ from ..metrics import confusion_matrix, format_table1, per_class_table
 from ..module import Sequential
 from ..optim import Optimizer, build_optimizer
 from .config import IN_CHANNELS, TrainConfig
+from .finetune import prepare as prepare_finetune
 from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
 from .progress import epoch_line
 from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
@@ -108,6 +109,8 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
            started: float) -> dict:
     """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one."""
     say = log or (lambda line: None)
+    model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
+    origin = prepare_finetune(model, config, ckpt, say)   # before the data: a bad --init-from costs nothing
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
     if ckpt is None:
         ds = load_new_run_data(config, out, home, cache_dir)
@@ -127,7 +130,6 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
                              config.group_by)
     say(leakage["line"])
-    model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     x_train = to_float(ds.x_train)
     x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
     compile_seconds = _warm_up(model, x_train, ds.y_train, x_test, ds.y_test, mean, config)
@@ -161,7 +163,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
                     "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute; bookkeeping is timed apart
                     **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
                 })
-                snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta)
+                snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta, origin)
                 if epoch == config.epochs or t2 - last_save >= SAVE_EVERY_SECONDS:
                     saved, last_save = _save(out, snapshot, saved), t2
                 t3 = time.perf_counter()
@@ -186,7 +188,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage)
+    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage, origin)
 
 
 def _per_class_counts(ds: Dataset) -> str:
@@ -249,18 +251,19 @@ def _save(out: Path, snapshot: Checkpoint | None, saved: int) -> int:
 
 
 def _checkpoint(model: Sequential, optimizer: Optimizer, mean: MeanSubtraction, rng: np.random.Generator,
-                config: TrainConfig, history: list[dict], data_meta: dict) -> Checkpoint:
+                config: TrainConfig, history: list[dict], data_meta: dict, origin: dict | None) -> Checkpoint:
     meta = {
         "format": FORMAT, "arch": config.arch, "classes": list(CLASSES),
         "image_size": config.image_size, "in_channels": IN_CHANNELS, "epoch": len(history),
         "seed": config.seed, "config": config.to_json(), "rng_state": rng.bit_generator.state,
         "data": data_meta, "history": list(history),   # a copy: later epochs append to the original
+        "init_from": origin,   # where the starting weights came from (None: the seed)
     }
     return Checkpoint(model=model.state_dict(), meta=meta, mean=mean.mean, optim=optimizer.state_dict())
 
 
 def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], test_predicted: np.ndarray,
-            data_meta: dict, timing: dict, leakage: dict) -> dict:
+            data_meta: dict, timing: dict, leakage: dict, origin: dict | None) -> dict:
     """Table 1, results.json and the plots, from the final weights' test predictions."""
     confusion = confusion_matrix(ds.y_test, test_predicted, len(CLASSES))
     rows = per_class_table(confusion, CLASSES)
@@ -284,6 +287,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
         "leakage": leakage,
         "config": config.to_json(),
+        "init_from": origin,
         "confusion_matrix": confusion.tolist(),
     }
     write_json(out / RESULTS, results)
