@@ -1,5 +1,6 @@
 """The synthetic SFEW-shaped dataset: layout, clip structure, face boxes, determinism and safe regeneration."""
 
+import io
 import json
 import re
 from collections import Counter
@@ -11,6 +12,7 @@ from PIL import Image
 from numpy_cnn.data import CLASSES, ensure_synthetic_dataset, load_dataset
 from numpy_cnn.data.face_drawing import CUES, EXPRESSIONS
 from numpy_cnn.data.generated import MANIFEST
+from numpy_cnn.data.png import encode_png
 from numpy_cnn.data.synthetic import BOXES, FILMS, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
 from numpy_cnn.errors import UserError
 
@@ -147,3 +149,13 @@ def test_a_copy_finished_by_another_process_meanwhile_counts_as_done(tmp_path, m
     assert ensure_synthetic_dataset(root, counts=counts, workers=1) == root
     assert len(list((root / "Happy").iterdir())) == 2 and len(read_boxes(root)) == 3
     assert not list(tmp_path.glob(".synthetic.*")), "temporary folders are cleaned up"
+
+
+def test_the_fast_png_writer_round_trips_through_pillow():
+    rng = np.random.default_rng(0)
+    for image in (rng.integers(0, 256, (5, 7, 3), dtype=np.uint8), rng.integers(0, 256, (4, 3), dtype=np.uint8)):
+        with Image.open(io.BytesIO(encode_png(image))) as decoded:
+            assert decoded.mode == ("RGB" if image.ndim == 3 else "L")
+            assert (np.asarray(decoded) == image).all()
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((2, 2, 4), np.uint8))

@@ -258,13 +258,15 @@ def _paint_mouth(c: _Canvas, actor: Actor, cues: dict[str, float], y0: float) ->
     c.paint((window, np.maximum(opening, line)), (45, 15, 15))
 
 
-def place_face(frame: Image.Image, face: Image.Image, actor: Actor, size: float, degrees: float,
-               at: np.ndarray) -> tuple[int, int, int, int]:
+def place_face(frame: Image.Image, face: Image.Image, actor: Actor, drawn: float, size: float,
+               degrees: float, at: np.ndarray) -> tuple[int, int, int, int]:
     """Paste a body and a face from :func:`draw_face` into ``frame``, in place.
 
     Args:
         frame: an RGB image.
-        face: the canvas :func:`draw_face` painted for ``actor`` at face height ``size``.
+        face: the canvas :func:`draw_face` painted for ``actor`` at face height ``drawn``.
+        size: the face height wanted in the frame; the canvas is scaled by ``size / drawn``
+            (a big face is painted smaller and scaled up: its detail is lost at 48x48 anyway).
         degrees: the face's in-plane turn, counter-clockwise.
         at: ``(x, y)`` in frame pixels where the face oval's centre goes.
 
@@ -278,24 +280,32 @@ def place_face(frame: Image.Image, face: Image.Image, actor: Actor, size: float,
     ImageDraw.Draw(frame).rounded_rectangle(
         (at[0] - 1.9 * unit, shoulders, at[0] + 1.9 * unit, shoulders + 14 * unit),
         radius=0.9 * unit, fill=tuple(int(v) for v in actor.clothes))
-    turned = face.rotate(degrees, resample=Image.BILINEAR, expand=True)
-    # The oval centre's offset from the canvas centre, turned the same way
-    # (image rows grow downwards, so a counter-clockwise turn is x' = x cos + y sin).
-    width, height = canvas_size(actor, size)
-    fx, fy = face_centre(actor, size)
-    theta = np.deg2rad(degrees)
-    dx, dy = fx - width / 2, fy - height / 2
-    ox, oy = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
-    corner = at - np.array([turned.width / 2 + ox, turned.height / 2 + oy])
-    frame.paste(turned, (round(corner[0]), round(corner[1])), turned)
-    # Bounding box of an ellipse with half-axes (a, b) turned by theta.
-    a, b = unit, size / 2
-    ex = np.hypot(a * np.cos(theta), b * np.sin(theta))
-    ey = np.hypot(a * np.sin(theta), b * np.cos(theta))
-    x, y = at - corner + np.round(corner)  # where the centre landed after rounding the paste corner
-    box = (max(0, int(np.floor(x - ex))), max(0, int(np.floor(y - ey))),
-           min(frame.width, int(np.ceil(x + ex))), min(frame.height, int(np.ceil(y + ey))))
-    return box
+
+    # One affine resampling turns and scales the canvas about its centre. Image
+    # rows grow downwards, so a counter-clockwise turn maps an offset (x, y) to
+    # s * (x cos + y sin, -x sin + y cos); Pillow wants the inverse map.
+    scale, theta = size / drawn, np.deg2rad(degrees)
+    cos, sin = np.cos(theta), np.sin(theta)
+    w, h = face.size
+    out_w = int(np.ceil(scale * (w * abs(cos) + h * abs(sin))))
+    out_h = int(np.ceil(scale * (w * abs(sin) + h * abs(cos))))
+    a, b, d, e = cos / scale, -sin / scale, sin / scale, cos / scale
+    inverse = (a, b, w / 2 - a * out_w / 2 - b * out_h / 2, d, e, h / 2 - d * out_w / 2 - e * out_h / 2)
+    turned = face.transform((out_w, out_h), Image.AFFINE, inverse, Image.BILINEAR)
+    # The oval centre's offset from the canvas centre, turned and scaled the same way.
+    fx, fy = face_centre(actor, drawn)
+    dx, dy = fx - w / 2, fy - h / 2
+    offset = scale * np.array([dx * cos + dy * sin, -dx * sin + dy * cos])
+    corner = np.round(at - np.array([out_w / 2, out_h / 2]) - offset)
+    frame.paste(turned, (int(corner[0]), int(corner[1])), turned)
+
+    # Bounding box of an ellipse with half-axes (unit, size / 2) turned by theta,
+    # around where the centre landed after rounding the paste corner.
+    ex = np.hypot(unit * cos, size / 2 * sin)
+    ey = np.hypot(unit * sin, size / 2 * cos)
+    x, y = corner + np.array([out_w / 2, out_h / 2]) + offset
+    return (max(0, int(np.floor(x - ex))), max(0, int(np.floor(y - ey))),
+            min(frame.width, int(np.ceil(x + ex))), min(frame.height, int(np.ceil(y + ey))))
 
 
 def canvas_size(actor: Actor, face_height: float) -> tuple[int, int]:

@@ -46,6 +46,7 @@ from ..errors import UserError
 from .classes import CLASSES
 from .face_drawing import Actor, draw_face, expression_cues, place_face
 from .generated import make_once
+from .png import write_png
 
 SFEW_COUNTS: dict[str, int] = {
     "Angry": 100, "Disgust": 75, "Fear": 100, "Happy": 100,
@@ -54,7 +55,7 @@ SFEW_COUNTS: dict[str, int] = {
 FRAME_SIZE = (720, 576)  # (width, height), SFEW's frame size
 BOXES = "boxes.json"
 # Bump when the drawing changes, so old copies on disk are regenerated.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 # Invented titles: CamelCase without "_", as SFEW writes its film names.
 FILMS = (
@@ -74,6 +75,9 @@ _FACE_HEIGHT = (90, 300)  # the face oval, in frame pixels (log-uniform)
 _MAX_TILT_DEGREES = 10.0
 # Within a clip: the face moves and scales a little, the expression flickers.
 _JITTER_SHIFT, _JITTER_SCALE, _JITTER_TILT, _JITTER_INTENSITY = 0.02, 0.03, 2.0, 0.08
+# Faces taller than this are painted at this height and scaled up: a 48x48
+# crop of them keeps no finer detail, and painting costs the face's area.
+_DRAW_MAX = 128
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in frame pixels
 
@@ -188,8 +192,7 @@ def _write_clip(job: tuple[Path, int, Clip]) -> dict[str, Box]:
     folder, seed, clip = job
     boxes = {}
     for file, (image, box) in zip(clip.files(), draw_clip(clip, seed)):
-        # compress_level 1: the frames are noisy, so higher levels cost time and save little.
-        image.save(folder / file, compress_level=1)
+        write_png(folder / file, np.asarray(image))
         boxes[file] = box
     return boxes
 
@@ -227,9 +230,10 @@ def draw_clip(clip: Clip, seed: int) -> list[tuple[Image.Image, Box]]:
         cues = expression_cues(clip.expression, intensity + rng.uniform(-_JITTER_INTENSITY, _JITTER_INTENSITY),
                                actor, rng, noise=_CUE_NOISE / 4)
         cues = {k: v + o for (k, v), o in zip(cues.items(), cue_offset)}
-        face = draw_face(actor, cues, size, light)
+        drawn = min(size, _DRAW_MAX)
+        face = draw_face(actor, cues, drawn, light)
         frame = background.copy()
-        box = place_face(frame, face, actor, size, degrees, at)
+        box = place_face(frame, face, actor, drawn, size, degrees, at)
         frames.append((add_grain(frame, rng, grain), box))
     return frames
 

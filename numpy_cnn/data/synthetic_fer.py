@@ -34,6 +34,7 @@ from ..errors import UserError
 from .classes import CLASSES
 from .face_drawing import Actor, draw_face, expression_cues, place_face
 from .generated import make_once
+from .png import write_png
 from .synthetic import add_grain, smooth_field
 
 # Kaggle's FER2013 per class: training images, and test images (PublicTest + PrivateTest).
@@ -47,7 +48,7 @@ SPLITS = tuple(FER2013_COUNTS)
 PREFIXES = {"train": "Training", "test": "PublicTest"}  # file names as in FER2013's image dumps
 ACTORS = {"train": 300, "test": 100}  # identities per split, disjoint
 DEFAULT_IMAGES = 5000
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 SIZE = 48
 _DRAW = 2 * SIZE  # drawn at twice the size, then averaged down: smooth edges at 48x48
 _CROP_FACES = 1.2  # crop side / face height: the detector's box (about the face height) plus 10% margins
@@ -107,7 +108,7 @@ def _write_block(job: tuple[Path, int, str, int, range]) -> None:
     folder, seed, split, c, indices = job
     for i in indices:
         image = draw_crop(seed, split, CLASSES[c], i)
-        image.save(folder / split / CLASSES[c] / f"{PREFIXES[split]}_{i:05d}.png", compress_level=1)
+        write_png(folder / split / CLASSES[c] / f"{PREFIXES[split]}_{i:05d}.png", np.asarray(image))
 
 
 def draw_crop(seed: int, split: str, expression: str, index: int) -> Image.Image:
@@ -123,6 +124,6 @@ def draw_crop(seed: int, split: str, expression: str, index: int) -> Image.Image
     face = draw_face(actor, cues, face_height, light=rng.uniform(-0.3, 0.3))
     canvas = smooth_field(rng, rng.uniform(20, 235, 3), rng.uniform(20, 235, 3), (_DRAW, _DRAW))
     at = np.array([_DRAW / 2, _DRAW / 2]) + rng.uniform(-0.05, 0.05, 2) * _DRAW
-    place_face(canvas, face, actor, face_height, rng.uniform(-8, 8), at)
+    place_face(canvas, face, actor, face_height, face_height, rng.uniform(-8, 8), at)
     canvas = add_grain(canvas, rng, rng.uniform(1.0, 6.0), block=1)
     return canvas.convert("L").reduce(2)
