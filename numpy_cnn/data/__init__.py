@@ -19,9 +19,10 @@ from .images import load_images
 from .normalize import MeanSubtraction, to_float, to_network_input
 from .split import stratified_split
 from .synthetic import ensure_synthetic_dataset
+from .synthetic_fer import ensure_synthetic_fer
 
 __all__ = [
     "CLASSES", "Dataset", "MeanSubtraction", "augment", "decode_image", "ensure_synthetic_dataset",
-    "hflip", "load_dataset", "load_images", "random_horizontal_flip", "random_rotation", "rotate",
-    "stratified_split", "to_float", "to_network_input",
+    "ensure_synthetic_fer", "hflip", "load_dataset", "load_images", "random_horizontal_flip", "random_rotation",
+    "rotate", "stratified_split", "to_float", "to_network_input",
 ]

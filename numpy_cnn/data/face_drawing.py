@@ -95,7 +95,7 @@ class Actor:
             eye_size=rng.uniform(0.15, 0.19), brow_width=rng.uniform(0.045, 0.075),
             nose_length=rng.uniform(0.38, 0.5), mouth_width=rng.uniform(0.3, 0.4),
             long_hair=bool(rng.random() < 0.4),
-            resting=tuple(rng.normal(0.0, 0.12, len(CUES))),
+            resting=tuple(rng.normal(0.0, 0.22, len(CUES))),
         )
 
 

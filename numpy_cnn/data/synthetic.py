@@ -69,8 +69,8 @@ _CLIP_LENGTHS, _CLIP_LENGTH_P = (1, 2, 3, 4, 5), (0.2, 0.3, 0.25, 0.15, 0.1)
 # Difficulty knobs. The intensity range and the cue noise make classes
 # overlap; face size, position and tilt decide how hard the face is to find
 # and how many pixels its expression gets at 48x48.
-_INTENSITY = (0.5, 1.0)
-_CUE_NOISE = 0.1          # per clip; a frame adds a quarter of it
+_INTENSITY = (0.3, 1.0)
+_CUE_NOISE = 0.25         # per clip; a frame adds a quarter of it
 _FACE_HEIGHT = (90, 300)  # the face oval, in frame pixels (log-uniform)
 _MAX_TILT_DEGREES = 10.0
 # Within a clip: the face moves and scales a little, the expression flickers.

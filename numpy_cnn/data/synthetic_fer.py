@@ -52,7 +52,8 @@ RECIPE_VERSION = 2
 SIZE = 48
 _DRAW = 2 * SIZE  # drawn at twice the size, then averaged down: smooth edges at 48x48
 _CROP_FACES = 1.2  # crop side / face height: the detector's box (about the face height) plus 10% margins
-_INTENSITY = (0.5, 1.0)
+_INTENSITY = (0.3, 1.0)
+_CUE_NOISE = 0.25
 
 
 def fer_counts(images: int = DEFAULT_IMAGES) -> dict[str, dict[str, int]]:
@@ -120,7 +121,7 @@ def draw_crop(seed: int, split: str, expression: str, index: int) -> Image.Image
     rng = np.random.default_rng([seed, 3, s, CLASSES.index(expression), index])
     actor = Actor.random(np.random.default_rng([seed, 3000, s, int(rng.integers(ACTORS[split]))]))
     face_height = _DRAW / _CROP_FACES * rng.uniform(0.9, 1.15)
-    cues = expression_cues(expression, rng.uniform(*_INTENSITY), actor, rng)
+    cues = expression_cues(expression, rng.uniform(*_INTENSITY), actor, rng, noise=_CUE_NOISE)
     face = draw_face(actor, cues, face_height, light=rng.uniform(-0.3, 0.3))
     canvas = smooth_field(rng, rng.uniform(20, 235, 3), rng.uniform(20, 235, 3), (_DRAW, _DRAW))
     at = np.array([_DRAW / 2, _DRAW / 2]) + rng.uniform(-0.05, 0.05, 2) * _DRAW
