@@ -77,7 +77,7 @@ _MAX_TILT_DEGREES = 10.0
 _JITTER_SHIFT, _JITTER_SCALE, _JITTER_TILT, _JITTER_INTENSITY = 0.02, 0.03, 2.0, 0.08
 # Faces taller than this are painted at this height and scaled up: a 48x48
 # crop of them keeps no finer detail, and painting costs the face's area.
-_DRAW_MAX = 128
+_DRAW_MAX = 96
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in frame pixels
 
@@ -210,7 +210,9 @@ def draw_clip(clip: Clip, seed: int) -> list[tuple[Image.Image, Box]]:
     actor = Actor.random(np.random.default_rng([seed, 2000, clip.film, clip.actor]))
     shot = np.random.default_rng([seed, clip.film, clip.number])
     background = _background(look, shot)
-    grain = look.uniform(2.0, 7.0)  # the film's sensor noise
+    # The film's sensor noise, one pattern per shot (drawing it per frame costs
+    # more than the frame's face, and at 48x48 nobody can tell).
+    grain = make_grain(shot, look.uniform(2.0, 7.0))
 
     face_height = float(np.exp(shot.uniform(*np.log(_FACE_HEIGHT))))
     tilt = shot.uniform(-_MAX_TILT_DEGREES, _MAX_TILT_DEGREES)
@@ -234,7 +236,7 @@ def draw_clip(clip: Clip, seed: int) -> list[tuple[Image.Image, Box]]:
         face = draw_face(actor, cues, drawn, light)
         frame = background.copy()
         box = place_face(frame, face, actor, drawn, size, degrees, at)
-        frames.append((add_grain(frame, rng, grain), box))
+        frames.append((add_grain(frame, grain), box))
     return frames
 
 
@@ -285,10 +287,17 @@ def smooth_field(rng: np.random.Generator, a: np.ndarray, b: np.ndarray,
 _NOISE_OFFSET = 64  # noise is stored as uint8 around this value, then subtracted
 
 
-def add_grain(frame: Image.Image, rng: np.random.Generator, sigma: float, block: int = 4) -> Image.Image:
-    """Sensor noise in ``block`` x ``block`` squares: in a whole frame finer grain vanishes at 48x48
-    anyway and only bloats the PNG."""
-    width, height = frame.size
+def make_grain(rng: np.random.Generator, sigma: float, size: tuple[int, int] = FRAME_SIZE,
+               block: int = 4) -> Image.Image:
+    """Sensor noise of ``size`` (w, h) in ``block`` x ``block`` squares, for :func:`add_grain`.
+
+    In a whole frame finer grain vanishes at 48x48 anyway and only bloats the PNG.
+    """
+    width, height = size
     noise = rng.normal(_NOISE_OFFSET, sigma, (height // block, width // block, 3))
-    noise = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(frame.size, Image.NEAREST)
-    return ImageChops.add(frame, noise, offset=-_NOISE_OFFSET)
+    return Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").resize(size, Image.NEAREST)
+
+
+def add_grain(frame: Image.Image, grain: Image.Image) -> Image.Image:
+    """``frame`` plus the zero-mean noise of :func:`make_grain`, saturating at 0 and 255."""
+    return ImageChops.add(frame, grain, offset=-_NOISE_OFFSET)

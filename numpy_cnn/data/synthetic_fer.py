@@ -35,7 +35,7 @@ from .classes import CLASSES
 from .face_drawing import Actor, draw_face, expression_cues, place_face
 from .generated import make_once
 from .png import write_png
-from .synthetic import add_grain, smooth_field
+from .synthetic import add_grain, make_grain, smooth_field
 
 # Kaggle's FER2013 per class: training images, and test images (PublicTest + PrivateTest).
 FER2013_COUNTS = {
@@ -126,5 +126,5 @@ def draw_crop(seed: int, split: str, expression: str, index: int) -> Image.Image
     canvas = smooth_field(rng, rng.uniform(20, 235, 3), rng.uniform(20, 235, 3), (_DRAW, _DRAW))
     at = np.array([_DRAW / 2, _DRAW / 2]) + rng.uniform(-0.05, 0.05, 2) * _DRAW
     place_face(canvas, face, actor, face_height, face_height, rng.uniform(-8, 8), at)
-    canvas = add_grain(canvas, rng, rng.uniform(1.0, 6.0), block=1)
+    canvas = add_grain(canvas, make_grain(rng, rng.uniform(1.0, 6.0), (_DRAW, _DRAW), block=1))
     return canvas.convert("L").reduce(2)
