@@ -138,7 +138,8 @@ def draw_face(actor: Actor, cues: dict[str, float], face_height: float, light: f
     # shadow beneath and to the unlit side: the contrasts a face detector keys on.
     eye_y = -0.13 * a
     nose_tip = eye_y + actor.nose_length + 0.1
-    shade = 1.0 - 0.38 * np.abs(c.x[None, :]) ** 3 + light * c.x[None, :] + 0 * c.y[:, None]
+    # A shading map over the canvas (1 = the skin colour as is), built from Gaussian bumps.
+    shade = np.tile(1.0 - 0.38 * np.abs(c.x) ** 3 + light * c.x, (len(c.y), 1))
     c.shade(shade, 0.07, 0, -0.6 * a, 0.5, 0.22)
     for side in (-1, 1):
         c.shade(shade, 0.08, side * 0.5, 0.18 * a, 0.22, 0.18)
