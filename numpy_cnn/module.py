@@ -35,7 +35,9 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class Parameter:
     """A learnable array and its gradient (same shape and dtype, or ``None`` before backward).
 
-    ``requires_grad=False`` freezes it (PyTorch's flag): no gradient is computed, no step taken.
+    ``requires_grad=False`` freezes it (PyTorch's flag): no optimizer steps it, ``Linear`` and
+    ``Conv2d`` leave its ``grad`` at ``None``, and ``Sequential.backward`` stops below the
+    lowest layer that still has a trainable parameter.
     """
 
     __slots__ = ("data", "grad", "requires_grad")

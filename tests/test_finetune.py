@@ -265,3 +265,20 @@ def test_the_cli_fine_tunes_warns_when_freezing_random_weights_and_resume_keeps_
     code, out, err = cli("--resume", tmp_path / "ft", "--epochs", 3, "--cache-dir", cache, home=tmp_path)
     assert code == 0 and "epoch 3/3" in out, err
     assert json.loads((tmp_path / "ft" / "results.json").read_text())["init_from"]["arch"] == TINY_ARCH
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_frozen_batchnorm_and_conv_parameters_stay_bit_for_bit_with_every_optimizer(pretrained, tmp_path, optimizer):
+    # Random weights frozen (no --init-from): the run's first draw from its seed is the reference.
+    arch = "c4k5-bn-relu-pool4-fc16-relu"
+    config = _config(pretrained["target"], arch=arch, freeze="bn1,conv1", optimizer=optimizer, epochs=2,
+                     weight_decay=0.05)
+    train(config, tmp_path / "run", home=tmp_path, cache_dir=None, log=None)
+    start = build_model(arch, rng=np.random.default_rng(config.seed)).state_dict()
+    tuned = load_checkpoint(tmp_path / "run")
+    for name in ("conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias"):
+        assert tuned.model[name].tobytes() == start[name].tobytes(), name
+    assert not np.array_equal(tuned.model["fc1.weight"], start["fc1.weight"])
+    # PyTorch's semantics: requires_grad does not stop BatchNorm's running statistics in training mode.
+    assert not np.array_equal(tuned.model["bn1.running_mean"], start["bn1.running_mean"])
+    assert config.freeze == "conv1,bn1"

@@ -23,11 +23,16 @@ weights stay bit for bit the same. The gradients nothing needs are not computed:
 
 * a frozen ``Linear`` skips its ``dW`` and ``db``. A frozen ``Conv2d`` with
   trainable layers below it must still pass ``dx`` down; the direct kernel
-  computes ``dW`` in the same pass, so there ``dW`` is only dropped;
+  computes ``dW`` in the same pass, so there ``dW`` is only dropped. A frozen
+  ``BatchNorm`` there computes its two small gradients, which the optimizers skip;
 * below the lowest trainable layer nothing learns: ``Sequential.backward``
   does not call those layers, and the lowest trainable layer skips its input
   gradient (``needs_input_grad = False``, as the first conv always does).
   With ``conv1,conv2`` frozen, backward runs fc3, fc2 and fc1 only.
+
+A frozen BatchNorm keeps its weight and bias, but in training mode its running
+statistics still follow the new data, as in PyTorch (``requires_grad`` does not
+touch buffers): they are statistics of the inputs, not learnt weights.
 
 Freezing without ``--init-from`` fixes the *random* initial weights. That is
 allowed (a random-features baseline), and the run prints a warning.
