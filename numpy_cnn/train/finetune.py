@@ -213,10 +213,7 @@ def prepare(model: Sequential, config: "TrainConfig", ckpt: Checkpoint | None,
         origin = ckpt.meta.get("init_from")
     elif config.init_from:
         origin = init_from(model, config.init_from)
-        accuracy = origin["test_accuracy"]
-        log(f"init: weights of {origin['path']} ({origin['arch'] or 'no arch stored'}, "
-            f"{origin['epochs'] or '?'} epochs" + (f", test {100 * accuracy:.1f}%" if accuracy is not None else "")
-            + ")")
+        log(f"init: weights of {origin['path']} ({_described(origin)})")
     else:
         origin = None
     if config.freeze:
@@ -227,3 +224,13 @@ def prepare(model: Sequential, config: "TrainConfig", ckpt: Checkpoint | None,
         if not config.init_from and ckpt is None:
             log(f"warning: --freeze without --init-from keeps {config.freeze} at their random initial weights")
     return origin
+
+
+def _described(origin: dict) -> str:
+    """``"c6k5-...-relu, 30 epochs, test 72.9%"``: what the source's metadata says of it."""
+    parts = [origin["arch"] or "no arch stored"]
+    if origin["epochs"] is not None:
+        parts.append(f"{origin['epochs']} epochs")
+    if origin["test_accuracy"] is not None:
+        parts.append(f"test {100 * origin['test_accuracy']:.1f}%")
+    return ", ".join(parts)
