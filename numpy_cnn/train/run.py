@@ -25,7 +25,7 @@ import numpy as np
 
 from ..arch import build_model
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from ..data import CLASSES, Dataset, MeanSubtraction, to_float
+from ..data import CLASSES, Dataset, MeanSubtraction
 from ..data.leakage import leakage_report
 from ..errors import UserError
 from ..loss import cross_entropy
@@ -34,7 +34,7 @@ from ..module import Sequential
 from ..optim import Optimizer, build_optimizer
 from .config import IN_CHANNELS, TrainConfig
 from .finetune import prepare as prepare_finetune
-from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
+from .loop import Diverged, epoch_inputs, evaluate, lazy_network_input, train_epoch
 from .progress import epoch_line
 from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
 from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_json,
@@ -130,8 +130,9 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
                              config.group_by)
     say(leakage["line"])
-    x_train = to_float(ds.x_train)
-    x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
+    # Kept as uint8: each block of inputs is made float as a step needs it (see loop.py).
+    x_train = ds.x_train
+    x_test = lazy_network_input(ds.x_test, mean, IN_CHANNELS)
     compile_seconds = _warm_up(model, x_train, ds.y_train, x_test, ds.y_test, mean, config)
     if compile_seconds > 1.0:
         say(f"numba: kernels compiled in {compile_seconds:.1f}s (cached on disk: next time it is instant)")
@@ -206,8 +207,8 @@ def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test
     t0 = time.perf_counter()
     model.eval()
     # Images and labels of the same set: a training set of one image has one label.
-    epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
-                 rotation=config.rotation, augment=config.augment)
+    np.asarray(epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
+                            rotation=config.rotation, augment=config.augment)[0])
     model.backward(cross_entropy(model.forward(x_test[:2]), y_test[:2])[1])
     return time.perf_counter() - t0
 
