@@ -26,12 +26,14 @@ NumPy reference took 35-65 ms.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..data import MeanSubtraction, to_float, to_network_input
 from ..data.augment import draw_flips_and_angles, flip_rotate
+from .. import loss as losses   # the background compile calls it by module: a test may patch ours
 from ..loss import cross_entropy
 from ..module import Module
 from ..optim import Optimizer
@@ -128,6 +130,33 @@ def epoch_inputs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, mean: M
         flip = np.concatenate([f for f, _ in draws]) if draws else np.zeros(0, bool)
         degrees = np.concatenate([d for _, d in draws]) if draws else np.zeros(0)
     return EpochImages(x, order, flip, degrees, mean, channels), y[order]
+
+
+def compile_in_background(model: Module, optimizer: SGD, image_shape: tuple[int, int, int],
+                          augment: bool = True) -> threading.Thread:
+    """Start compiling the numba kernels a training step of this model needs, in a daemon thread.
+
+    ``model`` and ``optimizer`` are throwaway copies (built like the run's);
+    one step on two zero images of ``image_shape`` (C, H, W) and one
+    augmentation make numba compile every kernel (or load it from its disk
+    cache) while the main thread reads or generates the data. A fresh clone's
+    first run spent 13 s compiling after the data was ready; much of that now
+    overlaps. numba compiles under one lock, so the run's own warm-up simply
+    waits for whatever is left. Any error is left for that warm-up to report.
+    """
+    def work() -> None:
+        try:
+            x = np.zeros((2,) + tuple(image_shape), np.float32)
+            model.backward(losses.cross_entropy(model.forward(x), np.zeros(2, np.int64))[1])
+            optimizer.step()
+            if augment:
+                flip_rotate(x[:, 0], np.ones(2, bool), np.ones(2))
+        except Exception:   # the warm-up in the main thread meets it again and reports it
+            pass
+
+    thread = threading.Thread(target=work, name="numba-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 class Diverged(ArithmeticError):

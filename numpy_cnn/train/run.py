@@ -34,7 +34,7 @@ from ..module import Sequential
 from ..optim import Optimizer, build_optimizer
 from .config import IN_CHANNELS, TrainConfig
 from .finetune import prepare as prepare_finetune
-from .loop import Diverged, epoch_inputs, evaluate, lazy_network_input, train_epoch
+from .loop import Diverged, compile_in_background, epoch_inputs, evaluate, lazy_network_input, train_epoch
 from .progress import epoch_line
 from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
 from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_json,
@@ -112,6 +112,9 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     origin = prepare_finetune(model, config, ckpt, say)   # before the data: a bad --init-from costs nothing
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
+    # numba compiles (or loads) the kernels in another thread while the data is read or generated.
+    compile_in_background(*_model_optimizer_rng(config, None)[:2], (IN_CHANNELS, config.image_size, config.image_size),
+                          config.augment)
     if ckpt is None:
         ds = load_new_run_data(config, out, home, cache_dir)
         mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
