@@ -23,6 +23,7 @@ Writes ``benchmarks/results/bench_fer_scale.json``.
 import _common  # noqa: F401  (sets the BLAS threads before NumPy loads)
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def epoch_ratio(batch, rounds, torch):
 def peak_memory(batch):
     """Peak RSS (MB) of ``train_numpy.py`` for one epoch on the generated CSVs: parsing run, then cached run."""
     x, y, xt, yt = fer_sized()
-    script = [str(ROOT / "train_numpy.py")]
+    script = [sys.executable, str(ROOT / "train_numpy.py")]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_csv(tmp / "train.csv", x, y)

@@ -25,6 +25,11 @@ What each figure includes, on both sides:
 * **inference**: images per second of a forward pass over the 540 images in
   batches of 256.
 
+It prints the vector width the kernels use (read from freshly compiled code,
+see ``numpy_cnn/kernels/_cpu.py``) and where a batch-64 step's time goes:
+each layer type's forward + backward (conv, pool, relu, FC), the loss, the
+SGD step and the step's share of building the epoch's inputs (data).
+
 Then the BatchNorm net (issue #11): the paper's net with ``BatchNorm2d``
 after each conv, its full epoch against the same net without BatchNorm (goal:
 at most 1.3x) and against PyTorch's same BN net (goal: at or below 1).
