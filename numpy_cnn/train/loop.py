@@ -132,7 +132,7 @@ def epoch_inputs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, mean: M
     return EpochImages(x, order, flip, degrees, mean, channels), y[order]
 
 
-def compile_in_background(model: Module, optimizer: SGD, image_shape: tuple[int, int, int],
+def compile_in_background(model: Module, optimizer: Optimizer, image_shape: tuple[int, int, int],
                           augment: bool = True) -> threading.Thread:
     """Start compiling the numba kernels a training step of this model needs, in a daemon thread.
 
