@@ -92,7 +92,28 @@ def machine():
     except ImportError:
         info["torch"] = None
     info["load_average"] = os.getloadavg()
+    info.update(vector_width())
     return info
+
+
+def vector_width():
+    """The SIMD width the kernels use here, read from freshly compiled code (see numpy_cnn/kernels/_cpu.py).
+
+    ``numba_default_bits`` is what plain ``numba.njit`` code gets on this CPU:
+    256 on Intel's AVX-512 server cores, whose LLVM tuning prefers 256 bits.
+    """
+    import llvmlite.binding as ll
+    from numba.core import config
+    from numba.core.registry import CPUDispatcher
+    from numpy_cnn.kernels._cpu import probe_vector_bits
+    return {"llvm_cpu": config.CPU_NAME or ll.get_host_cpu_name(),
+            "kernel_vector_bits": probe_vector_bits(), "numba_default_bits": probe_vector_bits(CPUDispatcher)}
+
+
+def vector_line(info):
+    """One line naming the vector width in use, from :func:`machine`'s facts."""
+    return (f"vector width in use: {info['kernel_vector_bits']}-bit FMAs in the kernels "
+            f"(LLVM CPU {info['llvm_cpu']}; plain numba.njit code here: {info['numba_default_bits']}-bit)")
 
 
 def write_json(name, payload):

@@ -25,6 +25,11 @@ What each figure includes, on both sides:
 * **inference**: images per second of a forward pass over the 540 images in
   batches of 256.
 
+It prints the vector width the kernels use (read from freshly compiled code,
+see ``numpy_cnn/kernels/_cpu.py``) and where a batch-64 step's time goes:
+each layer type's forward + backward (conv, pool, relu, FC), the loss, the
+SGD step and the step's share of building the epoch's inputs (data).
+
 Then the BatchNorm net (issue #11): the paper's net with ``BatchNorm2d``
 after each conv, its full epoch against the same net without BatchNorm (goal:
 at most 1.3x) and against PyTorch's same BN net (goal: at or below 1).
@@ -47,13 +52,14 @@ import tempfile
 
 import numpy as np
 
-from _common import ROOT, fmt, interleaved, machine, set_threads, write_json
+from _common import ROOT, fmt, interleaved, machine, set_threads, vector_line, write_json
 from numpy_cnn.arch import build_model
-from numpy_cnn.data import MeanSubtraction
+from numpy_cnn.data import MeanSubtraction, to_float
 from numpy_cnn.loss import cross_entropy
 from numpy_cnn.models import paper_net
 from numpy_cnn.optim import SGD
-from numpy_cnn.train.loop import AUGMENT_CHUNK, epoch_inputs, network_input, predict_logits, train_epoch
+from numpy_cnn.train.loop import (AUGMENT_CHUNK, epoch_inputs, lazy_network_input, network_input,
+                                  predict_logits, train_epoch)
 
 N_TRAIN, N_TEST, SIDE, CLASSES = 540, 135, 48, 7
 
@@ -67,13 +73,14 @@ def data(seed=0):
 
 class Ours:
     def __init__(self, x, y, xt, yt, batch):
-        self.x, self.y, self.yt, self.batch = x, y, yt, batch
+        self.x, self.y, self.xt_images, self.yt, self.batch = x, y, xt, yt, batch
         self.model = paper_net(rng=np.random.default_rng(1))
         self.opt = SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
         self.mean = MeanSubtraction.fit(x)
         self.rng = np.random.default_rng(2)
-        self.xt = network_input(xt, self.mean)
-        self.fixed = epoch_inputs(x, y, np.random.default_rng(3), self.mean)
+        self.xt = lazy_network_input(xt, self.mean)           # as train_numpy.py: built per block
+        x_fixed, y_fixed = epoch_inputs(x, y, np.random.default_rng(3), self.mean)
+        self.fixed = np.asarray(x_fixed), y_fixed             # the model-only epoch builds nothing
 
     def model_only(self):
         train_epoch(self.model, self.opt, *self.fixed, self.batch)
@@ -104,11 +111,14 @@ class Torch:
                 p.copy_(torch.from_numpy(q.data))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
         self.x = torch.from_numpy(ours.x)
+        if self.x.dtype == torch.uint8:                      # as ours: float in [0, 1] when used
+            self.x = self.x.float() / 255
         self.y, self.yt = torch.from_numpy(ours.y), torch.from_numpy(ours.yt)
-        self.xt = torch.from_numpy(ours.xt)
         self.fixed = tuple(torch.from_numpy(a) for a in ours.fixed)
         self.mean = float(ours.mean.mean)
         self.rng = np.random.default_rng(2)
+        # Test inputs prepared once (minus the mean, 3 channels), as a torch script would keep them.
+        self.xt = torch.from_numpy(network_input(_float(ours.xt_images), ours.mean))
 
     def steps(self, x, y):
         torch, tf, b = self.torch, self.tf, self.ours.batch
@@ -127,9 +137,10 @@ class Torch:
     def epoch_inputs(self):
         """Permute, flip, rotate (same draws as ours), minus the mean, 3 channels."""
         torch, tf, rng = self.torch, self.tf, self.rng
-        order = rng.permutation(N_TRAIN)
-        out = torch.empty((N_TRAIN, 3, SIDE, SIDE))
-        for start in range(0, N_TRAIN, AUGMENT_CHUNK):
+        n_train = len(self.y)
+        order = rng.permutation(n_train)
+        out = torch.empty((n_train, 3) + tuple(self.x.shape[1:]))
+        for start in range(0, n_train, AUGMENT_CHUNK):
             chunk = self.x[torch.from_numpy(order[start:start + AUGMENT_CHUNK])][:, None]   # (n, 1, H, W)
             n = len(chunk)
             flip = torch.from_numpy(rng.random(n) < 0.5)
@@ -152,17 +163,63 @@ class Torch:
     def with_test(self):
         self.full()
         with self.torch.no_grad():
-            self.tf.cross_entropy(self.model(self.xt_net()), self.yt)
-
-    def xt_net(self):
-        if not hasattr(self, "_xt"):
-            self._xt = self.torch.from_numpy(self.ours.xt)
-        return self._xt
+            logits = self.torch.cat([self.model(self.xt[i:i + 256]) for i in range(0, len(self.xt), 256)])
+            self.tf.cross_entropy(logits, self.yt)
 
     def infer(self):
         with self.torch.no_grad():
-            for i in range(0, N_TRAIN, 256):
+            for i in range(0, len(self.fixed[0]), 256):
                 self.model(self.fixed[0][i:i + 256])
+
+
+def _float(x):
+    """uint8 images -> float32 in [0, 1] (as the trainer converts them); float ones as they are."""
+    return to_float(x) if x.dtype == np.uint8 else x
+
+
+PARTS = {"Conv2d": "conv", "MaxPool2d": "pool", "Linear": "FC", "ReLU": "relu"}
+
+
+def step_split(batch, rounds):
+    """Milliseconds per training step of each part, at ``batch``: {part: median ms over ``rounds`` epochs}.
+
+    Times every layer's forward and backward separately (``conv``, ``pool``,
+    ``FC``, ``relu``, ``other`` for Flatten), the loss, the SGD step, and the
+    step's share of building the epoch's inputs (``data``: permutation,
+    flip + rotate, mean, 3 channels, timed over the epoch and divided by its
+    steps). Each part's median over the epochs of the run; timing each call
+    adds ~1 us per call.
+    """
+    import time
+    x, y, _, _ = data()
+    ours = Ours(x, y, x[:1], y[:1], batch)
+    model, opt, mean, rng = ours.model, ours.opt, ours.mean, ours.rng
+    layers = [(PARTS.get(type(m).__name__, "other"), m) for m in model.layers]
+    per_round = []
+    for _ in range(rounds + 1):                          # the first epoch is a warm-up
+        parts = dict.fromkeys(["data", "conv", "pool", "relu", "FC", "other", "loss", "SGD"], 0.0)
+        t = time.perf_counter()
+        xe, ye = epoch_inputs(x, y, rng, mean)
+        batches = [xe[s:s + batch] for s in range(0, len(ye), batch)]
+        parts["data"] += time.perf_counter() - t
+        for k, xb in enumerate(batches):
+            yb = ye[k * batch:(k + 1) * batch]
+            for part, m in layers:
+                t = time.perf_counter()
+                xb = m.forward(xb)
+                parts[part] += time.perf_counter() - t
+            t = time.perf_counter()
+            _, g = cross_entropy(xb, yb)
+            parts["loss"] += time.perf_counter() - t
+            for part, m in reversed(layers):
+                t = time.perf_counter()
+                g = m.backward(g)
+                parts[part] += time.perf_counter() - t
+            t = time.perf_counter()
+            opt.step()
+            parts["SGD"] += time.perf_counter() - t
+        per_round.append({k: 1e3 * v / len(batches) for k, v in parts.items()})
+    return {k: float(np.median([r[k] for r in per_round[1:]])) for k in per_round[0]}
 
 
 def epochs(batches, rounds, torch):
@@ -303,12 +360,17 @@ def main():
     args = ap.parse_args()
     torch = set_threads(args.threads)
     payload = {"machine": machine(), "threads": args.threads, "rounds": args.rounds}
+    print(vector_line(payload["machine"]))
     print(f"threads={args.threads} (numba, torch), OpenBLAS 1; {N_TRAIN} train / {N_TEST} test images; "
           f"median ms of {args.rounds} alternating epochs; ratio = median of per-round ours / torch\n")
     print("|  N | what       | ours ms  | torch ms | ratio |")
     print("|---:|------------|---------:|---------:|------:|")
     if not args.batchnorm_only:
         payload["epochs"] = epochs(args.batch, args.rounds, torch)
+        payload["step_split_batch64"] = split = step_split(64, args.rounds)
+        total = sum(split.values())
+        print(f"\nwhere a batch-64 step's time goes (ms per step, {total:.2f} ms in all): "
+              + ", ".join(f"{k} {v:.3f} ({100 * v / total:.0f}%)" for k, v in split.items()))
     print(f"\nBatchNorm after each conv ({BN_ARCH}), full epoch, median ms; ratios: median per round\n")
     print("|  N | plain ms | BN ms    | torch BN | BN / plain | BN / torch BN |")
     print("|---:|---------:|---------:|---------:|-----------:|--------------:|")

@@ -87,6 +87,29 @@ def random_rotation(x: np.ndarray, rng: np.random.Generator, degrees: float = 10
 METHODS = ("reference", "numba")
 
 
+def draw_flips_and_angles(n: int, rng: np.random.Generator, max_degrees: float = 10.0, flip_p: float = 0.5
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The random draws of :func:`augment` for n images: (flip (n,) bool, degrees (n,) float64).
+
+    n flip draws, then n angles, in that order (as :func:`random_horizontal_flip`
+    then :func:`random_rotation` draw them), so drawing first and transforming
+    later gives the same images and leaves the Generator in the same state.
+    """
+    flip = rng.random(n) < flip_p
+    return flip, rng.uniform(-max_degrees, max_degrees, n)
+
+
+def flip_rotate(x: np.ndarray, flip: np.ndarray, degrees: np.ndarray, method: str = "numba") -> np.ndarray:
+    """Mirror the images where ``flip`` is True, then rotate each by its angle: (N, [C,] H, W) -> float32, same shape."""
+    if method == "reference":
+        x = np.array(x, dtype=np.float32)  # copy: the caller's array is never modified
+        x[flip] = x[flip][..., ::-1]
+        return rotate(x, degrees)
+    if method != "numba":
+        raise ValueError(f"augment: method must be one of {METHODS}, got {method!r}")
+    return kernels().flip_rotate(x, flip, degrees)
+
+
 def augment(x: np.ndarray, rng: np.random.Generator, max_degrees: float = 10.0, flip_p: float = 0.5,
             method: str = "numba") -> np.ndarray:
     """The paper's training augmentation: random horizontal flip, then random rotation.
@@ -100,10 +123,6 @@ def augment(x: np.ndarray, rng: np.random.Generator, max_degrees: float = 10.0, 
     Returns:
         A new float32 array shaped like ``x``.
     """
-    if method == "reference":
-        return random_rotation(random_horizontal_flip(x, rng, flip_p), rng, max_degrees)
-    if method != "numba":
+    if method not in METHODS:
         raise ValueError(f"augment: method must be one of {METHODS}, got {method!r}")
-    flip = rng.random(len(x)) < flip_p                      # the draws of random_horizontal_flip
-    degrees = rng.uniform(-max_degrees, max_degrees, len(x))   # and of random_rotation, in order
-    return kernels().flip_rotate(x, flip, degrees)
+    return flip_rotate(x, *draw_flips_and_angles(len(x), rng, max_degrees, flip_p), method)

@@ -18,16 +18,26 @@ Floating-point flags (``fastmath``) are a set chosen per kernel:
   end). The result differs from a left-to-right sum only by rounding.
 
 Neither set includes ``nnan``/``ninf``: NaN and inf still propagate as in NumPy.
+
+Kernels compile through :class:`numpy_cnn.kernels._cpu.KernelDispatcher`
+rather than ``numba.njit``'s dispatcher: the same compiler, with a code
+generator of their own that lets AVX-512 machines use 512-bit vectors (see
+that module for why and how). Every kernel made with :func:`jit` gets it.
 """
 
-import numba
+from numpy_cnn.kernels._cpu import KernelDispatcher
 
 CONTRACT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc"})
 
-_OPTIONS = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+_OPTIONS = dict(nopython=True, error_model="numpy", boundscheck=False, nogil=True)
 
 
 def jit(fastmath=CONTRACT, parallel=False):
-    """``numba.njit`` with the shared options above."""
-    return numba.njit(fastmath=set(fastmath), parallel=parallel, **_OPTIONS)
+    """``numba.njit`` with the shared options above, compiled by :class:`KernelDispatcher`."""
+    def compile_lazily(fn):
+        kernel = KernelDispatcher(py_func=fn, locals={},
+                                  targetoptions=dict(fastmath=set(fastmath), parallel=parallel, **_OPTIONS))
+        kernel.enable_caching()                      # cache=True
+        return kernel
+    return compile_lazily

@@ -1,40 +1,45 @@
 """One epoch of SGD and batched evaluation: the hot path of training.
 
-An epoch is prepared *before* its step loop, so the loop itself only slices
-contiguous batches out of one array and calls the model::
+An epoch's randomness is drawn *before* its step loop; its images are built
+a block at a time, as the steps reach them::
 
-    x_train (N, H, W) in [0, 1]
+    x_train (N, H, W), uint8 or float in [0, 1]
       -> permute with the run's Generator (a new order every epoch)
-      -> flip + rotate (the paper's augmentation), in chunks of AUGMENT_CHUNK images
-      -> minus the training mean, gray copied to C channels
-      -> x_epoch (N, C, H, W) float32; step s trains on x_epoch[s*B:(s+1)*B]
+      -> draw every image's flip and angle (the paper's augmentation)
+    then for each block of about BLOCK_IMAGES images, when a step first needs it:
+      -> to float, flip + rotate, minus the training mean, gray copied to C channels
+      -> (block, C, H, W) float32; step s trains on images [s*B, (s+1)*B)
 
-Augmentation runs the numba kernel (:mod:`numpy_cnn.kernels.augment`, ~5 ms
-for 540 images); the NumPy reference took 35-65 ms. The chunks of 64 date
-from the NumPy version (its temporaries stayed in cache: half the time of
-one call over 540 images). With the kernel one call is no faster, and the
-chunks keep the Generator's sequence of draws, so runs and checkpoints made
-before the kernel continue identically.
+Building the whole epoch at once needed a (N, 3, H, W) float32 copy: 794 MB
+for FER2013's 28,709 images (with the float copy of the training set, 2.16 GB
+peak). A block of 512 is 14 MB, and it is still large enough that the
+per-call costs of the augmentation kernel do not show at batch 4.
 
-All randomness (order, flips, angles) comes from the one Generator passed in,
-so the same seed gives the same epoch, and a Generator restored from a
-checkpoint continues the same sequence.
+The draws are made up front, per chunk of AUGMENT_CHUNK images (flips, then
+angles), exactly as when each chunk was augmented in turn: the same seed gives
+the same epochs as before, whatever the block or batch size, and a Generator
+restored from a checkpoint continues the same sequence. Augmentation runs the
+numba kernel (:mod:`numpy_cnn.kernels.augment`, ~5 ms for 540 images); the
+NumPy reference took 35-65 ms.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import MeanSubtraction, to_network_input
-from ..data import augment as flip_and_rotate
+from ..data import MeanSubtraction, to_float, to_network_input
+from ..data.augment import draw_flips_and_angles, flip_rotate
+from .. import loss as losses   # the background compile calls it by module: a test may patch ours
 from ..loss import cross_entropy
 from ..module import Module
 from ..optim import Optimizer
 
 AUGMENT_CHUNK = 64
+BLOCK_IMAGES = 512
 EVAL_BATCH = 256
 # The gradient norms are a diagnostic: sampling every 8th step costs ~0.3 ms
 # per epoch at batch 4 instead of ~5 ms for every step, and the mean over
@@ -51,27 +56,107 @@ def network_input(x: np.ndarray, mean: MeanSubtraction, channels: int = 3) -> np
     return to_network_input(mean(x), channels)
 
 
+class EpochImages:
+    """One epoch's training inputs, (N, C, H, W) float32, built a block at a time.
+
+    Slicing ``epoch[i:j]`` gives images i..j-1 of the epoch's order, as an
+    array; steps that go through the epoch in order build each image once.
+    ``np.asarray(epoch)`` builds all of it (for tests and small sets).
+    """
+
+    def __init__(self, x: np.ndarray, order: np.ndarray, flip: np.ndarray | None, degrees: np.ndarray | None,
+                 mean: MeanSubtraction, channels: int):
+        self._x, self._order, self._flip, self._degrees = x, order, flip, degrees
+        self._mean, self._channels = mean, channels
+        self.shape = (len(order), channels) + x.shape[1:]
+        self._block, self._lo = np.empty((0,) + self.shape[1:], np.float32), 0   # the last block built
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def build(self, lo: int, hi: int) -> np.ndarray:
+        """Images lo..hi-1 of the epoch: (hi - lo, C, H, W) float32."""
+        x = self._x[self._order[lo:hi]]
+        x = to_float(x) if x.dtype == np.uint8 else np.asarray(x, np.float32)
+        if self._flip is not None:
+            x = flip_rotate(x, self._flip[lo:hi], self._degrees[lo:hi])
+        return network_input(x, self._mean, self._channels)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            return np.asarray(self)[index]
+        lo, hi, _ = index.indices(len(self))
+        hi = max(lo, hi)
+        if not (self._lo <= lo and hi <= self._lo + len(self._block)):
+            self._lo, self._block = lo, self.build(lo, min(len(self), lo + max(BLOCK_IMAGES, hi - lo)))
+        return self._block[lo - self._lo:hi - self._lo]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.build(0, len(self))
+        return out if dtype is None else out.astype(dtype)
+
+
+def lazy_network_input(x: np.ndarray, mean: MeanSubtraction, channels: int = 3) -> EpochImages:
+    """:func:`network_input` of (N, H, W) uint8 or [0, 1] float images, built a block at a time when sliced.
+
+    For the test set: it is read in order every epoch, and keeping its
+    (N, C, H, W) float32 form whole would cost 198 MB at FER2013's size.
+    """
+    return EpochImages(x, np.arange(len(x)), None, None, mean, channels)
+
+
 def epoch_inputs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, mean: MeanSubtraction, *,
                  channels: int = 3, rotation: float = 10.0, augment: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch's shuffled (and augmented) training inputs.
+                 ) -> tuple[EpochImages, np.ndarray]:
+    """One epoch's shuffled (and augmented) training inputs; all of its random draws are made here.
 
     Args:
-        x: (N, H, W) float32 training images in [0, 1].
+        x: (N, H, W) training images, uint8 or float32 in [0, 1].
         y: (N,) int64 labels.
         rng: the run's Generator; this draws the order, then flips and angles.
 
     Returns:
-        (x_epoch (N, channels, H, W) float32, y_epoch (N,) int64), in the new order.
+        (x_epoch, y_epoch (N,) int64), in the new order. ``x_epoch`` slices like a
+        (N, channels, H, W) float32 array (:class:`EpochImages`).
     """
     order = rng.permutation(len(y))
-    out = np.empty((len(y), channels) + x.shape[1:], np.float32)
-    for start in range(0, len(y), AUGMENT_CHUNK):
-        chunk = x[order[start:start + AUGMENT_CHUNK]]
-        if augment:
-            chunk = flip_and_rotate(chunk, rng, rotation)
-        out[start:start + len(chunk)] = network_input(chunk, mean, channels)
-    return out, y[order]
+    flip = degrees = None
+    if augment:
+        draws = [draw_flips_and_angles(len(order[s:s + AUGMENT_CHUNK]), rng, rotation)
+                 for s in range(0, len(order), AUGMENT_CHUNK)]
+        flip = np.concatenate([f for f, _ in draws]) if draws else np.zeros(0, bool)
+        degrees = np.concatenate([d for _, d in draws]) if draws else np.zeros(0)
+    return EpochImages(x, order, flip, degrees, mean, channels), y[order]
+
+
+def compile_in_background(model: Module, optimizer: Optimizer, image_shape: tuple[int, int, int],
+                          augment: bool = True) -> threading.Thread:
+    """Start compiling the numba kernels a training step of this model needs, in a daemon thread.
+
+    ``model`` and ``optimizer`` are throwaway copies (built like the run's);
+    one step on two zero images of ``image_shape`` (C, H, W) and one
+    augmentation make numba compile every kernel (or load it from its disk
+    cache) while the main thread reads or generates the data. A fresh clone's
+    first run spent 13 s compiling after the data was ready; much of that now
+    overlaps. numba compiles under one lock, so the run's own warm-up simply
+    waits for whatever is left. Any error is left for that warm-up to report.
+    """
+    def work() -> None:
+        try:
+            x = np.zeros((2,) + tuple(image_shape), np.float32)
+            model.backward(losses.cross_entropy(model.forward(x), np.zeros(2, np.int64))[1])
+            optimizer.step()
+            if augment:
+                flip_rotate(x[:, 0], np.ones(2, bool), np.ones(2))
+        except Exception:   # the warm-up in the main thread meets it again and reports it
+            pass
+
+    thread = threading.Thread(target=work, name="numba-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 class Diverged(ArithmeticError):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..arch import build_model
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from ..data import CLASSES, Dataset, MeanSubtraction, to_float
+from ..data import CLASSES, Dataset, MeanSubtraction
 from ..data.leakage import leakage_report
 from ..errors import UserError
 from ..loss import cross_entropy
@@ -34,7 +34,7 @@ from ..module import Sequential
 from ..optim import Optimizer, build_optimizer
 from .config import IN_CHANNELS, TrainConfig
 from .finetune import prepare as prepare_finetune
-from .loop import Diverged, epoch_inputs, evaluate, network_input, train_epoch
+from .loop import Diverged, compile_in_background, epoch_inputs, evaluate, lazy_network_input, train_epoch
 from .progress import epoch_line
 from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
 from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_json,
@@ -112,6 +112,9 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     origin = prepare_finetune(model, config, ckpt, say)   # before the data: a bad --init-from costs nothing
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
+    # numba compiles (or loads) the kernels in another thread while the data is read or generated.
+    compile_in_background(*_model_optimizer_rng(config, None)[:2], (IN_CHANNELS, config.image_size, config.image_size),
+                          config.augment)
     if ckpt is None:
         ds = load_new_run_data(config, out, home, cache_dir)
         mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
@@ -130,8 +133,9 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
                              config.group_by)
     say(leakage["line"])
-    x_train = to_float(ds.x_train)
-    x_test = network_input(to_float(ds.x_test), mean, IN_CHANNELS)
+    # Kept as uint8: each block of inputs is made float as a step needs it (see loop.py).
+    x_train = ds.x_train
+    x_test = lazy_network_input(ds.x_test, mean, IN_CHANNELS)
     compile_seconds = _warm_up(model, x_train, ds.y_train, x_test, ds.y_test, mean, config)
     if compile_seconds > 1.0:
         say(f"numba: kernels compiled in {compile_seconds:.1f}s (cached on disk: next time it is instant)")
@@ -206,8 +210,8 @@ def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test
     t0 = time.perf_counter()
     model.eval()
     # Images and labels of the same set: a training set of one image has one label.
-    epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
-                 rotation=config.rotation, augment=config.augment)
+    np.asarray(epoch_inputs(x_train[:2], y_train[:2], np.random.default_rng(0), mean, channels=IN_CHANNELS,
+                            rotation=config.rotation, augment=config.augment)[0])
     model.backward(cross_entropy(model.forward(x_test[:2]), y_test[:2])[1])
     return time.perf_counter() - t0
 

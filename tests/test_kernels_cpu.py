@@ -1,0 +1,153 @@
+"""The kernels' CPU target: 512-bit vectors on AVX-512 machines, Intel's included.
+
+Code generation is deterministic, so these tests read the compiled assembly
+instead of timing anything. Each compiles in a fresh subprocess: numba's
+settings are read once per process, and code loaded from the on-disk cache
+cannot be inspected (so each subprocess gets an empty cache directory).
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits
+
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _run(code, tmp_path, **env):
+    """Run ``code`` in a new Python with an empty numba cache and ``env`` added; returns its last stdout line as JSON."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
+    full.update(NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"), **env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------
+# The feature string
+# ----------------------------------------------------------------------------
+
+def test_flag_appended_on_x86():
+    assert kernel_features("+avx2,+avx512f", "x86_64") == "+avx2,+avx512f,-prefer-256-bit"
+    assert kernel_features("", "x86_64") == "-prefer-256-bit"
+
+
+def test_users_own_choice_of_the_flag_is_kept():
+    for own in ("+avx512f,+prefer-256-bit", "+avx512f,-prefer-256-bit"):
+        assert kernel_features(own, "x86_64") == own
+
+
+def test_other_architectures_unchanged():
+    assert kernel_features("+neon,+sve", "aarch64") == "+neon,+sve"
+
+
+def test_counting_reads_packed_fmas_only():
+    asm = """
+        vfmadd231ps %zmm1, %zmm2, %zmm3
+        vfmadd213ps (%rax), %ymm2, %ymm3
+        vfnmadd231ps %zmm1, %zmm2, %zmm3
+        vfmadd231ss %xmm1, %xmm2, %xmm3
+        vmulps %zmm1, %zmm2, %zmm3
+    """
+    assert packed_fma_widths(asm) == {"zmm": 2, "ymm": 1}
+    assert vector_bits(asm) == 512
+    assert vector_bits("vfmadd231ps %ymm0, %ymm1, %ymm2") == 256
+    assert vector_bits("vaddps %zmm0, %zmm1, %zmm2") == 0
+
+
+# ----------------------------------------------------------------------------
+# Intel's code generation, on any x86 machine
+# ----------------------------------------------------------------------------
+
+PROBE = """
+import json
+from numba.core.registry import CPUDispatcher
+from numpy_cnn.kernels._cpu import probe_vector_bits
+print(json.dumps({"kernels": probe_vector_bits(), "plain_numba": probe_vector_bits(CPUDispatcher)}))
+"""
+
+# An AVX-512 feature set given explicitly, so the code can be *compiled* (never
+# run) for an Intel server core on an x86 host without AVX-512 too.
+INTEL = dict(NUMBA_CPU_NAME="sapphirerapids",
+             NUMBA_CPU_FEATURES="+avx,+avx2,+fma,+f16c,+avx512f,+avx512cd,+avx512bw,+avx512dq,+avx512vl")
+
+
+@pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
+def test_intel_avx512_target_gets_512_bit_fmas(tmp_path):
+    widths = _run(PROBE, tmp_path, **INTEL)
+    # Plain numba code keeps LLVM's Intel tuning (256-bit): the tuning is in play
+    # and this process's other numba code is left alone; the kernels get 512 bits.
+    assert widths == {"kernels": 512, "plain_numba": 256}
+
+
+@pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
+def test_users_prefer_256_bit_is_honoured(tmp_path):
+    own = dict(INTEL, NUMBA_CPU_FEATURES=INTEL["NUMBA_CPU_FEATURES"] + ",+prefer-256-bit")
+    assert _run(PROBE, tmp_path, **own) == {"kernels": 256, "plain_numba": 256}
+
+
+# ----------------------------------------------------------------------------
+# The real hot kernels, on a host with AVX-512
+# ----------------------------------------------------------------------------
+
+HOT = """
+import inspect
+import json
+import numpy as np
+import numpy_cnn.kernels as K
+from numpy_cnn.kernels import _cpu
+
+rng = np.random.default_rng(0)
+f = lambda *s: rng.standard_normal(s).astype(np.float32)
+x, w = f(2, 3, 48, 48), f(6, 3, 5, 5)
+y = K.conv2d_forward(x, w, f(6))
+K.conv2d_backward(y, x, w)
+p, a = K.maxpool2d_forward(y, 2)
+K.maxpool2d_backward(p, a, y.shape, 2)
+K.relu_backward(y, K.relu_forward(y))
+K.cross_entropy(f(4, 7), np.arange(4))
+K.sgd_step([f(40)], [f(40)], [f(40)], [False], 0.01, momentum=0.9)
+K.flip_rotate(f(2, 48, 48), np.ones(2, bool), np.ones(2))
+
+report = {}
+for mod in [m for m in vars(K).values() if inspect.ismodule(m) and m.__name__.startswith("numpy_cnn.kernels.")]:
+    for name, fn in vars(mod).items():
+        if isinstance(fn, _cpu.KernelDispatcher):
+            for sig in fn.signatures:
+                asm = fn.inspect_asm(sig)
+                lines = asm.splitlines()
+                report[f"{mod.__name__}.{name}{sig}"] = {
+                    "fma": dict(_cpu.packed_fma_widths(asm)),
+                    "zmm_lines": sum("%zmm" in s for s in lines),
+                    "ymm_lines": sum("%ymm" in s and "%zmm" not in s for s in lines)}
+print(json.dumps(report))
+"""
+
+
+def _host_has_avx512():
+    import llvmlite.binding as ll
+    try:
+        return bool(ll.get_host_cpu_features().get("avx512f"))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not X86 or not _host_has_avx512(), reason="needs an x86 host with AVX-512")
+@pytest.mark.parametrize("cpu_name", [None, "sapphirerapids"])
+def test_hot_kernels_use_512_bit_vectors(tmp_path, cpu_name):
+    """Host tuning, and Intel's (on this host's features, so running it is safe)."""
+    report = _run(HOT, tmp_path, **({"NUMBA_CPU_NAME": cpu_name} if cpu_name else {}))
+    with_fma = {k: v["fma"] for k, v in report.items() if v["fma"]}
+    assert any("conv" in k for k in with_fma), report     # the convolution loops are FMAs
+    for kernel, fma in with_fma.items():
+        assert fma.get("zmm", 0) > fma.get("ymm", 0), (kernel, fma)
+    vector = {k: v for k, v in report.items() if v["zmm_lines"] + v["ymm_lines"] > 0}
+    for part in ("pool", "relu", "sgd", "augment"):
+        assert any(part in k for k in vector), (part, report)
+    for kernel, v in vector.items():
+        assert v["zmm_lines"] > 0, (kernel, v)
