@@ -1,6 +1,16 @@
 """Per-layer speed: conv1, conv2, pool1, pool2 of the paper's network, forward and forward+backward.
 
     /work/venv/bin/python benchmarks/bench_conv.py [--reps 60] [--threads 2] [--batch 4 64]
+    /work/venv/bin/python benchmarks/bench_conv.py --grid [--methods] [--reps 30]
+
+``--grid`` times the conv grid of issue 13 instead (see :data:`GRID`): the
+paper's two layers, 3x3 padding-1 layers at four channel pairs on three input
+sizes, one 3x3 stride-2 layer and one 1x1 layer, each forward and
+forward+backward, ours (``method=None``, the shape's dispatched method) against
+torch, and prints the geometric mean of the ratios and the worst cell.
+``--methods`` adds every forced method of ``Conv2d.METHODS`` as a column (what
+the dispatch rule in :mod:`numpy_cnn.layers.conv` was learnt from). Writes
+``benchmarks/results/bench_conv_grid.json``.
 
 For each layer, pass and batch it times, in interleaved rounds (see
 ``_common.interleaved``):
@@ -27,6 +37,7 @@ import numpy as np
 
 from _common import fmt, interleaved, machine, set_threads, write_json
 from numpy_cnn.layers import Conv2d, MaxPool2d
+from numpy_cnn.layers.conv import METHODS
 from numpy_cnn.naive import conv2d_naive, maxpool2d_naive
 
 LAYERS = {   # name: (kind, in channels, out channels, input side)
@@ -87,13 +98,104 @@ def cases(name, batch, torch, rng):
     yield "fwd+bwd", both
 
 
+# The grid: name: (C_in, C_out, input side, kernel, stride, padding). A layer
+# with C_in = 3 is a first layer (its input is data), so no input gradient.
+GRID = {
+    "paper conv1 5x5": (3, 6, 48, 5, 1, 0),
+    "paper conv2 5x5": (6, 16, 22, 5, 1, 0),
+    **{f"3x3p1 {c}->{f} {side}^2": (c, f, side, 3, 1, 1)
+       for side in (48, 24, 12) for c, f in ((3, 16), (16, 32), (32, 64), (64, 64))},
+    "3x3s2p1 32->64 24^2": (32, 64, 24, 3, 2, 1),
+    "1x1 64->128 12^2": (64, 128, 12, 1, 1, 0),
+}
+
+
+def grid_cases(spec, batch, torch, methods, rng):
+    """Yield (pass, {candidate: fn}) for one grid layer: ours by dispatch, forced methods, torch."""
+    c, f, side, k, s, p = spec
+    need_dx = c != 3
+    x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
+    layers = {"ours": Conv2d(c, f, k, s, p, rng=0, needs_input_grad=need_dx)}
+    for m in methods:
+        layers[m] = Conv2d(c, f, k, s, p, rng=0, method=m, needs_input_grad=need_dx)
+    g = rng.standard_normal(layers["ours"].forward(x).shape).astype(np.float32)
+
+    def fb(layer):
+        def run():
+            layer.forward(x)
+            layer.backward(g)
+        return run
+
+    fwd = {name: (lambda layer=layer: layer.forward(x)) for name, layer in layers.items()}
+    both = {name: fb(layer) for name, layer in layers.items()}
+    if torch is not None:
+        import torch.nn.functional as tf
+        tx = torch.from_numpy(x).requires_grad_(need_dx)
+        tg = torch.from_numpy(g)
+        tw = torch.from_numpy(layers["ours"].weight.data.copy()).requires_grad_(True)
+        tb = torch.from_numpy(layers["ours"].bias.data.copy()).requires_grad_(True)
+
+        def torch_fwd():
+            with torch.no_grad():
+                tf.conv2d(tx, tw, tb, s, p)
+
+        def torch_fb():
+            for t in (tx, tw, tb):
+                t.grad = None
+            tf.conv2d(tx, tw, tb, s, p).backward(tg)
+
+        fwd["torch"], both["torch"] = torch_fwd, torch_fb
+    yield "fwd", fwd, layers["ours"].method
+    yield "fwd+bwd", both, layers["ours"].method
+
+
+def run_grid(args, torch):
+    methods = [m for m in METHODS if m != "reference"] if args.methods else []
+    rng = np.random.default_rng(0)
+    rows, ratios = [], []
+    print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms of {args.reps} "
+          f"interleaved rounds; ratio = ours / torch (median of per-round ratios)\n")
+    extra = "".join(f" {m} ms |" for m in methods)
+    print(f"|  N | layer | pass | method | ours ms | torch ms | ratio |{extra}")
+    print("|---:|-------|------|--------|--------:|---------:|------:|" + "---:|" * len(methods))
+    for batch in args.batch:
+        for name, spec in GRID.items():
+            if args.only not in name:
+                continue
+            for pass_, fns, method in grid_cases(spec, batch, torch, methods, rng):
+                res = interleaved(fns, args.reps, baseline="torch" if torch else None)
+                ratio = res["ours"].get("ratio")
+                if ratio is not None:
+                    ratios.append(ratio)
+                rows.append({"batch": batch, "layer": name, "shape": spec, "pass": pass_,
+                             "method": method, **res})
+                extra = "".join(f" {res[m]['ms']:.3f} |" for m in methods)
+                print(f"| {batch:>2} | {name} | {pass_} | {method} | {res['ours']['ms']:.3f} | "
+                      f"{fmt(res.get('torch', {}).get('ms'))} | {fmt(ratio, 2)} |{extra}", flush=True)
+    summary = {}
+    if ratios:
+        summary = {"geomean_ratio": float(np.exp(np.mean(np.log(ratios)))), "max_ratio": float(max(ratios)),
+                   "cells": len(ratios)}
+        print(f"\n{len(ratios)} cells: geometric mean ours/torch {summary['geomean_ratio']:.2f}, "
+              f"worst {summary['max_ratio']:.2f}")
+    path = write_json("bench_conv_grid", {"machine": machine(), "threads": args.threads, "reps": args.reps,
+                                          "summary": summary, "rows": rows})
+    print(f"wrote {path}")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=60, help="timed rounds per case (default 60)")
     ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
     ap.add_argument("--batch", type=int, nargs="*", default=[4, 64])
+    ap.add_argument("--grid", action="store_true", help="time the conv grid (see GRID) instead")
+    ap.add_argument("--methods", action="store_true", help="with --grid: also time every forced method")
+    ap.add_argument("--only", default="", help="with --grid: only layers whose name contains this")
     args = ap.parse_args()
     torch = set_threads(args.threads)
+    if args.grid:
+        return run_grid(args, torch)
     rng = np.random.default_rng(0)
     rows = []
     print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms of {args.reps} "

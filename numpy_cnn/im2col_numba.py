@@ -50,6 +50,8 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: int = 1, padding: int
     """x: (N, C, H, W) -> cols: (N, C*kH*kW, H'*W'). See :func:`numpy_cnn.im2col.im2col_reference`."""
     n, c, h, w = x.shape
     kh, kw = kernel
+    if (kh, kw, stride, padding) == (1, 1, 1, 0):
+        return np.ascontiguousarray(x).reshape(n, c, h * w)   # a 1x1 kernel's columns are the image
     ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
     cols = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)
@@ -62,6 +64,8 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     """cols: (N, C*kH*kW, H'*W') -> dx: (N, C, H, W). See :func:`numpy_cnn.im2col.col2im_reference`."""
     n, c, h, w = x_shape
     kh, kw = kernel
+    if (kh, kw, stride, padding) == (1, 1, 1, 0):
+        return cols.reshape(x_shape)                          # no overlaps to sum
     ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
     dxp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     _col2im_kernel(np.ascontiguousarray(cols), kh, kw, stride, ho, wo, dxp)

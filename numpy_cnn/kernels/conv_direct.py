@@ -138,6 +138,26 @@ def _correlate_flat(x, w, row_len, n_out, acc, nz_lo, nz_hi):
                         a0[j] = a0[j] + p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3 + p4 * x4
                         a1[j] = a1[j] + q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3 + q4 * x4
                     kx += 5
+                if kx + 3 <= KW:                     # three taps per pass (3x3 kernels)
+                    shift = ky * row_len + kx
+                    j_lo = min(max(nz_lo - shift - 2, 0), n_out)
+                    j_hi = max(min(nz_hi - shift, n_out), j_lo)
+                    a0 = acc[o, j_lo:j_hi]
+                    a1 = acc[o + 1, j_lo:j_hi]
+                    s = x[i, shift + j_lo:shift + j_hi + 2]
+                    p0 = w[o, i, ky, kx]
+                    p1 = w[o, i, ky, kx + 1]
+                    p2 = w[o, i, ky, kx + 2]
+                    q0 = w[o + 1, i, ky, kx]
+                    q1 = w[o + 1, i, ky, kx + 1]
+                    q2 = w[o + 1, i, ky, kx + 2]
+                    for j in range(j_hi - j_lo):
+                        x0 = s[j]
+                        x1 = s[j + 1]
+                        x2 = s[j + 2]
+                        a0[j] = a0[j] + p0 * x0 + p1 * x1 + p2 * x2
+                        a1[j] = a1[j] + q0 * x0 + q1 * x1 + q2 * x2
+                    kx += 3
                 while kx < KW:                       # leftover taps, one per pass
                     shift = ky * row_len + kx
                     j_lo = min(max(nz_lo - shift, 0), n_out)
@@ -214,6 +234,33 @@ def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
                     dw[o + 1, i, ky, kx + 3] = q3
                     dw[o + 1, i, ky, kx + 4] = q4
                     kx += 5
+                if kx + 3 <= KW:
+                    p0 = dw[o, i, ky, kx]
+                    p1 = dw[o, i, ky, kx + 1]
+                    p2 = dw[o, i, ky, kx + 2]
+                    q0 = dw[o + 1, i, ky, kx]
+                    q1 = dw[o + 1, i, ky, kx + 1]
+                    q2 = dw[o + 1, i, ky, kx + 2]
+                    s = row[kx:kx + n_out + 2]
+                    for j in range(n_out):
+                        u = g0[j]
+                        v = g1[j]
+                        x0 = s[j]
+                        x1 = s[j + 1]
+                        x2 = s[j + 2]
+                        p0 += u * x0
+                        p1 += u * x1
+                        p2 += u * x2
+                        q0 += v * x0
+                        q1 += v * x1
+                        q2 += v * x2
+                    dw[o, i, ky, kx] = p0
+                    dw[o, i, ky, kx + 1] = p1
+                    dw[o, i, ky, kx + 2] = p2
+                    dw[o + 1, i, ky, kx] = q0
+                    dw[o + 1, i, ky, kx + 1] = q1
+                    dw[o + 1, i, ky, kx + 2] = q2
+                    kx += 3
                 while kx < KW:
                     p0 = dw[o, i, ky, kx]
                     q0 = dw[o + 1, i, ky, kx]

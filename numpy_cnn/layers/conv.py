@@ -14,10 +14,13 @@ multiplies followed by col2im (see :mod:`numpy_cnn.im2col` for the layout)::
 * ``"im2col"``: the same algorithm with numba unfolding and folding the columns.
 * ``"direct"``: numba direct convolution (:mod:`numpy_cnn.kernels.conv_direct`),
   which never builds the column matrix. It is 2-7x faster here: conv1's column
-  matrix at batch 64 is 37 MB and falls out of cache. Run this one.
+  matrix at batch 64 is 37 MB and falls out of cache.
+* ``"winograd"``: Winograd F(2x2, 3x3) (:mod:`numpy_cnn.kernels.winograd`),
+  3x3 kernels at stride 1 only: 16 multiplies per 2x2 outputs instead of 36,
+  as 16 GEMMs over channels.
 
-The default, ``method=None``, is ``"direct"`` for stride 1 and ``"im2col"``
-otherwise (the direct kernels compute stride s as stride 1, s*s times the work).
+The default, ``method=None``, picks one by :func:`choose_method`, a rule learnt
+from ``benchmarks/bench_conv.py --grid``; ``method=`` forces any of them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,30 @@ from ..init import as_generator, default_uniform
 from ..module import Module, Parameter
 from ._args import pair, positive
 
-METHODS = ("reference", "im2col", "direct")
+METHODS = ("reference", "im2col", "direct", "winograd")
+
+
+def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
+    """The method ``Conv2d(method=None)`` runs: the rule learnt from the conv grid.
+
+    Measured with ``benchmarks/bench_conv.py --grid --methods`` (float32,
+    batch 4 and 64, 3 to 64 channels, 12x12 to 48x48 inputs; README, "Conv speed"):
+
+    * stride > 1: ``im2col``. The direct kernels compute stride s as stride 1
+      and keep every s-th output, s*s times the work.
+    * 3x3 at stride 1 with at least 16 input channels: ``winograd``. It does
+      0.44x the multiplies as GEMMs; its transforms cost O(C + F) per tile,
+      so it loses to ``direct`` below 16 input channels (1.3-2.5x slower at 3).
+    * 1x1: ``im2col``, whose unfold is then a reshape: the layer is one GEMM.
+    * everything else (the paper's 5x5 layers, 3-channel first layers): ``direct``.
+    """
+    if stride != 1:
+        return "im2col"
+    if kernel_size == (3, 3) and in_channels >= 16:
+        return "winograd"
+    if kernel_size == (1, 1):
+        return "im2col"
+    return "direct"
 
 
 def _unfold_fold(method: str) -> tuple[Callable, Callable]:
@@ -67,9 +93,12 @@ class Conv2d(Module):
             raise UserError(f"Conv2d: padding must be an int >= 0, got {padding!r}")
         self.padding = padding
         if method is None:
-            method = "direct" if stride == 1 else "im2col"
+            method = choose_method(self.in_channels, self.kernel_size, self.stride)
         if method not in METHODS:
             raise UserError(f"Conv2d: method must be one of {METHODS} or None, got {method!r}")
+        if method == "winograd" and (self.kernel_size != (3, 3) or self.stride != 1):
+            raise UserError(f"Conv2d: method 'winograd' needs a 3x3 kernel and stride 1, got "
+                            f"kernel_size={self.kernel_size}, stride={self.stride}; use method=None")
         self.method = method
         self.needs_input_grad = needs_input_grad
         kh, kw = self.kernel_size
@@ -106,6 +135,9 @@ class Conv2d(Module):
         if self.method == "direct":
             self._x = x
             return kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
+        if self.method == "winograd":
+            self._x = x
+            return kernels().winograd_forward(x, self.weight.data, self.bias.data, self.padding)
         unfold, _ = _unfold_fold(self.method)
         self._x_shape = x.shape
         self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
@@ -121,6 +153,10 @@ class Conv2d(Module):
             # The kernel computes dW in the same pass as dx; a frozen parameter gets no gradient.
             self.weight.grad = dw if self.weight.requires_grad else None
             self.bias.grad = db if self.bias.requires_grad else None
+            return dx
+        if self.method == "winograd":
+            dx, self.weight.grad, self.bias.grad = kernels().winograd_backward(
+                grad_out, self._x, self.weight.data, self.padding, self.needs_input_grad)
             return dx
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
