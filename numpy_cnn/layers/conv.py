@@ -141,9 +141,13 @@ class Conv2d(Module):
         unfold, _ = _unfold_fold(self.method)
         self._x_shape = x.shape
         self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
-        y = self.weight.data.reshape(f, -1) @ self._cols                     # (N, F, P)
+        y = self._over_batch(self.weight.data.reshape(f, -1), self._cols)    # (N, F, P)
         y += self.bias.data[:, None]
         return y.reshape(n, f, ho, wo)
+
+    def _over_batch(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` for a: (M, K), b: (N, K, P); the fast path gives each thread its share of images."""
+        return a @ b if self.method == "reference" else kernels().matmul_over_batch(a, b)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
@@ -161,11 +165,16 @@ class Conv2d(Module):
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
         # dW sums dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
-        self.weight.grad = np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(
-            self.weight.data.shape) if self.weight.requires_grad else None
+        if not self.weight.requires_grad:
+            self.weight.grad = None
+        elif self.method == "reference":
+            self.weight.grad = np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(
+                self.weight.data.shape)
+        else:
+            self.weight.grad = kernels().sum_over_batch(dy, self._cols).reshape(self.weight.data.shape)
         self.bias.grad = dy.sum(axis=(0, 2)) if self.bias.requires_grad else None
         if not self.needs_input_grad:
             return None
         _, fold = _unfold_fold(self.method)
-        dcols = self.weight.data.reshape(f, -1).T @ dy                       # (N, K, P)
+        dcols = self._over_batch(self.weight.data.reshape(f, -1).T, dy)      # (N, K, P)
         return fold(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
