@@ -69,7 +69,9 @@ class LayerRow:
     ``cols_shape`` is the im2col matrix ``(N, K, P)`` a conv layer builds (and keeps
     for backward) with ``method="im2col"`` or ``"reference"``, ``cols_bytes`` its
     size in the model's dtype; both ``None`` for other layers. The default
-    ``"direct"`` method never builds it: the column shows what it saves.
+    ``"direct"`` and ``"winograd"`` methods never build it: the column shows what
+    they save. ``method`` is the conv method the layer runs (see
+    :func:`numpy_cnn.layers.conv.choose_method`), ``None`` for other layers.
     """
 
     name: str
@@ -84,6 +86,7 @@ class LayerRow:
     cols_shape: Shape | None = None
     cols_bytes: int | None = None
     buffers: int = 0          # values in buffers (running statistics): saved, not learnt
+    method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow
                     flops=2 * macs + n * f * p, macs=macs,
                     backward_flops=2 * (macs + dx_macs) + n * f * p + dx_adds,
                     backward_macs=macs + dx_macs,
-                    cols_shape=cols, cols_bytes=prod(cols) * itemsize)
+                    cols_shape=cols, cols_bytes=prod(cols) * itemsize, method=layer.method)
 
 
 def _linear_row(layer: Linear, name: str, shape: Shape, itemsize: int) -> LayerRow:
@@ -253,12 +256,13 @@ def _si(value: float) -> str:
 
 def format_summary(summary: Summary) -> str:
     """The table as text: one line per layer, then totals and the FLOP convention."""
-    header = ("layer", "type", "output shape", "params", "FLOPs", "im2col cols (N, K, P)", "cols bytes")
+    header = ("layer", "type", "output shape", "params", "FLOPs", "im2col cols (N, K, P)", "cols bytes", "method")
     lines = [header]
     for r in summary.rows:
         lines.append((r.name, r.kind, str(r.output_shape), f"{r.params:,}", f"{r.flops:,}",
-                      str(r.cols_shape) if r.cols_shape else "", f"{r.cols_bytes:,}" if r.cols_bytes else ""))
-    lines.append(("total", "", "", f"{summary.params:,}", f"{summary.flops:,}", "", f"{summary.cols_bytes:,}"))
+                      str(r.cols_shape) if r.cols_shape else "", f"{r.cols_bytes:,}" if r.cols_bytes else "",
+                      r.method or ""))
+    lines.append(("total", "", "", f"{summary.params:,}", f"{summary.flops:,}", "", f"{summary.cols_bytes:,}", ""))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     right = {3, 4, 6}   # numbers right-aligned
 
@@ -278,6 +282,7 @@ def format_summary(summary: Summary) -> str:
         f"training step {_si(train)}FLOP ({_si(2 * (summary.macs + summary.backward_macs))}FLOP from multiply-adds alone)",
         FLOP_CONVENTION,
         "im2col cols: the matrix Conv2d builds with method='im2col' or 'reference'; "
-        "the default 'direct' method never builds it",
+        "'direct' and 'winograd' never build it. method: the conv method each layer runs "
+        "(numpy_cnn.layers.conv.choose_method)",
     ]
     return "\n".join(body)
