@@ -13,26 +13,29 @@ Lavin & Gray (2015, "Fast Algorithms for Convolutional Neural Networks")::
           [0  1  0 -1]         [ 0    0    1 ]
 
 Summing over input channels c turns the elementwise product into 16 matrix
-products, one per position xi = (a, b) of the 4x4 grid, over every tile t of
-the batch::
+products, one per position xi = (a, b) of the 4x4 grid, over the tiles t::
 
-    M[xi] = U[xi] @ V[xi]        U: (16, F, C)  V: (16, C, T)  ->  M: (16, F, T)
+    M[xi] = V[xi] @ U[xi]^T      V: (16, T, C)  U: (16, F, C)  ->  M: (16, T, F)
 
-The 16 products are BLAS GEMMs (:func:`numpy_cnn.kernels.threads.batched_matmul`
-spreads them over the cores); the transforms are numba loops. Multiplies:
+The 16 products are BLAS GEMMs; the transforms are numba loops. Multiplies:
 16/36 = 0.44 of the direct convolution's, plus transforms that cost O(C + F)
 per tile rather than O(C * F) (so the method pays with many channels).
 
 Backward is the adjoint of each step, in reverse order (every step is linear)::
 
     dM[xi] = A dY A^T  (per tile; dY is the 2x2 block of grad_y, zeros past the edge)
-    dU[xi] = dM[xi] @ V[xi]^T         -> dw = G^T dU G    (summed over tiles by the GEMM)
-    dV[xi] = U[xi]^T @ dM[xi]         -> dx += B dV B^T   (tiles overlap: their sums add)
+    dU[xi]^T = V[xi]^T @ dM[xi]      -> dw = G^T dU G    (the GEMM sums over tiles)
+    dV[xi] = dM[xi] @ U[xi]          -> dx += B dV B^T   (tiles overlap: their sums add)
 
-Padding is read, not copied: a tile's input rows and columns outside the
-image are zeros written straight into the transform's buffer, and dx is
-accumulated in a per-image buffer whose border is dropped when copied out.
-Output sizes that are odd get one half-empty tile per row or column.
+Work is done in chunks of about TILES_PER_CHUNK tiles (whole images), so a
+chunk's V and M stay in the L2 cache from transform to GEMM to transform;
+each thread takes its own slice of the batch (:mod:`numpy_cnn.kernels.threads`)
+and sums its own dU. V is not stored between forward and backward: backward
+transforms x again (cheaper than keeping 16/9 of an im2col matrix).
+Padding needs no padded copy of the input: each chunk is copied once into a
+channels-last buffer whose border stays zero, and dx is accumulated in such a
+buffer and copied out without its border. Output sizes that are odd get one
+half-empty tile per row or column.
 float32 rounding: the transforms add and subtract up to 9 inputs with
 weights of 1 or 1/2, so results agree with the direct sum to a few ulp of
 the largest term (the tests allow 1e-5 of the output's scale).
@@ -46,6 +49,8 @@ from numpy_cnn.kernels.threads import split_work
 __all__ = ["winograd_forward", "winograd_backward"]
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+A = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
+SIGNS = np.array([-1.0, 1.0, -1.0, -1.0])   # the sign of the second term of each row of B^T
 
 
 # ----------------------------------------------------------------------------
@@ -82,22 +87,22 @@ def _channels_first(src, n0, off, dst):
 
 
 @jit()
-def _bt(d0, d1, d2, d3):
-    """B^T applied to a column of 4 values."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-@jit()
 def _b(v0, v1, v2, v3):
-    """B applied to a column of 4 values (the adjoint of _bt)."""
+    """B applied to a column of 4 values (the adjoint of B^T's, see _input_tiles)."""
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
 
 
+# Every inner loop below reads and writes 1-D views indexed from 0 (d00[c],
+# p0[c]): numba then knows no index is negative, drops its wrap-around checks
+# and vectorises over channels. Indexing the 4-D arrays directly in the
+# channel loop ran 3-4x slower.
+
 @jit()
-def _input_tiles(xp, th, tw, v):
+def _input_tiles(xp, th, tw, v, signs):
     """xp: (n, 2th+2, 2tw+2, C) padded input -> v[4a+b, t*C + c] = (B^T d B)[a, b] of tile t, channel c.
 
     Tile t = (i*th + ty)*tw + tx reads rows 2ty..2ty+3, columns 2tx..2tx+3 of image i.
+    signs = [-1, 1, -1, -1] in xp's dtype (a float64 literal would turn float32 sums into float64 ones).
     """
     n, _, _, C = xp.shape
     for i in range(n):
@@ -105,51 +110,65 @@ def _input_tiles(xp, th, tw, v):
             for tx in range(tw):
                 o = ((i * th + ty) * tw + tx) * C
                 r, s = 2 * ty, 2 * tx
-                for c in range(C):
-                    # d B along each of the 4 rows, then B^T down each column
-                    e0 = _bt(xp[i, r, s, c], xp[i, r, s + 1, c], xp[i, r, s + 2, c], xp[i, r, s + 3, c])
-                    e1 = _bt(xp[i, r + 1, s, c], xp[i, r + 1, s + 1, c], xp[i, r + 1, s + 2, c], xp[i, r + 1, s + 3, c])
-                    e2 = _bt(xp[i, r + 2, s, c], xp[i, r + 2, s + 1, c], xp[i, r + 2, s + 2, c], xp[i, r + 2, s + 3, c])
-                    e3 = _bt(xp[i, r + 3, s, c], xp[i, r + 3, s + 1, c], xp[i, r + 3, s + 2, c], xp[i, r + 3, s + 3, c])
-                    for b in range(4):
-                        a0, a1, a2, a3 = _bt(e0[b], e1[b], e2[b], e3[b])
-                        v[b, o + c] = a0
-                        v[4 + b, o + c] = a1
-                        v[8 + b, o + c] = a2
-                        v[12 + b, o + c] = a3
+                for a in range(4):             # B^T d: the rows of the tile, combined
+                    sign = signs[a]
+                    if a == 0:
+                        lo, hi = r, r + 2              # d0 - d2
+                    elif a == 1:
+                        lo, hi = r + 1, r + 2          # d1 + d2
+                    elif a == 2:
+                        lo, hi = r + 2, r + 1          # d2 - d1
+                    else:
+                        lo, hi = r + 1, r + 3          # d1 - d3
+                    p0, p1, p2, p3 = xp[i, lo, s], xp[i, lo, s + 1], xp[i, lo, s + 2], xp[i, lo, s + 3]
+                    q0, q1, q2, q3 = xp[i, hi, s], xp[i, hi, s + 1], xp[i, hi, s + 2], xp[i, hi, s + 3]
+                    v0 = v[4 * a, o:o + C]
+                    v1 = v[4 * a + 1, o:o + C]
+                    v2 = v[4 * a + 2, o:o + C]
+                    v3 = v[4 * a + 3, o:o + C]
+                    for c in range(C):          # (B^T d) B: the same along the row
+                        e0 = p0[c] + sign * q0[c]
+                        e1 = p1[c] + sign * q1[c]
+                        e2 = p2[c] + sign * q2[c]
+                        e3 = p3[c] + sign * q3[c]
+                        v0[c] = e0 - e2
+                        v1[c] = e1 + e2
+                        v2[c] = e2 - e1
+                        v3[c] = e1 - e3
 
 
 @jit()
-def _output_tiles(m, bias, th, tw, yt):
-    """m[4a+b, t*F + f] -> yt: (n, 2th, 2tw, F), each tile's 2x2 block A^T M A + bias."""
+def _output_tiles(m, bias, th, tw, yt, signs):
+    """m[4a+b, t*F + f] -> yt: (n, 2th, 2tw, F), each tile's 2x2 block A^T M A + bias. signs as for _input_tiles."""
     n, _, _, F = yt.shape
     for i in range(n):
         for ty in range(th):
             for tx in range(tw):
                 o = ((i * th + ty) * tw + tx) * F
                 r, s = 2 * ty, 2 * tx
-                for f in range(F):
-                    # A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] down each column k, then along the rows
-                    u00 = m[0, o + f] + m[4, o + f] + m[8, o + f]
-                    u01 = m[1, o + f] + m[5, o + f] + m[9, o + f]
-                    u02 = m[2, o + f] + m[6, o + f] + m[10, o + f]
-                    u03 = m[3, o + f] + m[7, o + f] + m[11, o + f]
-                    u10 = m[4, o + f] - m[8, o + f] - m[12, o + f]
-                    u11 = m[5, o + f] - m[9, o + f] - m[13, o + f]
-                    u12 = m[6, o + f] - m[10, o + f] - m[14, o + f]
-                    u13 = m[7, o + f] - m[11, o + f] - m[15, o + f]
-                    yt[i, r, s, f] = bias[f] + u00 + u01 + u02
-                    yt[i, r, s + 1, f] = bias[f] + u01 - u02 - u03
-                    yt[i, r + 1, s, f] = bias[f] + u10 + u11 + u12
-                    yt[i, r + 1, s + 1, f] = bias[f] + u11 - u12 - u13
+                for j in range(2):              # row j of A^T M: m0 + (m1 + m2), or m1 - (m2 + m3)
+                    sign = signs[2 * j + 1]            # +1, then -1
+                    a0, a1, a2, a3 = m[4 * j, o:o + F], m[4 * j + 1, o:o + F], m[4 * j + 2, o:o + F], m[4 * j + 3, o:o + F]
+                    b0, b1, b2, b3 = m[4 * j + 4, o:o + F], m[4 * j + 5, o:o + F], m[4 * j + 6, o:o + F], m[4 * j + 7, o:o + F]
+                    c0, c1, c2, c3 = m[4 * j + 8, o:o + F], m[4 * j + 9, o:o + F], m[4 * j + 10, o:o + F], m[4 * j + 11, o:o + F]
+                    y0 = yt[i, r + j, s]
+                    y1 = yt[i, r + j, s + 1]
+                    for f in range(F):          # ... then A along the row, the same way
+                        u0 = a0[f] + sign * (b0[f] + c0[f])
+                        u1 = a1[f] + sign * (b1[f] + c1[f])
+                        u2 = a2[f] + sign * (b2[f] + c2[f])
+                        u3 = a3[f] + sign * (b3[f] + c3[f])
+                        y0[f] = bias[f] + u0 + u1 + u2
+                        y1[f] = bias[f] + u1 - u2 - u3
 
 
 @jit()
-def _grad_tiles(gt, th, tw, dm):
+def _grad_tiles(gt, th, tw, dm, a_mat):
     """gt: (n, 2th, 2tw, F) grad_y, zeros past the edge -> dm[4a+b, t*F + f] = (A dY A^T)[a, b].
 
-    The adjoint of _output_tiles: A = [[1, 0], [1, 1], [1, -1], [0, -1]], so the
-    rows of A g are g0, g0+g1, g0-g1, -g1; then the same along each row.
+    The adjoint of _output_tiles. a_mat is A = [[1, 0], [1, 1], [1, -1], [0, -1]]
+    in gt's dtype: row a of A dY is A[a, 0]*g0 + A[a, 1]*g1 (g0, g1 the two rows
+    of dY), exact, since every entry is 0 or +-1; then the same along the row.
     """
     n, _, _, F = gt.shape
     for i in range(n):
@@ -157,24 +176,17 @@ def _grad_tiles(gt, th, tw, dm):
             for tx in range(tw):
                 o = ((i * th + ty) * tw + tx) * F
                 r, s = 2 * ty, 2 * tx
-                for f in range(F):
-                    g00 = gt[i, r, s, f]
-                    g01 = gt[i, r, s + 1, f]
-                    g10 = gt[i, r + 1, s, f]
-                    g11 = gt[i, r + 1, s + 1, f]
-                    for a in range(4):
-                        if a == 0:
-                            p, q = g00, g01
-                        elif a == 1:
-                            p, q = g00 + g10, g01 + g11
-                        elif a == 2:
-                            p, q = g00 - g10, g01 - g11
-                        else:
-                            p, q = -g10, -g11
-                        dm[4 * a, o + f] = p
-                        dm[4 * a + 1, o + f] = p + q
-                        dm[4 * a + 2, o + f] = p - q
-                        dm[4 * a + 3, o + f] = -q
+                g00, g01, g10, g11 = gt[i, r, s], gt[i, r, s + 1], gt[i, r + 1, s], gt[i, r + 1, s + 1]
+                for a in range(4):
+                    w0, w1 = a_mat[a, 0], a_mat[a, 1]
+                    d0, d1, d2, d3 = dm[4 * a, o:o + F], dm[4 * a + 1, o:o + F], dm[4 * a + 2, o:o + F], dm[4 * a + 3, o:o + F]
+                    for f in range(F):
+                        p = w0 * g00[f] + w1 * g10[f]
+                        q = w0 * g01[f] + w1 * g11[f]
+                        d0[f] = p
+                        d1[f] = p + q
+                        d2[f] = p - q
+                        d3[f] = -q
 
 
 @jit()
@@ -289,6 +301,7 @@ def winograd_forward(x, w, b, padding=0):
     HO, WO, th, tw = _tiles(H, W, padding)
     u_t = np.ascontiguousarray(_weight_tiles(w).transpose(0, 2, 1))    # (16, C, F)
     b = np.ascontiguousarray(b, dtype=x.dtype)
+    signs = SIGNS.astype(x.dtype)
     y = np.empty((N, F, HO, WO), dtype=x.dtype)
 
     def work(n0, n1, scratch):
@@ -298,9 +311,9 @@ def winograd_forward(x, w, b, padding=0):
         m = _buffer(scratch, "m", lambda: _planes(k * th * tw * F, x.dtype))
         yt = _buffer(scratch, "yt", lambda: np.empty((k, 2 * th, 2 * tw, F), x.dtype))
         _channels_last(x, n0, n1, padding, xp)
-        _input_tiles(xp[:n1 - n0], th, tw, v)
+        _input_tiles(xp[:n1 - n0], th, tw, v, signs)
         np.matmul(_as_matrices(v, t, C), u_t, out=_as_matrices(m, t, F))   # M[xi] = V[xi] @ U[xi]^T
-        _output_tiles(m, b, th, tw, yt[:n1 - n0])
+        _output_tiles(m, b, th, tw, yt[:n1 - n0], signs)
         _channels_first(yt[:n1 - n0], n0, 0, y)
 
     _chunked(N, th * tw, work)
@@ -320,6 +333,7 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     _, _, th, tw = _tiles(H, W, padding)
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     u = _weight_tiles(w)                                                # (16, F, C)
+    signs, a_mat = SIGNS.astype(x.dtype), A.astype(x.dtype)
     dx = np.empty((N, C, H, W), dtype=x.dtype) if need_input_grad else None
 
     def work(n0, n1, scratch):
@@ -329,9 +343,9 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
         v = _buffer(scratch, "v", lambda: _planes(k * th * tw * C, x.dtype))
         dm = _buffer(scratch, "dm", lambda: _planes(k * th * tw * F, x.dtype))
         _channels_last(x, n0, n1, padding, xp)
-        _input_tiles(xp[:n1 - n0], th, tw, v)
+        _input_tiles(xp[:n1 - n0], th, tw, v, signs)
         _channels_last(grad_y, n0, n1, 0, gt)
-        _grad_tiles(gt[:n1 - n0], th, tw, dm)
+        _grad_tiles(gt[:n1 - n0], th, tw, dm, a_mat)
         v_m, dm_m = _as_matrices(v, t, C), _as_matrices(dm, t, F)
         du_t = v_m.transpose(0, 2, 1) @ dm_m                            # dU[xi]^T = V[xi]^T @ dM[xi]
         scratch["du_t"] = scratch["du_t"] + du_t if "du_t" in scratch else du_t
