@@ -150,6 +150,18 @@ def grid_cases(spec, batch, torch, methods, rng):
     yield "fwd+bwd", both, layers["ours"].method
 
 
+def print_compact(rows, batches):
+    """One line per layer: its method and ours/torch for each batch and pass (the README's table)."""
+    cells = {(r["layer"], r["batch"], r["pass"]): r for r in rows}
+    heads = [f"N{b} {p}" for b in batches for p in ("fwd", "fwd+bwd")]
+    print("\n| layer | method | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---:|" * len(heads))
+    for name in dict.fromkeys(r["layer"] for r in rows):
+        ratios = [cells.get((name, b, p), {}).get("ours", {}).get("ratio") for b in batches for p in ("fwd", "fwd+bwd")]
+        method = next(r["method"] for r in rows if r["layer"] == name)
+        print(f"| {name} | {method} | " + " | ".join(fmt(v, 2) for v in ratios) + " |")
+
+
 def run_grid(args, torch):
     methods = [m for m in METHODS if m != "reference"] if args.methods else []
     rng = np.random.default_rng(0)
@@ -173,6 +185,7 @@ def run_grid(args, torch):
                 extra = "".join(f" {fmt(res.get(m, {}).get('ms'))} |" for m in methods)
                 print(f"| {batch:>2} | {name} | {pass_} | {method} | {res['ours']['ms']:.3f} | "
                       f"{fmt(res.get('torch', {}).get('ms'))} | {fmt(ratio, 2)} |{extra}", flush=True)
+    print_compact(rows, args.batch)
     summary = {}
     if ratios:
         summary = {"geomean_ratio": float(np.exp(np.mean(np.log(ratios)))), "max_ratio": float(max(ratios)),
