@@ -161,3 +161,13 @@ def test_dispatch_rule():
 def test_winograd_refuses_other_shapes_in_one_line(kernel, stride):
     with pytest.raises(UserError, match="winograd.*3x3 kernel and stride 1"):
         Conv2d(4, 4, kernel, stride, method="winograd")
+
+
+def test_summary_shows_the_method_each_conv_layer_runs():
+    from numpy_cnn.arch import build_model
+    from numpy_cnn.summary import summarize
+    model = build_model("c16k3p1-relu-c32k3p1-relu-c32k1-relu-c32k3s2p1-relu-pool2-fc8", rng=0)
+    table = summarize(model, (1, 3, 16, 16))
+    assert [r.method for r in table.rows if r.kind == "Conv2d"] == ["direct", "winograd", "im2col", "im2col"]
+    assert all(r.method is None for r in table.rows if r.kind != "Conv2d")
+    assert "method" in str(table).splitlines()[0] and "winograd" in str(table)
