@@ -3,7 +3,9 @@
 Same layout and same results as the NumPy reference (the tests prove it):
 ``cols[n, (c*kH + i)*kW + j, oy*W' + ox] = xpad[n, c, oy*s + i, ox*s + j]``.
 The loops run in parallel over the batch, so no two threads ever write the
-same element of ``dx`` in col2im: no locks, no races.
+same element of ``dx`` in col2im: no locks, no races. Padding is never
+copied: a tap that falls on the zero border writes 0 into ``cols`` (im2col)
+or is skipped (col2im), its output range computed once per tap by ``_inside``.
 
 Importing this module imports numba (slow, ~0.5 s), so layers import it only
 on first use. ``cache=True`` keeps the compiled code on disk, so a new process
@@ -18,32 +20,54 @@ from numba import njit, prange
 from .im2col import conv_output_size
 
 
-@njit(parallel=True, cache=True)
-def _im2col_kernel(xp, kh, kw, stride, ho, wo, cols):  # pragma: no cover - compiled
-    n_batch, n_chan = xp.shape[0], xp.shape[1]
-    for n in prange(n_batch):
-        for c in range(n_chan):
-            for i in range(kh):
-                for j in range(kw):
-                    row = cols[n, (c * kh + i) * kw + j]
-                    for oy in range(ho):
-                        src = xp[n, c, oy * stride + i]
-                        for ox in range(wo):
-                            row[oy * wo + ox] = src[ox * stride + j]
+@njit(cache=True)
+def _inside(size, n_out, offset, stride):  # pragma: no cover - compiled
+    """[lo, hi): the outputs o < n_out whose input o*stride + offset lies in [0, size)."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = 0 if offset >= size else min(n_out, (size - 1 - offset) // stride + 1)
+    return min(lo, n_out), max(hi, min(lo, n_out))
 
 
 @njit(parallel=True, cache=True)
-def _col2im_kernel(cols, kh, kw, stride, ho, wo, dxp):  # pragma: no cover - compiled
-    n_batch, n_chan = dxp.shape[0], dxp.shape[1]
+def _im2col_kernel(x, kh, kw, stride, pad, ho, wo, cols):  # pragma: no cover - compiled
+    # Padding is read, not copied: outputs whose tap falls outside the image get 0.
+    n_batch, n_chan, h, w = x.shape
     for n in prange(n_batch):
         for c in range(n_chan):
             for i in range(kh):
+                y_lo, y_hi = _inside(h, ho, i - pad, stride)
                 for j in range(kw):
+                    x_lo, x_hi = _inside(w, wo, j - pad, stride)
                     row = cols[n, (c * kh + i) * kw + j]
                     for oy in range(ho):
-                        dst = dxp[n, c, oy * stride + i]
-                        for ox in range(wo):
-                            dst[ox * stride + j] += row[oy * wo + ox]
+                        out = row[oy * wo:(oy + 1) * wo]
+                        if oy < y_lo or oy >= y_hi:
+                            out[:] = 0
+                            continue
+                        src = x[n, c, oy * stride + i - pad]
+                        for ox in range(x_lo):
+                            out[ox] = 0
+                        for ox in range(x_lo, x_hi):
+                            out[ox] = src[ox * stride + j - pad]
+                        for ox in range(x_hi, wo):
+                            out[ox] = 0
+
+
+@njit(parallel=True, cache=True)
+def _col2im_kernel(cols, kh, kw, stride, pad, ho, wo, dx):  # pragma: no cover - compiled
+    # Taps that fell on the padding are dropped: their gradient belongs to no input.
+    n_batch, n_chan, h, w = dx.shape
+    for n in prange(n_batch):
+        for c in range(n_chan):
+            for i in range(kh):
+                y_lo, y_hi = _inside(h, ho, i - pad, stride)
+                for j in range(kw):
+                    x_lo, x_hi = _inside(w, wo, j - pad, stride)
+                    row = cols[n, (c * kh + i) * kw + j]
+                    for oy in range(y_lo, y_hi):
+                        dst = dx[n, c, oy * stride + i - pad]
+                        for ox in range(x_lo, x_hi):
+                            dst[ox * stride + j - pad] += row[oy * wo + ox]
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: int = 1, padding: int = 0) -> np.ndarray:
@@ -53,9 +77,8 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: int = 1, padding: int
     if (kh, kw, stride, padding) == (1, 1, 1, 0):
         return np.ascontiguousarray(x).reshape(n, c, h * w)   # a 1x1 kernel's columns are the image
     ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
     cols = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)
-    _im2col_kernel(np.ascontiguousarray(xp), kh, kw, stride, ho, wo, cols)
+    _im2col_kernel(np.ascontiguousarray(x), kh, kw, stride, padding, ho, wo, cols)
     return cols
 
 
@@ -67,6 +90,6 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     if (kh, kw, stride, padding) == (1, 1, 1, 0):
         return cols.reshape(x_shape)                          # no overlaps to sum
     ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-    dxp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
-    _col2im_kernel(np.ascontiguousarray(cols), kh, kw, stride, ho, wo, dxp)
-    return dxp[:, :, padding:padding + h, padding:padding + w] if padding else dxp
+    dx = np.zeros((n, c, h, w), dtype=cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols), kh, kw, stride, padding, ho, wo, dx)
+    return dx

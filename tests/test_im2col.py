@@ -19,6 +19,7 @@ SHAPES = [
     (2, 3, 7, 7, 3, 3, 3, 0),
     (1, 2, 4, 6, 4, 6, 1, 0),
     (4, 3, 48, 48, 5, 5, 1, 0),
+    (2, 2, 6, 5, 2, 2, 3, 3),     # padding wider than the kernel: whole rows and columns of zeros
 ]
 
 
