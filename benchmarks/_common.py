@@ -41,8 +41,12 @@ def set_threads(threads):
     return torch
 
 
-def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None):
+def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None, clock=time.perf_counter):
     """Time each callable of ``fns`` (name -> fn) in rounds, alternating their order.
+
+    ``clock`` is wall time by default; ``time.thread_time`` counts only the CPU
+    time of the calling thread (meaningful with one thread on each side: it
+    does not grow while other processes hold the core).
 
     Each round calls every function ``block`` times (so a round of a fast
     function lasts about ``block_seconds``) and records seconds per call.
@@ -54,18 +58,18 @@ def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None):
     for name, fn in fns.items():
         for _ in range(2):
             fn()
-        t = time.perf_counter()
+        t = clock()
         fn()
-        blocks[name] = max(1, int(block_seconds / max(time.perf_counter() - t, 1e-7)))
+        blocks[name] = max(1, int(block_seconds / max(clock() - t, 1e-7)))
     times = {name: [] for name in fns}
     names = list(fns)
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
             fn, block = fns[name], blocks[name]
-            t = time.perf_counter()
+            t = clock()
             for _ in range(block):
                 fn()
-            times[name].append((time.perf_counter() - t) / block)
+            times[name].append((clock() - t) / block)
     out = {}
     for name, ts in times.items():
         ts = np.array(ts)

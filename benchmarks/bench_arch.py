@@ -17,6 +17,7 @@ OpenBLAS on one. Prints which method each conv layer runs and writes
 import _common  # noqa: F401  (sets the BLAS threads before NumPy loads)
 
 import argparse
+import time
 import math
 from collections import OrderedDict
 
@@ -53,7 +54,7 @@ def torch_twin(torch, model):
     return net
 
 
-def epochs(arch, batch, rounds, torch):
+def epochs(arch, batch, rounds, torch, clock=time.perf_counter):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N_TRAIN, 3, SIDE, SIDE)).astype(np.float32)
     y = rng.integers(0, CLASSES, N_TRAIN)
@@ -79,7 +80,7 @@ def epochs(arch, batch, rounds, torch):
 
         fns["torch"] = torch_epoch
     methods = {name: layer.method for name, layer in model.named_children() if isinstance(layer, Conv2d)}
-    return methods, interleaved(fns, rounds, block_seconds=0, baseline="torch" if torch else None)
+    return methods, interleaved(fns, rounds, block_seconds=0, baseline="torch" if torch else None, clock=clock)
 
 
 def main():
@@ -88,21 +89,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="timed epochs per side (default 5)")
     ap.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
     ap.add_argument("--batch", type=int, nargs="*", default=[4, 64])
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by the CPU time of this thread (needs --threads 1): steady on a loaded machine")
     args = ap.parse_args()
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time needs --threads 1 (other threads' CPU time would not be counted)")
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     torch = set_threads(args.threads)
     print(f"--arch {args.arch}: one epoch of {N_TRAIN} images, threads={args.threads}, float32; "
-          f"median of {args.rounds} alternating epochs\n")
+          f"median {'CPU time of this thread' if args.cpu_time else 'wall time'} of {args.rounds} alternating epochs\n")
     print("|  N | conv methods | ours s | torch s | ours/torch |")
     print("|---:|---|---:|---:|---:|")
     rows = []
     for batch in args.batch:
-        methods, res = epochs(args.arch, batch, args.rounds, torch)
+        methods, res = epochs(args.arch, batch, args.rounds, torch, clock)
         rows.append({"batch": batch, "methods": methods, **res})
         o, t = res["ours"], res.get("torch", {})
         print(f"| {batch:>2} | {' '.join(methods.values())} | {o['ms'] / 1e3:.2f} | "
               f"{fmt(t.get('ms', float('nan')) / 1e3, 2)} | {fmt(o.get('ratio'), 2)} |", flush=True)
     path = write_json("bench_arch", {"machine": machine(), "arch": args.arch, "threads": args.threads,
-                                     "rounds": args.rounds, "rows": rows})
+                                     "rounds": args.rounds, "cpu_time": args.cpu_time, "rows": rows})
     print(f"\nwrote {path}")
 
 

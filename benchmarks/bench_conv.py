@@ -27,11 +27,17 @@ wrappers) counts. conv1 skips its input gradient on both sides (its input is dat
 Ratios are ``time / torch time`` (median of per-round ratios), with numba and torch
 on the same number of threads and OpenBLAS on one. Prints a table and writes
 ``benchmarks/results/bench_conv.json``.
+
+``--threads 1 --cpu-time`` times by the CPU time of the one thread both sides
+run on (``time.thread_time``) instead of the wall clock: on a machine whose
+other processes keep its cores busy, that ratio stays steady while wall-clock
+ratios wander (cache and memory sharing still count).
 """
 
 import _common  # noqa: F401  (sets the BLAS threads before NumPy loads)
 
 import argparse
+import time
 
 import numpy as np
 
@@ -166,7 +172,8 @@ def run_grid(args, torch):
     methods = [m for m in METHODS if m != "reference"] if args.methods else []
     rng = np.random.default_rng(0)
     rows, ratios = [], []
-    print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms of {args.reps} "
+    print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms "
+          f"({'CPU time of this thread' if args.cpu_time else 'wall'}) of {args.reps} "
           f"interleaved rounds; ratio = ours / torch (median of per-round ratios)\n")
     extra = "".join(f" {m} ms |" for m in methods)
     print(f"|  N | layer | pass | method | ours ms | torch ms | ratio |{extra}")
@@ -176,7 +183,7 @@ def run_grid(args, torch):
             if args.only and not any(part in name for part in args.only):
                 continue
             for pass_, fns, method in grid_cases(spec, batch, torch, methods, rng):
-                res = interleaved(fns, args.reps, baseline="torch" if torch else None)
+                res = interleaved(fns, args.reps, baseline="torch" if torch else None, clock=args.clock)
                 ratio = res["ours"].get("ratio")
                 if ratio is not None:
                     ratios.append(ratio)
@@ -193,7 +200,7 @@ def run_grid(args, torch):
         print(f"\n{len(ratios)} cells: geometric mean ours/torch {summary['geomean_ratio']:.2f}, "
               f"worst {summary['max_ratio']:.2f}")
     path = write_json("bench_conv_grid", {"machine": machine(), "threads": args.threads, "reps": args.reps,
-                                          "summary": summary, "rows": rows})
+                                          "cpu_time": args.cpu_time, "summary": summary, "rows": rows})
     print(f"wrote {path}")
     return rows
 
@@ -206,27 +213,34 @@ def main():
     ap.add_argument("--grid", action="store_true", help="time the conv grid (see GRID) instead")
     ap.add_argument("--methods", action="store_true", help="with --grid: also time every forced method")
     ap.add_argument("--only", nargs="*", default=[], help="with --grid: only layers whose name contains one of these")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by the CPU time of this thread (needs --threads 1): steady on a loaded machine")
     args = ap.parse_args()
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time needs --threads 1 (other threads' CPU time would not be counted)")
+    args.clock = time.thread_time if args.cpu_time else time.perf_counter
     torch = set_threads(args.threads)
     if args.grid:
         return run_grid(args, torch)
     rng = np.random.default_rng(0)
     rows = []
-    print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms of {args.reps} "
+    print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms "
+          f"({'CPU time of this thread' if args.cpu_time else 'wall'}) of {args.reps} "
           f"interleaved rounds; ratio = ours / torch (median of per-round ratios)\n")
     print("|  N | layer | pass    | naive ms | reference ms | default ms | torch ms | reference/torch | default/torch |")
     print("|---:|-------|---------|---------:|-------------:|-----------:|---------:|------:|------:|")
     for batch in args.batch:
         for name in LAYERS:
             for pass_, fns in cases(name, batch, torch, rng):
-                res = interleaved(fns, args.reps, baseline="torch" if torch else None)
+                res = interleaved(fns, args.reps, baseline="torch" if torch else None, clock=args.clock)
                 get = lambda k, f="ms": res.get(k, {}).get(f)   # noqa: E731
                 row = {"batch": batch, "layer": name, "pass": pass_, **{k: v for k, v in res.items()}}
                 rows.append(row)
                 print(f"| {batch:>2} | {name} | {pass_:<7} | {fmt(get('naive'))} | {fmt(get('reference'))} | "
                       f"{fmt(get('default'))} | {fmt(get('torch'))} | {fmt(get('reference', 'ratio'), 2)} | "
                       f"{fmt(get('default', 'ratio'), 2)} |", flush=True)
-    path = write_json("bench_conv", {"machine": machine(), "threads": args.threads, "reps": args.reps, "rows": rows})
+    path = write_json("bench_conv", {"machine": machine(), "threads": args.threads, "reps": args.reps,
+                                     "cpu_time": args.cpu_time, "rows": rows})
     print(f"\nwrote {path}")
     return rows
 
