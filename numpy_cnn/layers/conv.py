@@ -62,6 +62,19 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
     return "direct"
 
 
+def _reference_weight_grad(dy: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """dW = sum_n dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM."""
+    return np.tensordot(dy, cols, axes=([0, 2], [0, 2]))
+
+
+def _gemms(method: str) -> tuple[Callable, Callable]:
+    """(``a @ b`` over the batch, dW's sum): plain NumPy for the reference,
+    the images split over numba's threads otherwise (:mod:`numpy_cnn.kernels.threads`)."""
+    if method == "reference":
+        return np.matmul, _reference_weight_grad
+    return kernels().matmul_over_batch, kernels().sum_over_batch
+
+
 def _unfold_fold(method: str) -> tuple[Callable, Callable]:
     """The (im2col, col2im) pair for a method; numba is imported only when asked for."""
     if method == "reference":
@@ -141,13 +154,10 @@ class Conv2d(Module):
         unfold, _ = _unfold_fold(self.method)
         self._x_shape = x.shape
         self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
-        y = self._over_batch(self.weight.data.reshape(f, -1), self._cols)    # (N, F, P)
+        matmul, _ = _gemms(self.method)
+        y = matmul(self.weight.data.reshape(f, -1), self._cols)              # (N, F, P)
         y += self.bias.data[:, None]
         return y.reshape(n, f, ho, wo)
-
-    def _over_batch(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` for a: (M, K), b: (N, K, P); the fast path gives each thread its share of images."""
-        return a @ b if self.method == "reference" else kernels().matmul_over_batch(a, b)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
@@ -164,17 +174,13 @@ class Conv2d(Module):
             return dx
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
-        # dW sums dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
-        if not self.weight.requires_grad:
-            self.weight.grad = None
-        elif self.method == "reference":
-            self.weight.grad = np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(
-                self.weight.data.shape)
-        else:
-            self.weight.grad = kernels().sum_over_batch(dy, self._cols).reshape(self.weight.data.shape)
+        matmul, weight_grad = _gemms(self.method)
+        # A frozen parameter gets no gradient (and its GEMM is skipped).
+        self.weight.grad = (weight_grad(dy, self._cols).reshape(self.weight.data.shape)
+                            if self.weight.requires_grad else None)
         self.bias.grad = dy.sum(axis=(0, 2)) if self.bias.requires_grad else None
         if not self.needs_input_grad:
             return None
         _, fold = _unfold_fold(self.method)
-        dcols = self._over_batch(self.weight.data.reshape(f, -1).T, dy)      # (N, K, P)
+        dcols = matmul(self.weight.data.reshape(f, -1).T, dy)                # (N, K, P)
         return fold(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
