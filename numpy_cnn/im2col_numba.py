@@ -8,19 +8,21 @@ copied: a tap that falls on the zero border writes 0 into ``cols`` (im2col)
 or is skipped (col2im), its output range computed once per tap by ``_inside``.
 
 Importing this module imports numba (slow, ~0.5 s), so layers import it only
-on first use. ``cache=True`` keeps the compiled code on disk, so a new process
-does not compile again.
+on first use. The kernels are compiled with the package's shared settings
+(:mod:`numpy_cnn.kernels._jit`: cached on disk, so a new process does not
+compile again).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .im2col import conv_output_size
+from .kernels._jit import jit
 
 
-@njit(cache=True)
+@jit()
 def _inside(size, n_out, offset, stride):  # pragma: no cover - compiled
     """[lo, hi): the outputs o < n_out whose input o*stride + offset lies in [0, size)."""
     lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
@@ -28,7 +30,7 @@ def _inside(size, n_out, offset, stride):  # pragma: no cover - compiled
     return min(lo, n_out), max(hi, min(lo, n_out))
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _im2col_kernel(x, kh, kw, stride, pad, ho, wo, cols):  # pragma: no cover - compiled
     # Padding is read, not copied: outputs whose tap falls outside the image get 0.
     n_batch, n_chan, h, w = x.shape
@@ -53,7 +55,7 @@ def _im2col_kernel(x, kh, kw, stride, pad, ho, wo, cols):  # pragma: no cover - 
                             out[ox] = 0
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _col2im_kernel(cols, kh, kw, stride, pad, ho, wo, dx):  # pragma: no cover - compiled
     # Taps that fell on the padding are dropped: their gradient belongs to no input.
     n_batch, n_chan, h, w = dx.shape
