@@ -41,6 +41,8 @@ weights of 1 or 1/2, so results agree with the direct sum to a few ulp of
 the largest term (the tests allow 1e-5 of the output's scale).
 """
 
+from functools import cache
+
 import numpy as np
 
 from numpy_cnn.kernels._jit import jit
@@ -245,20 +247,38 @@ def _as_matrices(planes, tiles, k):
     return planes[:, :tiles * k].reshape(16, tiles, k)
 
 
-def _weight_tiles(w):
-    """w: (F, C, 3, 3) -> U: (16, F, C), U[4a+b] = (G w G^T)[a, b]."""
-    F, C = w.shape[:2]
-    g = G.astype(w.dtype)
-    # Two tensordots are two GEMMs; g @ w @ g.T would be F*C tiny matmuls (1.5 ms at 32->64).
-    wg = np.tensordot(w, g, axes=([3], [1]))                            # (F, C, 3, 4): w G^T
-    u = np.tensordot(g, wg, axes=([1], [2]))                            # (4, F, C, 4): G w G^T
-    return np.ascontiguousarray(u.transpose(0, 3, 1, 2)).reshape(16, F, C)
+@cache
+def _constants(dtype):
+    """(G, A, SIGNS) in ``dtype``, made once per dtype (a float64 constant in a
+    float32 kernel would turn its sums into float64 ones)."""
+    return G.astype(dtype), A.astype(dtype), SIGNS.astype(dtype)
+
+
+@jit()
+def _weight_tiles_kernel(w, g, u):
+    """u[4a+b, f, c] = (G w[f, c] G^T)[a, b]; u may be any (16, F, C) view."""
+    F, C = w.shape[0], w.shape[1]
+    for f in range(F):
+        for c in range(C):
+            for a in range(4):
+                # row a of G w: a 3-vector
+                r0 = g[a, 0] * w[f, c, 0, 0] + g[a, 1] * w[f, c, 1, 0] + g[a, 2] * w[f, c, 2, 0]
+                r1 = g[a, 0] * w[f, c, 0, 1] + g[a, 1] * w[f, c, 1, 1] + g[a, 2] * w[f, c, 2, 1]
+                r2 = g[a, 0] * w[f, c, 0, 2] + g[a, 1] * w[f, c, 1, 2] + g[a, 2] * w[f, c, 2, 2]
+                for b in range(4):
+                    u[4 * a + b, f, c] = r0 * g[b, 0] + r1 * g[b, 1] + r2 * g[b, 2]
+
+
+def _weight_tiles(w, out):
+    """w: (F, C, 3, 3) -> out: (16, F, C) (any view of that shape), U[4a+b] = (G w G^T)[a, b]."""
+    _weight_tiles_kernel(np.ascontiguousarray(w), _constants(w.dtype)[0], out)
+    return out
 
 
 def _weight_grad(du_t):
     """dU^T: (16, C, F) -> dw: (F, C, 3, 3) = G^T dU G, the adjoint of :func:`_weight_tiles`."""
     _, C, F = du_t.shape
-    g = G.astype(du_t.dtype)
+    g = _constants(du_t.dtype)[0]
     du = du_t.reshape(4, 4, C, F)                                       # du[a, b, c, f]
     t = np.tensordot(g, du, axes=([0], [0]))                            # (3, 4, C, F): G^T dU
     dw = np.tensordot(t, g, axes=([1], [0]))                            # (3, C, F, 3): G^T dU G
@@ -303,9 +323,10 @@ def winograd_forward(x, w, b, padding=0):
     N, C, H, W = x.shape
     F = w.shape[0]
     HO, WO, th, tw = _tiles(H, W, padding)
-    u_t = np.ascontiguousarray(_weight_tiles(w).transpose(0, 2, 1))    # (16, C, F)
+    u_t = np.empty((16, C, F), dtype=x.dtype)
+    _weight_tiles(w, u_t.transpose(0, 2, 1))                            # written as (16, F, C)
     b = np.ascontiguousarray(b, dtype=x.dtype)
-    signs = SIGNS.astype(x.dtype)
+    signs = _constants(x.dtype)[2]
     y = np.empty((N, F, HO, WO), dtype=x.dtype)
 
     def work(n0, n1, scratch):
@@ -336,8 +357,8 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     F = w.shape[0]
     _, _, th, tw = _tiles(H, W, padding)
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
-    u = _weight_tiles(w)                                                # (16, F, C)
-    signs, a_mat = SIGNS.astype(x.dtype), A.astype(x.dtype)
+    u = _weight_tiles(w, np.empty((16, F, C), dtype=x.dtype))
+    _, a_mat, signs = _constants(x.dtype)
     dx = np.empty((N, C, H, W), dtype=x.dtype) if need_input_grad else None
 
     def work(n0, n1, scratch):
