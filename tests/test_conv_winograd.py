@@ -171,3 +171,16 @@ def test_summary_shows_the_method_each_conv_layer_runs():
     assert [r.method for r in table.rows if r.kind == "Conv2d"] == ["direct", "winograd", "im2col", "im2col"]
     assert all(r.method is None for r in table.rows if r.kind != "Conv2d")
     assert "method" in str(table).splitlines()[0] and "winograd" in str(table)
+
+
+@pytest.mark.parametrize("method", ["winograd", "im2col", "direct"])
+def test_frozen_parameters_get_no_gradient_and_dx_is_unchanged(method, rng):
+    x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
+    live = Conv2d(16, 8, 3, padding=1, rng=0, method=method)
+    frozen = Conv2d(16, 8, 3, padding=1, rng=0, method=method)
+    frozen.weight.requires_grad = frozen.bias.requires_grad = False
+    g = rng.standard_normal(live.forward(x).shape).astype(np.float32)
+    frozen.forward(x)
+    np.testing.assert_array_equal(frozen.backward(g), live.backward(g))
+    assert frozen.weight.grad is None and frozen.bias.grad is None
+    assert live.weight.grad is not None

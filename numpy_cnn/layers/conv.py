@@ -162,16 +162,16 @@ class Conv2d(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
-        if self.method == "direct":
-            dx, dw, db = kernels().conv2d_backward(
-                grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
-            # The kernel computes dW in the same pass as dx; a frozen parameter gets no gradient.
+        if self.method in ("direct", "winograd"):
+            if self.method == "direct":
+                dx, dw, db = kernels().conv2d_backward(
+                    grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
+            else:
+                dx, dw, db = kernels().winograd_backward(
+                    grad_out, self._x, self.weight.data, self.padding, self.needs_input_grad)
+            # The kernels compute dW in the same pass as dx; a frozen parameter gets no gradient.
             self.weight.grad = dw if self.weight.requires_grad else None
             self.bias.grad = db if self.bias.requires_grad else None
-            return dx
-        if self.method == "winograd":
-            dx, self.weight.grad, self.bias.grad = kernels().winograd_backward(
-                grad_out, self._x, self.weight.data, self.padding, self.needs_input_grad)
             return dx
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
