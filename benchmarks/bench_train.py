@@ -363,9 +363,9 @@ def main():
     print(vector_line(payload["machine"]))
     print(f"threads={args.threads} (numba, torch), OpenBLAS 1; {N_TRAIN} train / {N_TEST} test images; "
           f"median ms of {args.rounds} alternating epochs; ratio = median of per-round ours / torch\n")
-    print("|  N | what       | ours ms  | torch ms | ratio |")
-    print("|---:|------------|---------:|---------:|------:|")
     if not args.batchnorm_only:
+        print("|  N | what       | ours ms  | torch ms | ratio |")
+        print("|---:|------------|---------:|---------:|------:|")
         payload["epochs"] = epochs(args.batch, args.rounds, torch)
         payload["step_split_batch64"] = split = step_split(64, args.rounds)
         total = sum(split.values())
