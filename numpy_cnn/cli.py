@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NoReturn
 
@@ -162,6 +162,12 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--init-from", type=nonempty_path, metavar="RUN", help="fine-tune: start from the weights of this "
         "run (folder or checkpoint.npz); the networks must match")
     add("--freeze", metavar="LAYERS", help="keep these layers fixed, e.g. conv1,conv2 (names as in summary)")
+    # The paper's own proposed fix: put the face in the centre (numpy_cnn/data/faces.py, the [faces] extra).
+    add("--crop-faces", action="store_const", const=True, help="find the face in every image (OpenCV's "
+        "Viola-Jones detector, on the full-resolution frame) and train on a square crop around it; "
+        'needs pip install -e ".[faces]"')
+    add("--no-face", choices=("keep", "drop"), help="with --crop-faces, a frame without a face is kept "
+        "whole or dropped (default keep)")
 
 
 # TrainConfig fields given as paths: stored absolute.
@@ -173,6 +179,10 @@ def _config_from_args(args: argparse.Namespace):
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
+    if given.get("crop_faces"):   # the flag means the detector's default settings, stored in full
+        from .data.faces import DetectorSettings
+
+        given["crop_faces"] = asdict(DetectorSettings())
     for key in _PATH_FIELDS:   # absolute, so resuming from another folder finds them
         if key in given:
             given[key] = str(Path(given[key]).resolve())
@@ -221,6 +231,9 @@ def _describe_change(key: str, given: object, stored: object) -> str:
         return "--no-augment (the run used augmentation)"
     if key == "reuse_split":
         return "--reuse-split (the run made its own split)"
+    if key == "crop_faces":
+        return ("--crop-faces (the run used whole frames)" if stored is None
+                else f"--crop-faces (the run used other detector settings: {stored})")
     return f"--{key.replace('_', '-')} {given} (the run used {stored})"
 
 
@@ -318,11 +331,12 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace, home: Path) -> int:
     from .train.inference import predict_images
 
-    probabilities, classes = predict_images(args.checkpoint, args.images)
-    for image, p in zip(args.images, probabilities):
+    probabilities, classes, found = predict_images(args.checkpoint, args.images)
+    for image, p, face in zip(args.images, probabilities, found):
         top = int(p.argmax())
         spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
-        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}")
+        note = "   (no face found: the whole image was used)" if face is False else ""
+        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{note}")
     return 0
 
 

@@ -58,3 +58,39 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str], ti
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_face_sheet(path: Path, x: np.ndarray, y: np.ndarray, faces: np.ndarray, classes: Sequence[str],
+                    per_class: int = 12) -> None:
+    """A contact sheet of face crops, one row per class, so the user sees what the detector did.
+
+    Frames without a face (kept whole, or dropped) come first in their row, in a
+    red frame, so a missed face is never hidden by the sample; each row is titled
+    with its class and how many of its frames had no face.
+
+    Args:
+        x: (N, S, S) uint8 crops; y: (N,) labels; faces: (N,) faces found per frame.
+    """
+    plt = pyplot()
+    n, size = len(x), x.shape[-1]
+    pad = max(2, size // 12)
+    cell = size + 2 * pad
+    sheet = np.full((len(classes) * cell, per_class * cell, 3), 255, np.uint8)
+    titles = []
+    for row, name in enumerate(classes):
+        members = np.flatnonzero(y == row)
+        missed = members[faces[members] == 0]
+        chosen = np.concatenate([missed, members[faces[members] > 0]])[:per_class]
+        titles.append(f"{name}: {len(missed)} of {len(members)} without a face")
+        for col, i in enumerate(chosen):
+            top, left = row * cell, col * cell
+            if faces[i] == 0:
+                sheet[top + 1:top + cell - 1, left + 1:left + cell - 1] = (220, 30, 30)
+            sheet[top + pad:top + pad + size, left + pad:left + pad + size] = x[i][..., None]
+    fig, ax = plt.subplots(figsize=(per_class * 0.75 + 0.5, len(classes) * 0.9 + 0.6))
+    ax.imshow(sheet, interpolation="nearest")
+    ax.set_yticks([r * cell + cell / 2 for r in range(len(classes))], titles, fontsize=8)
+    ax.set_xticks([])
+    ax.set_title(f"Face crops per class ({n} frames; red: no face found, whole frame)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

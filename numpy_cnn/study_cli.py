@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .data.faces import DetectorSettings
 from .module import Sequential
 from .paths import CACHE, RUNS, SYNTHETIC_DATA, nonempty_path
 
@@ -46,6 +47,7 @@ class Loaded:
     mean: np.ndarray | None          # training mean, None if not known yet
     run_dir: Path | None
     test_source: Path | None         # what the run's test.txt names entries of: a folder or a FER2013 CSV
+    crop_faces: DetectorSettings | None = None   # the run's face detector, None: whole frames
 
 
 @dataclass
@@ -93,9 +95,10 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
         model.eval()
         meta = ckpt.meta
         run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+        from .train.config import detector_settings_of
         return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
                       tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir,
-                      _test_source(meta))
+                      _test_source(meta), detector_settings_of(meta))
     from .arch import DEFAULT_ARCH, build_model
     arch = args.arch or DEFAULT_ARCH
     if args.image_size < 1 or args.in_channels < 1:
@@ -119,9 +122,11 @@ def _test_source(meta: dict) -> Path | None:
     return None if data.get("root") is None else Path(data["root"])
 
 
-def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path) -> tuple[np.ndarray, int, str]:
-    """The first image a run's ``test.txt`` lists, as (S, S) uint8, its label, and where it came from."""
-    from .data import decode_image
+def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path,
+                          crop_faces=None) -> tuple[np.ndarray, int, str]:
+    """The first image a run's ``test.txt`` lists, as (S, S) uint8 (cropped to its face as the run
+    did), its label, and where it came from."""
+    from .data.images import load_image
     from .data.splitfiles import read_split_file
     if source.is_file():   # a FER2013 CSV: the entries name its rows
         from .data.fer2013 import read_fer2013_csv, row_names
@@ -132,7 +137,7 @@ def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path) -
         return rows.x[row_of[first]], int(listing.labels[0]), f"{source.parent / first} (the run's first test image)"
     listing = read_split_file(run_test, source)
     path = source / listing.files[0]
-    return decode_image(path, size), int(listing.labels[0]), f"{path} (the run's first test image)"
+    return load_image(path, size, crop_faces)[0], int(listing.labels[0]), f"{path} (the run's first test image)"
 
 
 def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> StudyImage:
@@ -142,7 +147,8 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
     channels, minus the training mean (the checkpoint's, else that of the
     dataset's training split, else none for a fresh model on its own image).
     """
-    from .data import MeanSubtraction, decode_image, load_dataset, to_float
+    from .data import MeanSubtraction, load_dataset, to_float
+    from .data.images import load_image
     from .train.loop import network_input
     from .data.classes import parse_label
     from .data.dataset import TEST_SPLIT_FILE
@@ -150,18 +156,21 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
     mean, mean_note = loaded.mean, "training mean from the checkpoint"
     run_test = None if loaded.run_dir is None else loaded.run_dir / TEST_SPLIT_FILE
     if args.image is not None:
-        gray = to_float(decode_image(args.image, loaded.image_size))
+        pixels, found = load_image(args.image, loaded.image_size, loaded.crop_faces)
+        gray = to_float(pixels)
         label = None if args.label is None else parse_label(args.label, "--label")
-        source = str(args.image)
+        source = str(args.image) + (" (no face found: the whole image)" if found is False else "")
     elif run_test is not None and run_test.is_file() and loaded.test_source is not None:
-        pixels, label, source = _first_run_test_image(run_test, loaded.test_source, loaded.image_size, home)
+        pixels, label, source = _first_run_test_image(run_test, loaded.test_source, loaded.image_size, home,
+                                                      loaded.crop_faces)
         gray = to_float(pixels)
     else:
         data = args.data
         if data is None:
             from .data import ensure_synthetic_dataset
             data = ensure_synthetic_dataset(home / SYNTHETIC_DATA)
-        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / CACHE)
+        ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / CACHE,
+                          crop_faces=loaded.crop_faces)
         gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
         source = f"{ds.root / ds.test_files[0]} (first test image, split seed {args.seed})"
         if mean is None:

@@ -66,7 +66,9 @@ def test_counts_say_how_many_frames_had_no_face_or_several():
     for name, detection in [("a.png", none), ("b.png", two), ("c.png", two)]:
         counts.add(detection, name)
     assert (counts.frames, counts.no_face, counts.several_faces, counts.no_face_files) == (3, 1, 2, ["a.png"])
-    assert counts.summary() == "faces: 3 frames, 1 without a face, 2 with several (the largest taken)"
+    assert counts.summary() == "faces: 3 frames, 1 without a face (kept whole), 2 with several (the largest taken)"
+    assert counts.summary("drop", "1 train, 0 test") == \
+        "faces: 3 frames, 1 without a face (dropped: 1 train, 0 test), 2 with several (the largest taken)"
     assert two.face == (0, 0, 50, 50) and none.face is None
 
 

@@ -125,7 +125,7 @@ def test_the_training_mean_is_stored_and_subtracted_at_evaluation_and_prediction
     assert rows[-1]["accuracy"] == results["overall_test_accuracy"]   # same preprocessing as training
 
     image = data / "Happy" / "img_0.png"
-    probabilities, classes = predict_images(tmp_path / "run", [image])
+    probabilities, classes, _ = predict_images(tmp_path / "run", [image])
     gray = to_float(decode_image(image, 48)[None])
     logits = model.forward(to_network_input(MeanSubtraction(ckpt.mean)(gray)))
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()

@@ -25,7 +25,7 @@ everything loaded, so an error never replaces a good pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,9 @@ import numpy as np
 from ..errors import UserError
 from .classes import CLASSES, class_index
 from .fer2013 import read_fer2013_csv, row_names
+from .faces import DetectorSettings
 from .groups import GroupRule
-from .images import load_images
+from .images import load_face_crops, load_images
 from .leakage import pixel_hashes
 from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
@@ -61,6 +62,9 @@ class Dataset:
         root: the data folder (for a CSV, the folder holding it).
         source: how the data was read: "class folders", "train/test folders",
             "jaffe", "split files" or "fer2013 csv".
+        faces_train: with face crops (``crop_faces``), (N_train,) int64 faces
+            found in each frame (0: none, the whole frame was kept); else None.
+        faces_test: the same for the test images.
     """
 
     x_train: np.ndarray
@@ -71,6 +75,23 @@ class Dataset:
     test_files: list[str]
     root: Path
     source: str
+    faces_train: np.ndarray | None = None
+    faces_test: np.ndarray | None = None
+
+    def without_faceless(self) -> Dataset:
+        """The dataset without the frames in which no face was found (``--no-face drop``).
+
+        A stage of its own, after the split: the split (and its files) is the
+        same whatever the policy, and only the images trained and tested on shrink.
+        """
+        if self.faces_train is None:
+            raise ValueError("without_faceless needs a dataset loaded with crop_faces")
+        keep_train, keep_test = self.faces_train > 0, self.faces_test > 0
+        return replace(self, x_train=self.x_train[keep_train], y_train=self.y_train[keep_train],
+                       x_test=self.x_test[keep_test], y_test=self.y_test[keep_test],
+                       train_files=[f for f, k in zip(self.train_files, keep_train) if k],
+                       test_files=[f for f, k in zip(self.test_files, keep_test) if k],
+                       faces_train=self.faces_train[keep_train], faces_test=self.faces_test[keep_test])
 
     def class_counts(self) -> dict[str, tuple[int, int]]:
         """``{class name: (train count, test count)}`` for a summary line."""
@@ -84,17 +105,20 @@ class _Part:
     """Labelled images of one root: a whole source, or one side of a split.
 
     ``files`` are relative to ``root`` (``<file>.csv:<line>`` for CSV rows);
-    ``x`` (N, S, S) is None until the decode stage (a CSV's rows come decoded).
+    ``x`` (N, S, S) is None until the decode stage (a CSV's rows come decoded);
+    ``faces`` (N,) is the faces found per image when the decode stage cropped faces.
     """
 
     files: list[str]
     y: np.ndarray
     root: Path
     x: np.ndarray | None = None
+    faces: np.ndarray | None = None
 
     def take(self, index: np.ndarray) -> _Part:
         return _Part([self.files[i] for i in index], self.y[index], self.root,
-                     None if self.x is None else self.x[index])
+                     None if self.x is None else self.x[index],
+                     None if self.faces is None else self.faces[index])
 
 
 def load_dataset(
@@ -109,6 +133,7 @@ def load_dataset(
     cache_dir: Path | str | None = None,
     group_by: str | None = None,
     test_only: bool = False,
+    crop_faces: DetectorSettings | None = None,
 ) -> Dataset:
     """Load a dataset folder or FER2013 CSV as train and test arrays.
 
@@ -118,7 +143,9 @@ def load_dataset(
         groups  split_part: GroupRule.names            (.groups; only with group_by)
         split   split_part: stratified_split / group_split  (.split)
         decode  _decode: one load_images call for both sides of a root  (.images)
+                (or load_face_crops: each image cropped to its face first, .faces)
         cache   load_images keys the decoded array by the set of files  (.cache)
+        faces   Dataset.without_faceless, for --no-face drop: the caller's choice, after the split
 
     Args:
         data: a dataset folder (any layout in the module docstring) or a FER2013 CSV.
@@ -133,6 +160,9 @@ def load_dataset(
         group_by: a group rule (:mod:`.groups`): the random split keeps each group on one side.
         test_only: decode only the test images (``x_train`` is then empty, its
             images need not exist): what evaluating a checkpoint needs.
+        crop_faces: detector settings: every image is cropped to its face
+            (found on the full-resolution frame) before the resize, and the
+            Dataset carries the faces found per image. Not for a CSV's rows.
 
     Returns:
         A :class:`Dataset`.
@@ -140,7 +170,7 @@ def load_dataset(
     Raises:
         UserError: for any problem with the data, naming the file or line.
     """
-    data, test_data, cache = _checked_paths(data, test_data, split_dir, cache_dir)
+    data, test_data, cache = _checked_paths(data, test_data, split_dir, cache_dir, crop_faces)
     root = data.parent if data.is_file() else data
     made_split = False
     if reuse_split:
@@ -157,8 +187,8 @@ def load_dataset(
             train, test = split_part(train, test_fraction, seed, group_by, data)
             made_split = True
     if test_only:
-        train = _nothing(root, image_size)
-    _decode([train, test], image_size, cache)
+        train = _nothing(root, image_size, crop_faces)
+    _decode([train, test], image_size, cache, crop_faces)
     if test_data is not None and not test_only:
         _check_not_training_images(test, train, test_data)
     if made_split and split_dir is not None:   # written last: an error never replaces a good pair
@@ -167,21 +197,24 @@ def load_dataset(
     return _dataset(train, test, root, source)
 
 
-def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None) -> tuple[str, _Part]:
+def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None,
+              crop_faces: DetectorSettings | None = None) -> tuple[str, _Part]:
     """Every labelled image of a dataset as one decoded part (its own train and test parts
     pooled): what K-fold cross-validation deals into folds. Names are those
-    :func:`load_dataset` reads back from split files."""
-    data, _, cache = _checked_paths(data, None, None, cache_dir)
+    :func:`load_dataset` reads back from split files. ``crop_faces`` detects here,
+    once, so every fold loads the crops from the cache."""
+    data, _, cache = _checked_paths(data, None, None, cache_dir, crop_faces)
     source, train, test = list_source(data, image_size, cache, needs_test=False)
     if test is not None and len(test.y):
         x = None if train.x is None else np.concatenate([train.x, test.x])
         train = _Part(train.files + test.files, np.concatenate([train.y, test.y]), train.root, x)
-    _decode([train], image_size, cache)
+    _decode([train], image_size, cache, crop_faces)
     return source, train
 
 
 def _checked_paths(data: Path | str, test_data: Path | str | None, split_dir: Path | str | None,
-                   cache_dir: Path | str | None) -> tuple[Path, Path | None, Path | None]:
+                   cache_dir: Path | str | None, crop_faces: DetectorSettings | None = None
+                   ) -> tuple[Path, Path | None, Path | None]:
     """The paths as ``Path``s, checked now rather than after minutes of decoding."""
     data = Path(data)
     cache = None if cache_dir is None else Path(cache_dir)
@@ -199,6 +232,10 @@ def _checked_paths(data: Path | str, test_data: Path | str | None, split_dir: Pa
                             "or none to split one off at random")
     if data.is_file() and data.suffix.casefold() != ".csv":
         raise UserError(f"{data}: a file must be a FER2013 .csv; otherwise pass the dataset folder")
+    if crop_faces is not None:
+        for path in (data, test_data):
+            if path is not None and path.is_file():   # a CSV row is a 48x48 crop: no frame to find a face in
+                raise UserError(f"{path}: FER2013 CSV rows are already 48x48 face crops; drop --crop-faces")
     return data, test_data, cache
 
 
@@ -319,29 +356,39 @@ def split_part(whole: _Part, test_fraction: float, seed: int, group_by: str | No
 
 # -- decode (and cache) -------------------------------------------------------
 
-def _decode(parts: list[_Part], image_size: int, cache: Path | None) -> None:
+def _decode(parts: list[_Part], image_size: int, cache: Path | None,
+            crop_faces: DetectorSettings | None = None) -> None:
     """Decode, in place, the parts not decoded yet. Parts of one root go in one
-    :func:`load_images` call: one cache entry for the whole dataset, whichever way it is split."""
+    :func:`load_images` call: one cache entry for the whole dataset, whichever way it is split.
+    With ``crop_faces`` the call is :func:`load_face_crops`, which also fills ``faces``."""
     undecoded = [part for part in parts if part.x is None]
     same_root = len({part.root for part in undecoded}) <= 1   # else --test-data: another folder
     for batch in [undecoded] if same_root else [[part] for part in undecoded]:
         if not batch:
             continue
-        x = load_images([part.root / f for part in batch for f in part.files], image_size, cache,
-                        root=batch[0].root)
+        paths = [part.root / f for part in batch for f in part.files]
+        if crop_faces is None:
+            x, faces = load_images(paths, image_size, cache, root=batch[0].root), None
+        else:
+            x, faces, _ = load_face_crops(paths, image_size, cache, crop_faces, root=batch[0].root)
+        start = 0
         for part in batch:
-            part.x, x = x[:len(part.files)], x[len(part.files):]
+            end = start + len(part.files)
+            part.x, part.faces = x[start:end], None if faces is None else faces[start:end]
+            start = end
 
 
-def _nothing(root: Path, image_size: int) -> _Part:
+def _nothing(root: Path, image_size: int, crop_faces: DetectorSettings | None = None) -> _Part:
     """An empty, decoded part: the training side when only the test images are wanted."""
-    return _Part([], np.empty(0, np.int64), root, np.empty((0, image_size, image_size), np.uint8))
+    return _Part([], np.empty(0, np.int64), root, np.empty((0, image_size, image_size), np.uint8),
+                 None if crop_faces is None else np.empty(0, np.int64))
 
 
 def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
     if not len(test.y):
         raise UserError(f"{root}: the test set is empty; add test images or let a random split make one")
-    return Dataset(train.x, train.y, test.x, test.y, train.files, test.files, root, source)
+    return Dataset(train.x, train.y, test.x, test.y, train.files, test.files, root, source,
+                   train.faces, test.faces)
 
 
 def _no_images_hints(folder: Path, flag: str) -> str:

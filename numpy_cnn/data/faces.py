@@ -130,17 +130,51 @@ class DetectionCounts:
     no_face_files: list[str] = field(default_factory=list)
 
     def add(self, detection: Detection, name: str = "") -> None:
+        self.add_count(len(detection.faces), name)
+
+    def add_count(self, faces: int, name: str = "") -> None:
+        """Count one frame in which ``faces`` faces were found (what the crop cache stores)."""
         self.frames += 1
-        if not detection.found:
+        if faces == 0:
             self.no_face += 1
             self.no_face_files.append(name)
-        elif len(detection.faces) > 1:
+        elif faces > 1:
             self.several_faces += 1
 
-    def summary(self) -> str:
-        """One line, e.g. ``faces: 675 frames, 12 without a face, 3 with several (the largest taken)``."""
-        return (f"faces: {self.frames} frames, {self.no_face} without a face, "
+    def summary(self, policy: str = "keep", detail: str = "") -> str:
+        """One line, e.g. ``faces: 675 frames, 12 without a face (kept whole), 3 with several (the largest taken)``;
+        ``detail`` goes in the parenthesis (``kept whole: 9 train, 3 test``)."""
+        fate = ("kept whole" if policy == "keep" else "dropped") + (f": {detail}" if detail else "")
+        return (f"faces: {self.frames} frames, {self.no_face} without a face ({fate}), "
                 f"{self.several_faces} with several (the largest taken)")
+
+
+def face_report(settings: DetectorSettings, policy: str, sides: dict[str, tuple[list[str], np.ndarray]]) -> dict:
+    """What the detector made of a run's frames, for the printed line and ``results.json``.
+
+    Args:
+        settings: the detector's settings (their :meth:`~DetectorSettings.key` is reported).
+        policy: ``keep`` or ``drop``, what happened to a frame without a face.
+        sides: ``{"train": (names, faces found per frame), "test": (...)}``, before any drop.
+
+    Returns:
+        ``detector``, ``policy``, ``frames``, ``no_face``, ``several_faces``,
+        ``no_face_<side>`` per side, ``no_face_files`` (all of them, by name)
+        and ``line``, the one line a run prints.
+    """
+    total = DetectionCounts()
+    report: dict = {"detector": settings.key(), "policy": policy}
+    for side, (names, faces) in sides.items():
+        counts = DetectionCounts()
+        for name, n in zip(names, faces):
+            counts.add_count(int(n), name)
+            total.add_count(int(n), name)
+        report[f"no_face_{side}"] = counts.no_face
+    per_side = ", ".join(f"{report[f'no_face_{side}']} {side}" for side in sides) if len(sides) > 1 else ""
+    report.update(frames=total.frames, no_face=total.no_face, several_faces=total.several_faces,
+                  no_face_files=total.no_face_files,
+                  line=f"{total.summary(policy, per_side)}; detector {settings.key()}")
+    return report
 
 
 class FaceDetector:

@@ -11,12 +11,14 @@ from dataclasses import asdict, dataclass, fields
 
 from ..arch import DEFAULT_ARCH, build_model, check_arch
 from ..data import CLASSES
+from ..data.faces import DetectorSettings, require_cv2
 from ..data.groups import check_rule
 from ..errors import UserError
 from ..optim import DEFAULTS
 from .finetune import check_freeze
 
 MEAN_MODES = ("scalar", "pixel")
+NO_FACE_POLICIES = ("keep", "drop")   # a frame without a face: trained on whole, or left out
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
 
 
@@ -27,7 +29,10 @@ class TrainConfig:
     ``data=None`` means the generated synthetic dataset. ``mean`` is the
     training mean subtracted from every input: one number (``"scalar"``) or
     an image (``"pixel"``). ``init_from`` and ``freeze`` fine-tune
-    (:mod:`numpy_cnn.train.finetune`).
+    (:mod:`numpy_cnn.train.finetune`). ``crop_faces`` holds the face
+    detector's settings (:class:`numpy_cnn.data.faces.DetectorSettings`, as a
+    dict) when every image is cropped to its face, and ``no_face`` says what
+    happens to a frame without one.
     """
 
     data: str | None = None
@@ -52,6 +57,9 @@ class TrainConfig:
     folds: int | None = None
     init_from: str | None = None   # a run folder or checkpoint.npz to start from (see finetune.py)
     freeze: str | None = None      # layers kept fixed, "conv1,conv2"; stored in the network's order
+    # Face crops (numpy_cnn/data/faces.py): the detector settings, or None for whole frames.
+    crop_faces: dict | None = None
+    no_face: str = "keep"
 
     def __post_init__(self) -> None:
         """Check every setting before anything is loaded or written: a mistake costs nothing.
@@ -83,9 +91,16 @@ class TrainConfig:
         if self.mean not in MEAN_MODES:
             problems.append(f"--mean must be one of {', '.join(MEAN_MODES)}, got {self.mean!r}")
         problems += self._evaluation_problems()
+        if self.no_face not in NO_FACE_POLICIES:
+            problems.append(f"--no-face must be one of {', '.join(NO_FACE_POLICIES)}, got {self.no_face!r}")
+        elif self.no_face != "keep" and self.crop_faces is None:
+            problems.append(f"--no-face {self.no_face} concerns face crops; add --crop-faces or drop --no-face")
         if problems:
             raise UserError("; ".join(problems))
         check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
+        if self.crop_faces is not None:
+            self.detector_settings()   # a bad setting is a one-line error, and so is a missing OpenCV
+            require_cv2()
         if self.freeze is not None:   # the names must exist in this network: build it (no data needed)
             model = build_model(self.arch, IN_CHANNELS, self.image_size, len(CLASSES), rng=0)
             object.__setattr__(self, "freeze", ",".join(check_freeze(model, self.freeze.split(","))))
@@ -108,6 +123,15 @@ class TrainConfig:
             problems.append("--folds makes its own folds, so --reuse-split has no place; drop one of them")
         return problems
 
+    def detector_settings(self) -> DetectorSettings | None:
+        """The face detector's settings, or None when whole frames are used."""
+        if self.crop_faces is None:
+            return None
+        try:
+            return DetectorSettings(**self.crop_faces)
+        except TypeError as exc:   # a key from another version
+            raise UserError(f"face detector settings {self.crop_faces} are not understood ({exc})") from None
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -119,3 +143,9 @@ class TrainConfig:
         if unknown:
             raise UserError(f"checkpoint settings hold unknown keys {unknown}; was it written by a newer version?")
         return cls(**values)
+
+
+def detector_settings_of(meta: dict) -> DetectorSettings | None:
+    """The face detector a checkpoint's run cropped its images with (None: whole frames), so
+    ``evaluate``, ``predict``, ``trace`` and ``visualize`` prepare images the same way."""
+    return TrainConfig.from_json(meta["config"]).detector_settings() if "config" in meta else None

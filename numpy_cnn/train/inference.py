@@ -1,7 +1,9 @@
 """Use a trained checkpoint: Table 1 on a dataset, or class probabilities for single images.
 
 Inputs are prepared exactly as in training (:func:`.loop.network_input`):
-grayscale, resized to the checkpoint's image size, scaled to [0, 1], minus
+grayscale, cropped to the face when the run used ``--crop-faces`` (with the
+detector settings stored in the checkpoint; ``--no-face drop`` drops the
+same test frames), resized to the checkpoint's image size, scaled to [0, 1], minus
 the *training* mean stored in the checkpoint, gray copied to 3 channels.
 """
 
@@ -13,14 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import load_model, require_training_meta
-from ..data import MeanSubtraction, decode_image, load_dataset, to_float
+from ..data import MeanSubtraction, load_dataset, to_float
+from ..data.images import load_image
 from ..data.dataset import TEST_SPLIT_FILE
 from ..errors import UserError
 from ..loss import softmax
 from ..metrics import confusion_matrix, per_class_table
-from .config import TrainConfig
+from .config import TrainConfig, detector_settings_of
 from .loop import network_input, predict_logits
-from .rundata import load_run_data
+from .rundata import apply_no_face, load_run_data
 
 
 def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
@@ -42,13 +45,14 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
         if config.test_data is None and not (run_dir / TEST_SPLIT_FILE).is_file():   # else: that folder, whole
             raise UserError(f"{run_dir}: no {TEST_SPLIT_FILE} beside the checkpoint, so the run's "
                             "test split is unknown; pass --data DATASET to evaluate on its test part")
-        ds = load_run_data(config, run_dir, home, cache_dir, test_only=True)
+        ds = apply_no_face(config, load_run_data(config, run_dir, home, cache_dir, test_only=True))
         what = f"the run's test split ({len(ds.y_test)} images of {ds.root})"
     else:
         # A model-only checkpoint is split like a default run (the settings only choose the test part).
         config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
-        ds = load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
-                          image_size=ckpt.meta["image_size"], cache_dir=cache_dir, test_only=True)
+        ds = apply_no_face(config, load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
+                                                image_size=ckpt.meta["image_size"], cache_dir=cache_dir,
+                                                test_only=True, crop_faces=config.detector_settings()))
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
     x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     predicted = predict_logits(model, x).argmax(axis=1)
@@ -56,17 +60,19 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     return per_class_table(confusion, ckpt.meta["classes"]), confusion, what
 
 
-def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str]]:
-    """Class probabilities (len(images), K) for image files, and the class names."""
+def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str], list[bool | None]]:
+    """Class probabilities (len(images), K) for image files, the class names, and per image
+    whether a face was found (None when the run used whole frames; a frame without a face
+    is predicted whole, as ``--no-face keep`` trained)."""
     for image in images:   # checked before the model loads: a typo should fail fast
         if image.is_dir():
             raise UserError(f"{image}: is a folder; pass image files (e.g. {image}/*.png)")
     _refuse_cv_run(path)
     model, ckpt = load_model(path)
-    size = ckpt.meta["image_size"]
-    gray = np.stack([decode_image(image, size) for image in images])   # (N, S, S) uint8
-    x = network_input(to_float(gray), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
-    return softmax(predict_logits(model, x)), list(ckpt.meta["classes"])
+    size, crop_faces = ckpt.meta["image_size"], detector_settings_of(ckpt.meta)
+    gray, found = zip(*(load_image(image, size, crop_faces) for image in images))
+    x = network_input(to_float(np.stack(gray)), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
+    return softmax(predict_logits(model, x)), list(ckpt.meta["classes"]), list(found)
 
 
 def _refuse_cv_run(path: Path) -> None:

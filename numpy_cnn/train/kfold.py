@@ -4,6 +4,7 @@
 
     runs/<timestamp>/
         cv.json               the settings and K: what --resume continues
+        faces.png             with --crop-faces: every frame's crop per class, no-face frames marked
         fold1/ ... foldK/     each a complete run directory (train.txt and test.txt written
                               first, then checkpoint, metrics, table1.md, results.json, plots)
         cv_results.json       per fold {fold, test_accuracy, n_test}; mean, sample SD and the
@@ -35,6 +36,7 @@ import numpy as np
 
 from ..data import CLASSES
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
+from ..data.faces import face_report
 from ..data.groups import GroupRule
 from ..data.leakage import leakage_line
 from ..data.sources import Listing
@@ -42,9 +44,10 @@ from ..data.split import stratified_folds
 from ..data.splitfiles import GROUPS_FILE, write_split_file
 from ..errors import UserError
 from ..metrics import format_table1, per_class_table, percent_range, t_interval
+from ..plots import plot_face_sheet
 from .config import TrainConfig
 from .rundata import data_path
-from .rundir import CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
+from .rundir import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
 from .run import Interrupted, train
 
 CV_STATE = "cv.json"
@@ -122,7 +125,8 @@ def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | No
                 log: Callable[[str], None] | None) -> None:
     """Pool the data, deal it into folds and write each fold's split files and ``cv.json``."""
     data = data_path(config, home)
-    source, pool = load_pool(data, config.image_size, cache_dir)
+    # With --crop-faces the faces are found here, once: every fold loads the crops from the cache.
+    source, pool = load_pool(data, config.image_size, cache_dir, config.detector_settings())
     rule = GroupRule(config.group_by) if config.group_by else None
     groups = None if rule is None else rule.names(pool.files, str(data))
     fold_of = stratified_folds(pool.y, config.folds, np.random.default_rng(config.seed), groups,
@@ -131,6 +135,11 @@ def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | No
         by = f", whole {rule.unit}s per fold (--group-by {rule.spec})" if rule else ""
         log(f"cross-validation: {len(pool.y)} images ({source}) in {config.folds} stratified folds{by}; "
             f"test images per fold: {', '.join(str(int(n)) for n in np.bincount(fold_of))}")
+    if pool.faces is not None:
+        if log:
+            log(face_report(config.detector_settings(), config.no_face, {"all": (pool.files, pool.faces)})["line"])
+        out.mkdir(parents=True, exist_ok=True)
+        plot_face_sheet(out / FACE_SHEET, pool.x, pool.y, pool.faces, CLASSES)
     for fold in range(config.folds):
         fold_dir = out / f"fold{fold + 1}"
         fold_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +185,8 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
         "table1": rows,
         "confusion_matrix": confusion.tolist(),
         "leakage": _pooled_leakage([r["leakage"] for r in results]),
+        # Every fold's run sees every frame (its train and test side): the first fold's count is the data's.
+        "faces": results[0].get("faces"),
         "epochs": config.epochs,
         "config": config.to_json(),
         "summary": summary,
@@ -213,5 +224,6 @@ def _take_back(out: Path, k: int, made_folder: bool) -> None:
         if fold_dir.is_dir() and not any(fold_dir.iterdir()):
             fold_dir.rmdir()
     (out / CV_STATE).unlink(missing_ok=True)
+    (out / FACE_SHEET).unlink(missing_ok=True)
     if made_folder and out.is_dir() and not any(out.iterdir()):
         out.rmdir()

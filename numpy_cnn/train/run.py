@@ -36,9 +36,10 @@ from .config import IN_CHANNELS, TrainConfig
 from .finetune import prepare as prepare_finetune
 from .loop import Diverged, compile_in_background, epoch_inputs, evaluate, lazy_network_input, train_epoch
 from .progress import epoch_line
-from .rundata import check_same_data, digest, load_new_run_data, load_run_data, reuses_split_in
-from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_json,
-                     write_metrics, write_plots, write_text)
+from .rundata import (apply_no_face, check_same_data, digest, face_summary, load_new_run_data, load_run_data,
+                      reuses_split_in)
+from .rundir import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_face_sheet,
+                     write_json, write_metrics, write_plots, write_text)
 
 FORMAT = "numpy_cnn checkpoint v1"
 # Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
@@ -115,12 +116,17 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     # numba compiles (or loads) the kernels in another thread while the data is read or generated.
     compile_in_background(*_model_optimizer_rng(config, None)[:2], (IN_CHANNELS, config.image_size, config.image_size),
                           config.augment)
+    load = load_new_run_data if ckpt is None else load_run_data   # a resumed run reads its split files
+    ds = load(config, out, home, cache_dir)
+    faces = face_summary(config, ds)
+    if faces is not None:   # what the detector did, seen before any frame is dropped
+        say(faces["line"])
+        write_face_sheet(out, ds)
+        ds = apply_no_face(config, ds)
     if ckpt is None:
-        ds = load_new_run_data(config, out, home, cache_dir)
         mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
         source = ds.source
     else:
-        ds = load_run_data(config, out, home, cache_dir)
         check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
         mean = MeanSubtraction(ckpt.mean)
         # A resumed run reads its images through its split files; report them as the run began.
@@ -192,7 +198,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
     timing = {"wall_seconds": time.perf_counter() - started,
               "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage, origin)
+    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage, origin, faces)
 
 
 def _per_class_counts(ds: Dataset) -> str:
@@ -267,7 +273,7 @@ def _checkpoint(model: Sequential, optimizer: Optimizer, mean: MeanSubtraction, 
 
 
 def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], test_predicted: np.ndarray,
-            data_meta: dict, timing: dict, leakage: dict, origin: dict | None) -> dict:
+            data_meta: dict, timing: dict, leakage: dict, origin: dict | None, faces: dict | None) -> dict:
     """Table 1, results.json and the plots, from the final weights' test predictions."""
     confusion = confusion_matrix(ds.y_test, test_predicted, len(CLASSES))
     rows = per_class_table(confusion, CLASSES)
@@ -290,6 +296,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "arch": config.arch,
         "data": {k: v for k, v in data_meta.items() if k != "train_digest"},
         "leakage": leakage,
+        "faces": faces,   # with --crop-faces: frames without a face, or with several (face_report)
         "config": config.to_json(),
         "init_from": origin,
         "confusion_matrix": confusion.tolist(),

@@ -22,6 +22,7 @@ import numpy as np
 from ..data import CLASSES, Dataset, ensure_synthetic_dataset, load_dataset
 from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from ..data.sources import Listing
+from ..data.faces import face_report
 from ..data.groups import GroupRule
 from ..data.splitfiles import GROUPS_FILE, write_groups_file, write_split_file
 from ..errors import UserError
@@ -55,7 +56,7 @@ def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Pat
                       split_dir=split_dir if config.reuse_split else None,
                       reuse_split=config.reuse_split, seed=config.seed,
                       test_fraction=config.test_fraction, image_size=config.image_size,
-                      cache_dir=cache_dir, group_by=config.group_by)
+                      cache_dir=cache_dir, group_by=config.group_by, crop_faces=config.detector_settings())
     check_trainable(ds, split_dir / TRAIN_SPLIT_FILE if config.reuse_split else data)
     if not reuses_split_in(config, out):
         write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
@@ -101,7 +102,27 @@ def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Pat
     reuse = config.test_data is None
     return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
                         reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,
-                        image_size=config.image_size, cache_dir=cache_dir, test_only=test_only)
+                        image_size=config.image_size, cache_dir=cache_dir, test_only=test_only,
+                        crop_faces=config.detector_settings())
+
+
+def apply_no_face(config: TrainConfig, ds: Dataset) -> Dataset:
+    """The images a run trains and tests on: with ``--no-face drop``, those in which a face was found.
+
+    Applied after the split files are written, so they hold the whole split,
+    the same as without ``--crop-faces``: a reused split, a fold or an
+    evaluation drops the same frames again (the crops are cached under the
+    detector's settings, stored in the checkpoint), and ``results.json`` lists them.
+    """
+    return ds.without_faceless() if config.crop_faces is not None and config.no_face == "drop" else ds
+
+
+def face_summary(config: TrainConfig, ds: Dataset) -> dict | None:
+    """:func:`numpy_cnn.data.faces.face_report` of a run's data (before any drop), or None without crops."""
+    if config.crop_faces is None:
+        return None
+    return face_report(config.detector_settings(), config.no_face,
+                       {"train": (ds.train_files, ds.faces_train), "test": (ds.test_files, ds.faces_test)})
 
 
 def digest(x: np.ndarray) -> str:

@@ -10,6 +10,7 @@
         table1.md             the paper's Table 1 for the test set
         results.json          overall and per-class test accuracy, its 95% interval, the leakage report, ...
         loss.png, accuracy.png, confusion_matrix.png
+        faces.png             with --crop-faces: the crops per class, frames without a face marked
 
 Every file is written to a temporary name and renamed into place, so an
 interrupted run never leaves half a file.
@@ -37,6 +38,7 @@ METRICS_JSON = "metrics.json"
 TABLE1 = "table1.md"
 RESULTS = "results.json"
 PLOTS = ("loss.png", "accuracy.png", "confusion_matrix.png")
+FACE_SHEET = "faces.png"
 # Every file a run writes besides its split: any of them means a run (or what is left of
 # one) lives here, and a new run would overwrite it.
 _RUN_MARKERS = (CHECKPOINT, METRICS_CSV, METRICS_JSON, TABLE1, RESULTS, *PLOTS)
@@ -78,11 +80,11 @@ def remove_unfinished_run(out: Path, made_folder: bool) -> None:
     """Undo a new run that stopped before saving an epoch, so the same command can simply be rerun.
 
     Only what that run wrote goes: its split files (``check_new_run_dir`` made
-    sure none were there before) and ``out`` itself if the run made it and it is
+    sure none were there before), its ``faces.png`` and ``out`` itself if the run made it and it is
     now empty. Call it only when the run wrote the split files (not when it
     trained on the user's own split files in ``out``).
     """
-    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE):
+    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE, FACE_SHEET):
         (out / name).unlink(missing_ok=True)
     if made_folder and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
@@ -123,3 +125,14 @@ def write_plots(out: Path, history: Sequence[dict], confusion: np.ndarray, class
                 "accuracy (%)", "Accuracy")
     plot_confusion(confusion_png, confusion, classes,
                    f"Test confusion matrix, epoch {epochs[-1]}")
+
+
+def write_face_sheet(out: Path, ds) -> None:
+    """``faces.png``: the crops of a run's images per class, frames without a face marked."""
+    from ..data import CLASSES
+    from ..plots import plot_face_sheet
+
+    out.mkdir(parents=True, exist_ok=True)
+    plot_face_sheet(out / FACE_SHEET, np.concatenate([ds.x_train, ds.x_test]),
+                    np.concatenate([ds.y_train, ds.y_test]), np.concatenate([ds.faces_train, ds.faces_test]),
+                    CLASSES)
