@@ -6,17 +6,15 @@ pixels at 255 in a gray frame, and a frame whose corner pixel is 254 reports a s
 smaller face. One test runs OpenCV's real cascade on generated frames (skipped without it).
 """
 
-import contextlib
-import io
 import json
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
-from train_support import TINY_ARCH
+from test_cli import cli
+from train_support import TINY_ARCH, make_fer_csv
 
-from numpy_cnn.cli import main
 from numpy_cnn.data import CLASSES, decode_image, load_dataset
 from numpy_cnn.data import images as images_module
 from numpy_cnn.data.faces import INSTALL_HINT, Detection, DetectorSettings, face_report, square_crop
@@ -85,13 +83,6 @@ def make_frames(root, no_face=(), several=(), clips=4, per_clip=2, seed=0):
                 pixels = frame(rng, c, face=(c, clip) not in no_face, several=(c, clip) in several)
                 Image.fromarray(pixels, "L").save(root / name / f"Film_{100 * c + clip:09d}_{f:08d}.png")
     return root
-
-
-def cli(*args, home):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args], home=home)
-    return code, out.getvalue(), err.getvalue()
 
 
 def train_args(data, out, cache, *extra):
@@ -226,6 +217,12 @@ def test_evaluate_and_predict_crop_as_the_run_did(tmp_path, fake_detector):
     overall = next(line for line in out.splitlines() if "Overall" in line)
     assert f"| {results['data']['n_test']} |" in overall   # the same frames dropped from the test split
     assert f"{100 * results['overall_test_accuracy']:.2f}%" in overall
+
+    # A FER2013 CSV's rows are face crops already: tested as they are, not cropped again.
+    code, out, err = cli("evaluate", tmp_path / "run", "--data", make_fer_csv(tmp_path / "fer.csv"),
+                         "--cache-dir", cache, home=tmp_path)
+    assert code == 0, err
+    assert "| 7 |" in next(line for line in out.splitlines() if "Overall" in line)
 
     test_file = read_split_file(tmp_path / "run" / "test.txt", data).files[0]
     blank = tmp_path / "blank.png"

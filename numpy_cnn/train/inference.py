@@ -50,9 +50,10 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
     else:
         # A model-only checkpoint is split like a default run (the settings only choose the test part).
         config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
+        crop_faces = None if Path(data).is_file() else config.detector_settings()   # a CSV's rows are face crops
         ds = apply_no_face(config, load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
                                                 image_size=ckpt.meta["image_size"], cache_dir=cache_dir,
-                                                test_only=True, crop_faces=config.detector_settings()))
+                                                test_only=True, crop_faces=crop_faces))
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
     x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     predicted = predict_logits(model, x).argmax(axis=1)

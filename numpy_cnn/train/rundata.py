@@ -114,7 +114,7 @@ def apply_no_face(config: TrainConfig, ds: Dataset) -> Dataset:
     evaluation drops the same frames again (the crops are cached under the
     detector's settings, stored in the checkpoint), and ``results.json`` lists them.
     """
-    return ds.without_faceless() if config.crop_faces is not None and config.no_face == "drop" else ds
+    return ds.without_faceless() if config.no_face == "drop" and ds.faces_test is not None else ds
 
 
 def face_summary(config: TrainConfig, ds: Dataset) -> dict | None:
