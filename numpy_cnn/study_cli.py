@@ -123,7 +123,7 @@ def _test_source(meta: dict) -> Path | None:
 
 
 def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path,
-                          crop_faces=None) -> tuple[np.ndarray, int, str]:
+                          crop_faces: DetectorSettings | None = None) -> tuple[np.ndarray, int, str]:
     """The first image a run's ``test.txt`` lists, as (S, S) uint8 (cropped to its face as the run
     did), its label, and where it came from."""
     from .data.images import load_image
