@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from train_support import TINY_ARCH, make_class_folders
+from train_support import TINY_ARCH, make_class_folders, no_plots, train_quietly as _run  # noqa: F401 (a fixture)
 
 from numpy_cnn.arch import build_model
 from numpy_cnn.checkpoint import load_checkpoint, load_model
@@ -14,15 +14,9 @@ from numpy_cnn.optim import SGD
 from numpy_cnn.train import loop, run
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.inference import evaluate_checkpoint, predict_images
-from numpy_cnn.train.run import Interrupted, train
+from numpy_cnn.train.run import Interrupted
 
 TIMING = ("seconds", "data_seconds")
-
-
-@pytest.fixture(autouse=True)
-def no_plots(monkeypatch):
-    """matplotlib costs ~1 s per run; the CLI tests check the figures."""
-    monkeypatch.setattr(run, "write_plots", lambda *args: None)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +26,6 @@ def data(tmp_path_factory):
 
 def _config(data, **kw):
     return TrainConfig(**{"data": str(data), "arch": TINY_ARCH, "epochs": 4, "lr": 0.01, **kw})
-
-
-def _run(config, out, **kw):
-    return train(config, out, home=out.parent, cache_dir=None, log=None, **kw)
 
 
 def _untimed(history):

@@ -3,7 +3,7 @@ network needs to train, evaluate and resume exactly."""
 
 import numpy as np
 import pytest
-from train_support import TINY_ARCH, make_class_folders
+from train_support import TINY_ARCH, make_class_folders, no_plots, train_quietly as _run  # noqa: F401 (a fixture)
 
 from numpy_cnn import trace
 from numpy_cnn.arch import DEFAULT_ARCH, build_model
@@ -11,16 +11,11 @@ from numpy_cnn.checkpoint import load_checkpoint, load_model
 from numpy_cnn.errors import UserError
 from numpy_cnn.models import paper_net
 from numpy_cnn.optim import SGD
-from numpy_cnn.train import loop, run
+from numpy_cnn.train import loop
 from numpy_cnn.train.config import TrainConfig
-from numpy_cnn.train.run import Interrupted, train
+from numpy_cnn.train.run import Interrupted
 
 BN_DROP_ARCH = "c4k5-bn-relu-pool4-fc16-bn-relu-drop0.5"
-
-
-@pytest.fixture(autouse=True)
-def no_plots(monkeypatch):
-    monkeypatch.setattr(run, "write_plots", lambda *args: None)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +25,6 @@ def data(tmp_path_factory):
 
 def _config(data, **kw):
     return TrainConfig(**{"data": str(data), "arch": BN_DROP_ARCH, "epochs": 4, "lr": 0.01, **kw})
-
-
-def _run(config, out, **kw):
-    return train(config, out, home=out.parent, cache_dir=None, log=None, **kw)
 
 
 def _state(out):

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from numpy_cnn.data import CLASSES
+from numpy_cnn.train import run
 
 # A small net: an epoch of 28 images takes a few milliseconds, so tests can run many.
 TINY_ARCH = "c4k5-relu-pool4-fc16-relu"
@@ -66,3 +68,14 @@ def make_clips(root: Path, clips_per_class: int = 4, frames: int = 3, size: int 
                 pixels = np.clip(base + rng.integers(-3, 4, (size, size)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels, "L").save(root / name / f"{film}_{100 * c + clip:09d}_{frame:08d}.png")
     return root
+
+
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """matplotlib costs ~1 s per run; the CLI tests check the figures. Import it to use it."""
+    monkeypatch.setattr(run, "write_plots", lambda *args: None)
+
+
+def train_quietly(config, out: Path, **kw):
+    """``train`` into ``out`` with no log and no cache; the run's home is ``out``'s parent."""
+    return run.train(config, out, home=out.parent, cache_dir=None, log=None, **kw)
