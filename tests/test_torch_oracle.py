@@ -129,13 +129,8 @@ def test_whole_network_loss_and_gradients(conv_method, pool_method, rng):
         np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=ATOL, err_msg=name)
 
 
-@pytest.mark.parametrize("weight_decay,nesterov", [(0.0, False), (5e-4, False), (5e-4, True)])
-def test_twenty_sgd_momentum_steps_match_torch(weight_decay, nesterov, rng):
-    model = paper_net(rng=rng, dtype=np.float64)
-    twin = torch_paper_net(model)
-    opt = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
-    topt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay,
-                           nesterov=nesterov)
+def _twenty_steps_agree(model, twin, opt, topt, rng) -> None:
+    """20 steps of ``opt`` on ``model`` and ``topt`` on its torch ``twin``, same batches; weights agree to 1e-8."""
     for _ in range(20):
         x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
         _, dlogits = cross_entropy(model.forward(x), target)
@@ -147,6 +142,16 @@ def test_twenty_sgd_momentum_steps_match_torch(weight_decay, nesterov, rng):
     tstate = twin.state_dict()
     for name, value in model.state_dict().items():
         np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("weight_decay,nesterov", [(0.0, False), (5e-4, False), (5e-4, True)])
+def test_twenty_sgd_momentum_steps_match_torch(weight_decay, nesterov, rng):
+    model = paper_net(rng=rng, dtype=np.float64)
+    twin = torch_paper_net(model)
+    opt = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
+    topt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9, weight_decay=weight_decay,
+                           nesterov=nesterov)
+    _twenty_steps_agree(model, twin, opt, topt, rng)
 
 
 @pytest.mark.parametrize("method", ["reference", "compact", "numba"])
@@ -239,17 +244,7 @@ def test_twenty_adam_steps_match_torch(ours, theirs, options, method, rng):
     twin = torch_paper_net(model)
     opt = ours(model.parameters(), method=method, **options)
     topt = theirs(twin.parameters(), **options)
-    for _ in range(20):
-        x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
-        _, dlogits = cross_entropy(model.forward(x), target)
-        model.backward(dlogits)
-        opt.step()
-        topt.zero_grad()
-        nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target)).backward()
-        topt.step()
-    tstate = twin.state_dict()
-    for name, value in model.state_dict().items():
-        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=0, atol=1e-8, err_msg=name)
+    _twenty_steps_agree(model, twin, opt, topt, rng)
     # The optimizer state too, under torch's names.
     state = opt.state_dict()
     for i, tp in enumerate(twin.parameters()):
