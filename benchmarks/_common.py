@@ -41,7 +41,7 @@ def set_threads(threads):
     return torch
 
 
-def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None, clock=time.perf_counter):
+def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None, clock=time.perf_counter, settle_seconds=0.0):
     """Time each callable of ``fns`` (name -> fn) in rounds, alternating their order.
 
     ``clock`` is wall time by default; ``time.thread_time`` counts only the CPU
@@ -50,6 +50,14 @@ def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None, clock=time.perf_
 
     Each round calls every function ``block`` times (so a round of a fast
     function lasts about ``block_seconds``) and records seconds per call.
+
+    ``settle_seconds``: before its timed block, each function runs untimed
+    for that long (at least once). Both PyTorch and numba run their threads
+    on OpenMP (libgomp), whose idle workers spin for milliseconds after a
+    parallel region before they sleep: timed right after the other library,
+    a function shares its cores with those spinning threads and runs up to
+    2x slower. Settling times each library as it runs on its own, as in
+    training, and is fair to both sides.
 
     Returns ``{name: {"ms": median, "p10_ms": 10th percentile, "ratio": median of
     per-round ratios to ``baseline``}}`` (ratio only when a baseline is given).
@@ -66,6 +74,10 @@ def interleaved(fns, reps, block_seconds=0.5e-3, baseline=None, clock=time.perf_
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
             fn, block = fns[name], blocks[name]
+            settled = time.perf_counter() + settle_seconds
+            fn()
+            while time.perf_counter() < settled:
+                fn()
             t = clock()
             for _ in range(block):
                 fn()

@@ -174,7 +174,8 @@ def run_grid(args, torch):
     rows, ratios = [], []
     print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms "
           f"({'CPU time of this thread' if args.cpu_time else 'wall'}) of {args.reps} "
-          f"interleaved rounds; ratio = ours / torch (median of per-round ratios)\n")
+          f"interleaved rounds, each a {1e3 * args.settle:g} ms untimed settle and a {1e3 * args.block:g} ms "
+          f"timed block; ratio = ours / torch (median of per-round ratios)\n")
     extra = "".join(f" {m} ms |" for m in methods)
     print(f"|  N | layer | pass | method | ours ms | torch ms | ratio |{extra}")
     print("|---:|-------|------|--------|--------:|---------:|------:|" + "---:|" * len(methods))
@@ -183,7 +184,8 @@ def run_grid(args, torch):
             if args.only and not any(part in name for part in args.only):
                 continue
             for pass_, fns, method in grid_cases(spec, batch, torch, methods, rng):
-                res = interleaved(fns, args.reps, baseline="torch" if torch else None, clock=args.clock)
+                res = interleaved(fns, args.reps, block_seconds=args.block, baseline="torch" if torch else None,
+                                  clock=args.clock, settle_seconds=args.settle)
                 ratio = res["ours"].get("ratio")
                 if ratio is not None:
                     ratios.append(ratio)
@@ -200,6 +202,7 @@ def run_grid(args, torch):
         print(f"\n{len(ratios)} cells: geometric mean ours/torch {summary['geomean_ratio']:.2f}, "
               f"worst {summary['max_ratio']:.2f}")
     path = write_json("bench_conv_grid", {"machine": machine(), "threads": args.threads, "reps": args.reps,
+                                          "settle_s": args.settle, "block_s": args.block,
                                           "cpu_time": args.cpu_time, "summary": summary, "rows": rows})
     print(f"wrote {path}")
     return rows
@@ -213,6 +216,11 @@ def main():
     ap.add_argument("--grid", action="store_true", help="time the conv grid (see GRID) instead")
     ap.add_argument("--methods", action="store_true", help="with --grid: also time every forced method")
     ap.add_argument("--only", nargs="*", default=[], help="with --grid: only layers whose name contains one of these")
+    ap.add_argument("--settle", type=float, default=0.02,
+                    help="with --grid: seconds each candidate runs untimed before its timed block "
+                         "(lets the other library's OpenMP threads stop spinning; default 0.02)")
+    ap.add_argument("--block", type=float, default=0.02,
+                    help="with --grid: seconds of calls per timed block (default 0.02)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by the CPU time of this thread (needs --threads 1): steady on a loaded machine")
     args = ap.parse_args()
