@@ -74,6 +74,17 @@ def test_chunks_and_threads_do_not_change_the_result(threads, tiles_per_chunk, m
         numba.set_num_threads(old)
 
 
+def test_scratch_reused_across_shapes_leaves_no_trace():
+    """Scratch buffers live on between calls: after a large call filled them
+    with other numbers, a smaller, differently padded one must still see
+    zeros in its border and the right sums (float64, so garbage would show)."""
+    big = _data((4, 6, 7, 20, 20, 2), np.float64)
+    winograd_forward(*big[:3], big[4])
+    winograd_backward(big[3], *big[:2], big[4])
+    for shape in [(2, 3, 5, 7, 9, 1), (3, 6, 7, 9, 8, 0), (1, 2, 2, 5, 5, 2)]:
+        _check_against_reference(*_data(shape, np.float64), 1e-12)
+
+
 def test_input_grad_skipped_returns_none_and_same_weight_grads():
     x, w, b, g, p = _data((3, 4, 6, 8, 8, 1), np.float32)
     dx, dw, db = winograd_backward(g, x, w, p, need_input_grad=True)
