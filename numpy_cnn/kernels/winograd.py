@@ -315,11 +315,12 @@ def _weight_grad(du_t):
 
 
 # A chunk is about this many tiles (whole images, at least one): few enough
-# that its V and M (16*(C+F)*TILES_PER_CHUNK floats, 1.5 MB at 16 -> 32
-# channels) mostly stay in the L2 cache from transform to GEMM, many enough
-# that the ~20 us of Python per chunk is small. 256, 512 and 1024 were within
-# 5% of each other at 64 -> 64 channels; 512 was 10% faster than 256 at 16 -> 32.
-TILES_PER_CHUNK = 512
+# that its V and M (16*(C+F)*TILES_PER_CHUNK floats, 0.8 MB at 16 -> 32
+# channels, 2 MB at 64 -> 64) stay in the L2 cache from transform to GEMM,
+# many enough that the ~20 us of Python per chunk is small. Measured from 128
+# to 1024 on 12x12 to 48x48 inputs (one thread, Zen 4, 1 MB L2 per core):
+# 256 was within 5% of the best everywhere; 512 and up lost 10-20% at 12x12.
+TILES_PER_CHUNK = 256
 
 
 def _chunked(n_images, tiles_per_image, work):
