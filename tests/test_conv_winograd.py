@@ -12,6 +12,7 @@ import pytest
 
 from numpy_cnn.errors import UserError
 from numpy_cnn.gradcheck import TOLERANCE, check_layer
+from numpy_cnn.kernels import threads as threads_module
 from numpy_cnn.kernels import winograd
 from numpy_cnn.kernels import winograd_backward, winograd_forward
 from numpy_cnn.layers import Conv2d
@@ -66,6 +67,7 @@ def test_chunks_and_threads_do_not_change_the_result(threads, tiles_per_chunk, m
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("machine has fewer threads")
     monkeypatch.setattr(winograd, "TILES_PER_CHUNK", tiles_per_chunk)
+    monkeypatch.setattr(threads_module, "WORK_PER_THREAD", 1)     # a thread even for this small call
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:

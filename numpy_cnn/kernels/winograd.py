@@ -323,8 +323,10 @@ def _weight_grad(du_t):
 TILES_PER_CHUNK = 256
 
 
-def _chunked(n_images, tiles_per_image, work):
+def _chunked(n_images, tiles_per_image, macs, work):
     """Run ``work(n0, n1, scratch)`` on chunks of images, each thread its own slice of the batch.
+
+    ``macs``: the call's multiply-adds, which decide how many threads are worth waking.
 
     ``scratch`` is a dict the thread's chunks share: ``scratch["images"]`` is
     the most images a chunk of this thread holds, and ``work`` may keep its
@@ -338,7 +340,7 @@ def _chunked(n_images, tiles_per_image, work):
             work(n0, min(n0 + per_chunk, hi), scratch)
         return scratch
 
-    return split_work(run, n_images)
+    return split_work(run, n_images, macs)
 
 
 def winograd_forward(x, w, b, padding=0):
@@ -365,7 +367,7 @@ def winograd_forward(x, w, b, padding=0):
         _output_tiles(m, b, th, tw, yt[:n1 - n0], signs)
         _channels_first(yt[:n1 - n0], n0, 0, y)
 
-    _chunked(N, th * tw, work)
+    _chunked(N, th * tw, N * HO * WO * C * F * 9, work)
     return y
 
 
@@ -379,7 +381,7 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    _, _, th, tw = _tiles(H, W, padding)
+    HO, WO, th, tw = _tiles(H, W, padding)
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     u = _weight_tiles(w, np.empty((16, F, C), dtype=x.dtype))
     _, a_mat, signs = _constants(x.dtype)
@@ -405,5 +407,6 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
             _input_grad_tiles(v, th, tw, dxp[:n1 - n0])
             _channels_first(dxp[:n1 - n0], n0, padding, dx)
 
-    du_t = sum(scratch["du_t"] for scratch in _chunked(N, th * tw, work))      # (16, C, F)
+    macs = N * HO * WO * C * F * 9 * (2 if need_input_grad else 1)
+    du_t = sum(scratch["du_t"] for scratch in _chunked(N, th * tw, macs, work))   # (16, C, F)
     return dx, _weight_grad(du_t), grad_y.sum(axis=(0, 2, 3))
