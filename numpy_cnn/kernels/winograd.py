@@ -27,7 +27,7 @@ Backward is the adjoint of each step, in reverse order (every step is linear)::
     dU[xi]^T = V[xi]^T @ dM[xi]      -> dw = G^T dU G    (the GEMM sums over tiles)
     dV[xi] = dM[xi] @ U[xi]          -> dx += B dV B^T   (tiles overlap: their sums add)
 
-Work is done in chunks of about TILES_PER_CHUNK tiles (whole images), so a
+Work is done in chunks of about CHUNK_BYTES of V and M (whole images), so a
 chunk's V and M stay in the L2 cache from transform to GEMM to transform;
 each thread takes its own slice of the batch (:mod:`numpy_cnn.kernels.threads`)
 and sums its own dU. V is not stored between forward and backward: backward
@@ -314,16 +314,16 @@ def _weight_grad(du_t):
     return np.ascontiguousarray(dw.transpose(2, 1, 0, 3))
 
 
-# A chunk is about this many tiles (whole images, at least one): few enough
-# that its V and M (16*(C+F)*TILES_PER_CHUNK floats, 0.8 MB at 16 -> 32
-# channels, 2 MB at 64 -> 64) stay in the L2 cache from transform to GEMM,
-# many enough that the ~20 us of Python per chunk is small. Measured from 128
-# to 1024 on 12x12 to 48x48 inputs (one thread, Zen 4, 1 MB L2 per core):
-# 256 was within 5% of the best everywhere; 512 and up lost 10-20% at 12x12.
-TILES_PER_CHUNK = 256
+# A chunk is as many whole images (at least one) as make its V and M, 16 *
+# (C + F) floats a tile, about CHUNK_BYTES: few enough that they stay in the
+# L2 cache from transform to GEMM to transform, many enough that the ~10 us
+# of Python per chunk is small. Measured on Zen 4 (1 MB of L2 a core), one
+# thread, 12x12 to 48x48 inputs, 16 to 64 channels: 0.5-1 MB was within 5%
+# of the best everywhere; chunks of 2 MB and more lost 10-20%.
+CHUNK_BYTES = 1 << 20
 
 
-def _chunked(n_images, tiles_per_image, macs, work):
+def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
     """Run ``work(n0, n1, scratch)`` on chunks of images, each thread its own slice of the batch.
 
     ``macs``: the call's multiply-adds, which decide how many threads are worth waking.
@@ -332,7 +332,7 @@ def _chunked(n_images, tiles_per_image, macs, work):
     the most images a chunk of this thread holds, and ``work`` may keep its
     running sums there. Returns the list of each thread's ``scratch`` when done.
     """
-    per_chunk = max(1, TILES_PER_CHUNK // tiles_per_image)
+    per_chunk = max(1, round(CHUNK_BYTES / (bytes_per_tile * tiles_per_image)))
 
     def run(lo, hi):
         scratch = {"images": min(per_chunk, hi - lo)}
@@ -367,7 +367,7 @@ def winograd_forward(x, w, b, padding=0):
         _output_tiles(m, b, th, tw, yt[:n1 - n0], signs)
         _channels_first(yt[:n1 - n0], n0, 0, y)
 
-    _chunked(N, th * tw, N * HO * WO * C * F * 9, work)
+    _chunked(N, th * tw, 16 * (C + F) * x.itemsize, N * HO * WO * C * F * 9, work)
     return y
 
 
@@ -408,5 +408,6 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
             _channels_first(dxp[:n1 - n0], n0, padding, dx)
 
     macs = N * HO * WO * C * F * 9 * (2 if need_input_grad else 1)
-    du_t = sum(scratch["du_t"] for scratch in _chunked(N, th * tw, macs, work))   # (16, C, F)
+    chunks = _chunked(N, th * tw, 16 * (C + F) * x.itemsize, macs, work)
+    du_t = sum(scratch["du_t"] for scratch in chunks)                   # (16, C, F)
     return dx, _weight_grad(du_t), grad_y.sum(axis=(0, 2, 3))
