@@ -104,12 +104,19 @@ def _b(v0, v1, v2, v3):
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
 
 
-# The inner loops below read and write 1-D views indexed from 0 (p0[c],
-# v0[c]): numba then knows no index is negative, drops its wrap-around checks
-# and vectorises over channels; indexing the 4-D arrays there ran 1.5-3x
-# slower. _input_grad_tiles is the exception: with four += outputs and
-# sixteen inputs as views it ran 1.8x slower than indexing (too many pairs of
-# views for LLVM to prove apart).
+# Indexing. numba checks every signed index for "negative: count from the
+# end", and those checks stop LLVM from vectorising the channel loops. The
+# forward transforms therefore index 2-D arrays with unsigned integers
+# (U = np.uint64: nothing to check), one row per pixel or plane, and the
+# loop over channels runs over contiguous memory from two base pointers.
+# An older version read and wrote sixteen 1-D views per tile instead (the
+# other way to have no negative index); LLVM had to prove the views apart
+# at run time, and with 16 or 32 channels a transform ran 1.3-2.9x slower
+# than with unsigned indices (the same at 64 channels). The backward
+# transforms still use views, or plain indexing in _input_grad_tiles, where
+# views ran 1.8x slower than indexing.
+U = np.uint64
+
 
 @jit()
 def _input_tiles(xp, th, tw, v, signs):
@@ -118,37 +125,35 @@ def _input_tiles(xp, th, tw, v, signs):
     Tile t = (i*th + ty)*tw + tx reads rows 2ty..2ty+3, columns 2tx..2tx+3 of image i.
     signs = [-1, 1, -1, -1] in xp's dtype (a float64 literal would turn float32 sums into float64 ones).
     """
-    n, _, _, C = xp.shape
+    n, rows, cols, C = xp.shape
+    pixels = xp.reshape(n * rows * cols, C)            # one row per pixel
+    step = U(cols)                                    # from one image row to the next
     for i in range(n):
         for ty in range(th):
             for tx in range(tw):
-                o = ((i * th + ty) * tw + tx) * C
-                r, s = 2 * ty, 2 * tx
-                for a in range(4):             # B^T d: the rows of the tile, combined
+                o = U(((i * th + ty) * tw + tx) * C)
+                corner = U((i * rows + 2 * ty) * cols + 2 * tx)     # the tile's top-left pixel
+                for a in range(4):             # B^T d: two rows of the tile, combined
                     sign = signs[a]
                     if a == 0:
-                        lo, hi = r, r + 2              # d0 - d2
+                        lo, hi = U(0), U(2)            # d0 - d2
                     elif a == 1:
-                        lo, hi = r + 1, r + 2          # d1 + d2
+                        lo, hi = U(1), U(2)            # d1 + d2
                     elif a == 2:
-                        lo, hi = r + 2, r + 1          # d2 - d1
+                        lo, hi = U(2), U(1)            # d2 - d1
                     else:
-                        lo, hi = r + 1, r + 3          # d1 - d3
-                    p0, p1, p2, p3 = xp[i, lo, s], xp[i, lo, s + 1], xp[i, lo, s + 2], xp[i, lo, s + 3]
-                    q0, q1, q2, q3 = xp[i, hi, s], xp[i, hi, s + 1], xp[i, hi, s + 2], xp[i, hi, s + 3]
-                    v0 = v[4 * a, o:o + C]
-                    v1 = v[4 * a + 1, o:o + C]
-                    v2 = v[4 * a + 2, o:o + C]
-                    v3 = v[4 * a + 3, o:o + C]
-                    for c in range(C):          # (B^T d) B: the same along the row
-                        e0 = p0[c] + sign * q0[c]
-                        e1 = p1[c] + sign * q1[c]
-                        e2 = p2[c] + sign * q2[c]
-                        e3 = p3[c] + sign * q3[c]
-                        v0[c] = e0 - e2
-                        v1[c] = e1 + e2
-                        v2[c] = e2 - e1
-                        v3[c] = e1 - e3
+                        lo, hi = U(1), U(3)            # d1 - d3
+                    p, q = corner + lo * step, corner + hi * step
+                    k = U(4 * a)
+                    for c in range(U(C)):      # (B^T d) B: the same along the row
+                        e0 = pixels[p, c] + sign * pixels[q, c]
+                        e1 = pixels[p + U(1), c] + sign * pixels[q + U(1), c]
+                        e2 = pixels[p + U(2), c] + sign * pixels[q + U(2), c]
+                        e3 = pixels[p + U(3), c] + sign * pixels[q + U(3), c]
+                        v[k, o + c] = e0 - e2
+                        v[k + U(1), o + c] = e1 + e2
+                        v[k + U(2), o + c] = e2 - e1
+                        v[k + U(3), o + c] = e1 - e3
 
 
 @jit()
@@ -158,20 +163,18 @@ def _output_tiles(m, bias, th, tw, yt, signs):
     for i in range(n):
         for ty in range(th):
             for tx in range(tw):
-                o = ((i * th + ty) * tw + tx) * F
+                o = U(((i * th + ty) * tw + tx) * F)
                 r, s = 2 * ty, 2 * tx
                 for j in range(2):              # row j of A^T M: m0 + (m1 + m2), or m1 - (m2 + m3)
                     sign = signs[2 * j + 1]            # +1, then -1
-                    a0, a1, a2, a3 = m[4 * j, o:o + F], m[4 * j + 1, o:o + F], m[4 * j + 2, o:o + F], m[4 * j + 3, o:o + F]
-                    b0, b1, b2, b3 = m[4 * j + 4, o:o + F], m[4 * j + 5, o:o + F], m[4 * j + 6, o:o + F], m[4 * j + 7, o:o + F]
-                    c0, c1, c2, c3 = m[4 * j + 8, o:o + F], m[4 * j + 9, o:o + F], m[4 * j + 10, o:o + F], m[4 * j + 11, o:o + F]
-                    y0 = yt[i, r + j, s]
-                    y1 = yt[i, r + j, s + 1]
-                    for f in range(F):          # ... then A along the row, the same way
-                        u0 = a0[f] + sign * (b0[f] + c0[f])
-                        u1 = a1[f] + sign * (b1[f] + c1[f])
-                        u2 = a2[f] + sign * (b2[f] + c2[f])
-                        u3 = a3[f] + sign * (b3[f] + c3[f])
+                    k = U(4 * j)
+                    y0 = yt[i, r + j, s]               # two outputs' channels (views: faster
+                    y1 = yt[i, r + j, s + 1]           # here than unsigned indices, measured)
+                    for f in range(U(F)):       # ... then A along the row, the same way
+                        u0 = m[k, o + f] + sign * (m[k + U(4), o + f] + m[k + U(8), o + f])
+                        u1 = m[k + U(1), o + f] + sign * (m[k + U(5), o + f] + m[k + U(9), o + f])
+                        u2 = m[k + U(2), o + f] + sign * (m[k + U(6), o + f] + m[k + U(10), o + f])
+                        u3 = m[k + U(3), o + f] + sign * (m[k + U(7), o + f] + m[k + U(11), o + f])
                         y0[f] = bias[f] + u0 + u1 + u2
                         y1[f] = bias[f] + u1 - u2 - u3
 
