@@ -11,7 +11,10 @@ multiplies followed by col2im (see :mod:`numpy_cnn.im2col` for the layout)::
 ``method`` picks the implementation; all give the same numbers (the tests prove it):
 
 * ``"reference"``: the readable NumPy im2col above. Read this one.
-* ``"im2col"``: the same algorithm with numba unfolding and folding the columns.
+* ``"im2col"``: the same algorithm in cache-sized chunks of images, channels
+  last (:mod:`numpy_cnn.kernels.conv_gemm`): a numba unfold into contiguous
+  runs, one BLAS GEMM per chunk, each thread its own share of the batch. For a
+  1x1 kernel at stride 1 the columns are the image itself: one GEMM per image.
 * ``"direct"``: numba direct convolution (:mod:`numpy_cnn.kernels.conv_direct`),
   which never builds the column matrix. It is 2-7x faster here: conv1's column
   matrix at batch 64 is 37 MB and falls out of cache.
@@ -24,8 +27,6 @@ from ``benchmarks/bench_conv.py --grid``; ``method=`` forces any of them.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -61,27 +62,6 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
     if kernel_size == (1, 1):
         return "im2col"
     return "direct"
-
-
-def _reference_weight_grad(dy: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """dW = sum_n dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM."""
-    return np.tensordot(dy, cols, axes=([0, 2], [0, 2]))
-
-
-def _gemms(method: str) -> tuple[Callable, Callable]:
-    """(``a @ b`` over the batch, dW's sum): plain NumPy for the reference,
-    the images split over numba's threads otherwise (:mod:`numpy_cnn.kernels.threads`)."""
-    if method == "reference":
-        return np.matmul, _reference_weight_grad
-    return kernels().matmul_over_batch, kernels().sum_over_batch
-
-
-def _unfold_fold(method: str) -> tuple[Callable, Callable]:
-    """The (im2col, col2im) pair for a method; numba is imported only when asked for."""
-    if method == "reference":
-        return im2col_reference, col2im_reference
-    from ..im2col_numba import col2im, im2col
-    return im2col, col2im
 
 
 class Conv2d(Module):
@@ -152,19 +132,23 @@ class Conv2d(Module):
         if self.method == "winograd":
             self._x = x
             return kernels().winograd_forward(x, self.weight.data, self.bias.data, self.padding)
-        unfold, _ = _unfold_fold(self.method)
+        if self.method == "im2col":
+            self._x = x
+            return kernels().gemm_conv_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
         self._x_shape = x.shape
-        self._cols = unfold(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
-        matmul, _ = _gemms(self.method)
-        y = matmul(self.weight.data.reshape(f, -1), self._cols)              # (N, F, P)
+        self._cols = im2col_reference(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
+        y = self.weight.data.reshape(f, -1) @ self._cols                     # (N, F, P)
         y += self.bias.data[:, None]
         return y.reshape(n, f, ho, wo)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
-        if self.method in ("direct", "winograd"):
+        if self.method != "reference":
             if self.method == "direct":
                 dx, dw, db = kernels().conv2d_backward(
+                    grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
+            elif self.method == "im2col":
+                dx, dw, db = kernels().gemm_conv_backward(
                     grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
             else:
                 dx, dw, db = kernels().winograd_backward(
@@ -175,13 +159,12 @@ class Conv2d(Module):
             return dx
         n, f = grad_out.shape[:2]
         dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
-        matmul, weight_grad = _gemms(self.method)
         # A frozen parameter gets no gradient (and its GEMM is skipped).
-        self.weight.grad = (weight_grad(dy, self._cols).reshape(self.weight.data.shape)
+        # dW = sum_n dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
+        self.weight.grad = (np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(self.weight.data.shape)
                             if self.weight.requires_grad else None)
         self.bias.grad = dy.sum(axis=(0, 2)) if self.bias.requires_grad else None
         if not self.needs_input_grad:
             return None
-        _, fold = _unfold_fold(self.method)
-        dcols = matmul(self.weight.data.reshape(f, -1).T, dy)                # (N, K, P)
-        return fold(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
+        dcols = self.weight.data.reshape(f, -1).T @ dy                       # (N, K, P)
+        return col2im_reference(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)

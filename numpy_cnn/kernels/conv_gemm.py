@@ -1,0 +1,267 @@
+"""im2col + GEMM convolution in cache-sized chunks, channels last: any kernel, stride and padding.
+
+The algorithm is the textbook one of :mod:`numpy_cnn.im2col` (read that
+first); only the layout and the order of work differ. For a chunk of images,
+with ``P = H'*W'`` output positions per image and ``K = kH*kW*C``::
+
+    cols[q, (i*kW + j)*C + c] = xpad[n, c, oy*s + i, ox*s + j]     q = (n*H' + oy)*W' + ox
+    W2[(i*kW + j)*C + c, f]   = w[f, c, i, j]                       (K, F)
+
+    y     = cols @ W2 + b          (P_chunk, F), then back to NCHW
+    dW2  += cols^T @ dy            (K, F), summed over chunks and threads
+    db   += sum_q dy[q]            (F,)
+    dcols = dy @ W2^T              (P_chunk, K), then col2im sums overlaps -> dx
+
+Why channels last: a row of ``cols`` is kH runs of kW*C floats, each run
+contiguous in the channels-last input ``xpad[n, oy*s + i, ox*s : ox*s + kW, :]``
+whatever the stride, so the unfold is kH contiguous copies per output
+position. The NCHW unfold (:mod:`numpy_cnn.im2col_numba`) copies runs of W'
+floats read at stride s, 12 floats at a time on a 24x24 stride-2 layer, and
+took longer than the GEMM itself.
+
+Why chunks: a chunk is whole images whose ``cols`` fill about
+COLS_PER_CHUNK floats, so the columns stay in the L2 cache from unfold to
+GEMM (and in backward from GEMM to col2im). OpenBLAS multiplies such
+in-cache operands at ~90% of this CPU's peak and the whole-batch matrix (10
+MB at batch 64 on the stride-2 grid layer) at ~75%. Each thread runs its own
+slice of the batch (:mod:`numpy_cnn.kernels.threads`) with single-threaded
+BLAS and sums its own dW.
+
+Layout of one thread's buffers, reused chunk after chunk::
+
+    xpad  (n, H + 2p, W + 2p, C)   the chunk channels last; the border is written
+                                   once as zeros and never touched (no padded
+                                   copy of the batch)
+    cols  (n*P, K)                 the unfold, recomputed in backward rather
+                                   than stored (it costs less than a GEMM)
+    out   (n*P, F)                 forward's GEMM result, copied to NCHW + bias
+    dyt   (F, n*P)                 backward: the chunk's grad_y, images side by side
+    dcols (n*P, K), dxpad like xpad
+
+A 1x1 kernel at stride 1 without padding needs no unfold: in NCHW its
+columns are the image itself, ``y[n] = w2d @ x[n]`` with w2d (F, C) and
+x[n] (C, H*W), so that case runs one GEMM per image on the arrays as given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpy_cnn.kernels._jit import jit
+from numpy_cnn.kernels.threads import split_work
+from numpy_cnn.kernels.winograd import _channels_first, _channels_last
+
+__all__ = ["gemm_conv_forward", "gemm_conv_backward"]
+
+# Floats of cols per chunk (whole images, at least one). 128 Ki floats is
+# 512 KB in float32: cols, dcols and the chunk's input and output then share
+# the 2 MB L2 cache.
+COLS_PER_CHUNK = 1 << 17
+
+
+# ----------------------------------------------------------------------------
+# The unfold and its adjoint, on 2-D views of the channels-last chunk
+# ----------------------------------------------------------------------------
+
+# xp2 is the padded chunk (n, Hp, Wp, C) seen as (n*Hp, Wp*C): row (i, r)
+# holds image row r, and the kW taps of one output position in one kernel
+# row are the contiguous run xp2[i*Hp + r, ox*s*C : (ox*s + kW)*C].
+
+@jit()
+def _unfold(xp2, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
+    """cols[(i*ho + oy)*wo + ox, a*run : (a+1)*run] = xp2[i*Hp + oy*s + a, ox*s*C : ox*s*C + run]."""
+    n = cols.shape[0] // (ho * wo)
+    for i in range(n):
+        for oy in range(ho):
+            for ox in range(wo):
+                dst = cols[(i * ho + oy) * wo + ox]
+                for a in range(kh):
+                    src = xp2[i * rows_per_image + oy * stride + a, ox * stride_c:ox * stride_c + run]
+                    out = dst[a * run:(a + 1) * run]
+                    for t in range(run):
+                        out[t] = src[t]
+
+
+@jit()
+def _fold(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp2):
+    """The adjoint of _unfold: dxp2 += each run of dcols at the place it was read from (overlaps add)."""
+    n = dcols.shape[0] // (ho * wo)
+    for i in range(n):
+        for oy in range(ho):
+            for ox in range(wo):
+                src = dcols[(i * ho + oy) * wo + ox]
+                for a in range(kh):
+                    dst = dxp2[i * rows_per_image + oy * stride + a, ox * stride_c:ox * stride_c + run]
+                    part = src[a * run:(a + 1) * run]
+                    for t in range(run):
+                        dst[t] += part[t]
+
+
+@jit()
+def _to_nchw_bias(out, bias, n0, y):
+    """y[n0 + i, f, q] = out[i*P + q, f] + bias[f] for each image i of the chunk: (n*P, F) -> NCHW."""
+    n_img, F, P = out.shape[0] // y.shape[2], y.shape[1], y.shape[2]
+    for i in range(n_img):
+        for f in range(F):
+            dst = y[n0 + i, f]
+            bf = bias[f]
+            for q in range(P):
+                dst[q] = out[i * P + q, f] + bf
+
+
+# ----------------------------------------------------------------------------
+# The public functions
+# ----------------------------------------------------------------------------
+
+def _geometry(x_shape, w_shape, stride, padding):
+    """(H', W', P, K) for x: (N, C, H, W) and w: (F, C, kH, kW)."""
+    _, C, H, W = x_shape
+    _, _, kh, kw = w_shape
+    ho, wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    return ho, wo, ho * wo, kh * kw * C
+
+
+def _is_pointwise(w_shape, stride, padding):
+    """A 1x1 kernel at stride 1 with no padding: its NCHW columns are the image itself."""
+    return w_shape[2:] == (1, 1) and stride == 1 and padding == 0
+
+
+def _chunked(n_images, floats_per_image, work):
+    """Run ``work(n0, n1, scratch)`` on chunks of whole images, each thread its own slice of the batch.
+
+    ``scratch`` is a dict one thread's chunks share (buffers made on its first
+    chunk, sums carried from chunk to chunk). Returns each thread's ``scratch``.
+    """
+    per_chunk = max(1, COLS_PER_CHUNK // floats_per_image)
+
+    def run(lo, hi):
+        scratch = {"images": min(per_chunk, hi - lo)}
+        for n0 in range(lo, hi, per_chunk):
+            work(n0, min(n0 + per_chunk, hi), scratch)
+        return scratch
+
+    return split_work(run, n_images)
+
+
+def _buffer(scratch, name, shape, dtype, zeros=False):
+    """The thread's buffer ``name`` of ``shape``, made on its first chunk."""
+    if name not in scratch:
+        scratch[name] = (np.zeros if zeros else np.empty)(shape, dtype)
+    return scratch[name]
+
+
+def _add(scratch, name, value):
+    """scratch[name] += value (the first chunk's value is kept as it is)."""
+    scratch[name] = scratch[name] + value if name in scratch else value
+
+
+class _Unfolder:
+    """One layer's unfold geometry: a chunk of NCHW images -> its cols (n*P, K), and the adjoint."""
+
+    def __init__(self, x_shape, w_shape, stride, padding):
+        _, self.C, self.H, self.W = x_shape
+        self.kh, self.kw = w_shape[2:]
+        self.stride, self.padding = stride, padding
+        self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
+        self.hp, self.wp = self.H + 2 * padding, self.W + 2 * padding
+
+    def _args(self):
+        C = self.C
+        return self.hp, self.kh, self.kw * C, self.stride * C, self.stride, self.ho, self.wo
+
+    def cols(self, x, n0, n1, scratch):
+        """x[n0:n1] -> cols (n*P, K), a view of the thread's buffer."""
+        k, n, dtype = scratch["images"], n1 - n0, x.dtype
+        xp = _buffer(scratch, "xp", (k, self.hp, self.wp, self.C), dtype, zeros=True)
+        cols = _buffer(scratch, "cols", (k * self.P, self.K), dtype)[:n * self.P]
+        _channels_last(x, n0, n1, self.padding, xp)
+        _unfold(xp[:n].reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
+        return cols
+
+    def fold(self, dcols, n0, dx, scratch):
+        """dx[n0:n0+n] = col2im(dcols), dcols (n*P, K)."""
+        n = dcols.shape[0] // self.P
+        dxp = _buffer(scratch, "dxp", (scratch["images"], self.hp, self.wp, self.C), dcols.dtype)[:n]
+        dxp[:] = 0
+        _fold(dcols, *self._args(), dxp.reshape(n * self.hp, self.wp * self.C))
+        _channels_first(dxp, n0, self.padding, dx)
+
+
+def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
+                      padding: int = 0) -> np.ndarray:
+    """x: (N, C, H, W), w: (F, C, kH, kW), b: (F,) -> y: (N, F, H', W'), ``H' = (H + 2p - kH) // s + 1``."""
+    x = np.ascontiguousarray(x)
+    N = x.shape[0]
+    F = w.shape[0]
+    ho, wo, P, K = _geometry(x.shape, w.shape, stride, padding)
+    y = np.empty((N, F, ho, wo), dtype=x.dtype)
+    b = np.ascontiguousarray(b, dtype=x.dtype)
+    if _is_pointwise(w.shape, stride, padding):
+        w2d, xs, ys = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P), y.reshape(N, F, P)
+
+        def work(n0, n1, scratch):
+            np.matmul(w2d, xs[n0:n1], out=ys[n0:n1])                   # y[n] = w2d @ x[n]
+            ys[n0:n1] += b[:, None]
+    else:
+        unfolder = _Unfolder(x.shape, w.shape, stride, padding)
+        w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
+
+        def work(n0, n1, scratch):
+            cols = unfolder.cols(x, n0, n1, scratch)
+            out = _buffer(scratch, "out", (scratch["images"] * P, F), x.dtype)[:cols.shape[0]]
+            np.matmul(cols, w2, out=out)                                  # (n*P, K) @ (K, F)
+            _to_nchw_bias(out, b, n0, y.reshape(N, F, P))
+
+    _chunked(N, P * K, work)
+    return y
+
+
+def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int = 1,
+                       padding: int = 0, need_input_grad: bool = True
+                       ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of gemm_conv_forward: ``-> (dx or None, dw, db)``.
+
+    grad_y: (N, F, H', W'); x: (N, C, H, W) and w: (F, C, kH, kW) as given to
+    the forward pass (cols are recomputed from x, chunk by chunk). New arrays
+    of x's dtype; nothing accumulates across calls.
+    """
+    x = np.ascontiguousarray(x)
+    N = x.shape[0]
+    F = w.shape[0]
+    _, _, P, K = _geometry(x.shape, w.shape, stride, padding)
+    dy = np.ascontiguousarray(grad_y, dtype=x.dtype).reshape(N, F, P)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_input_grad else None
+    if _is_pointwise(w.shape, stride, padding):
+        w2d, xs = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P)
+
+        def work(n0, n1, scratch):
+            # dW = sum_n dy[n] @ x[n]^T; dx[n] = w2d^T @ dy[n]
+            _add(scratch, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
+            if need_input_grad:
+                np.matmul(w2d.T, dy[n0:n1], out=dx[n0:n1].reshape(n1 - n0, K, P))
+
+        dw_parts = [s["dw"] for s in _chunked(N, P * K, work)]
+        dw = sum(dw_parts[1:], dw_parts[0]).reshape(w.shape)
+        return dx, dw, dy.sum(axis=(0, 2))
+
+    unfolder = _Unfolder(x.shape, w.shape, stride, padding)
+    w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
+
+    def work(n0, n1, scratch):
+        n = n1 - n0
+        cols = unfolder.cols(x, n0, n1, scratch)
+        # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
+        dyt = _buffer(scratch, "dyt", (F, scratch["images"] * P), x.dtype)[:, :n * P]
+        dyt.reshape(F, n, P)[:] = dy[n0:n1].transpose(1, 0, 2)
+        _add(scratch, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
+        _add(scratch, "db", dyt.sum(axis=1))
+        if need_input_grad:
+            dcols = _buffer(scratch, "dcols", (scratch["images"] * P, K), x.dtype)[:n * P]
+            np.matmul(dyt.T, w_fk, out=dcols)                            # dcols = dy @ W2^T
+            unfolder.fold(dcols, n0, dx, scratch)
+
+    parts = _chunked(N, P * K, work)
+    dw = sum(p["dw"] for p in parts[1:]) + parts[0]["dw"] if len(parts) > 1 else parts[0]["dw"]
+    db = sum(p["db"] for p in parts[1:]) + parts[0]["db"] if len(parts) > 1 else parts[0]["db"]
+    kh, kw = w.shape[2:]
+    return dx, np.ascontiguousarray(dw.reshape(F, kh, kw, -1).transpose(0, 3, 1, 2)), db
