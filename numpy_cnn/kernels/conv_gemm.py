@@ -143,12 +143,16 @@ def _chunked(n_images, floats_per_image, work):
     ``scratch`` is a dict one thread's chunks share (buffers made on its first
     chunk, sums carried from chunk to chunk). Returns each thread's ``scratch``.
     """
-    per_chunk = max(1, COLS_PER_CHUNK // floats_per_image)
+    most = max(1, COLS_PER_CHUNK // floats_per_image)
 
     def run(lo, hi):
-        scratch = {"images": min(per_chunk, hi - lo)}
-        for n0 in range(lo, hi, per_chunk):
-            work(n0, min(n0 + per_chunk, hi), scratch)
+        # Chunks of equal size rather than full ones and a remainder: 4 images at
+        # most 3 per chunk run as 2 + 2, not 3 + 1.
+        chunks = -(-(hi - lo) // most)
+        cuts = [lo + (hi - lo) * c // chunks for c in range(chunks + 1)]
+        scratch = {"images": -(-(hi - lo) // chunks)}           # the largest chunk: the buffers' size
+        for n0, n1 in zip(cuts[:-1], cuts[1:]):
+            work(n0, n1, scratch)
         return scratch
 
     return split_work(run, n_images)
