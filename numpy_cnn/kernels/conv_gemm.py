@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_cnn.kernels._jit import jit
+from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.threads import split_work
 from numpy_cnn.kernels.winograd import _channels_first, _channels_last
 
@@ -118,6 +118,18 @@ def _add_bias(y, bias, n0, n1):
             bf = bias[f]
             for q in range(row.shape[0]):
                 row[q] += bf
+
+
+@jit(fastmath=REDUCE)
+def _add_bias_grad(dy, n0, n1, db):
+    """db[f] += sum_q dy[n, f, q] for n0 <= n < n1 (NumPy's dy.sum(axis=(0, 2)) took ~5x longer)."""
+    for n in range(n0, n1):
+        for f in range(dy.shape[1]):
+            row = dy[n, f]
+            total = db[f]
+            for q in range(row.shape[0]):
+                total += row[q]
+            db[f] = total
 
 
 # ----------------------------------------------------------------------------
@@ -252,12 +264,12 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
         def work(n0, n1, scratch):
             # dW = sum_n dy[n] @ x[n]^T; dx[n] = w2d^T @ dy[n]
             _add(scratch, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
+            _add_bias_grad(dy, n0, n1, _buffer(scratch, "db", F, x.dtype, zeros=True))
             if need_input_grad:
                 np.matmul(w2d.T, dy[n0:n1], out=dx[n0:n1].reshape(n1 - n0, K, P))
 
-        dw_parts = [s["dw"] for s in _chunked(N, P * K, work)]
-        dw = sum(dw_parts[1:], dw_parts[0]).reshape(w.shape)
-        return dx, dw, dy.sum(axis=(0, 2))
+        parts = _chunked(N, P * K, work)
+        return dx, sum(p["dw"] for p in parts).reshape(w.shape), sum(p["db"] for p in parts)
 
     unfolder = _Unfolder(x.shape, w.shape, stride, padding)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
@@ -269,14 +281,12 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
         dyt = _buffer(scratch, "dyt", (F, scratch["images"] * P), x.dtype)[:, :n * P]
         dyt.reshape(F, n, P)[:] = dy[n0:n1].transpose(1, 0, 2)
         _add(scratch, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
-        _add(scratch, "db", dyt.sum(axis=1))
+        _add_bias_grad(dy, n0, n1, _buffer(scratch, "db", F, x.dtype, zeros=True))
         if need_input_grad:
             dcols = _buffer(scratch, "dcols", (scratch["images"] * P, K), x.dtype)[:n * P]
             np.matmul(dyt.T, w_fk, out=dcols)                            # dcols = dy @ W2^T
             unfolder.fold(dcols, n0, dx, scratch)
 
     parts = _chunked(N, P * K, work)
-    dw = sum(p["dw"] for p in parts[1:]) + parts[0]["dw"] if len(parts) > 1 else parts[0]["dw"]
-    db = sum(p["db"] for p in parts[1:]) + parts[0]["db"] if len(parts) > 1 else parts[0]["db"]
-    kh, kw = w.shape[2:]
-    return dx, np.ascontiguousarray(dw.reshape(F, kh, kw, -1).transpose(0, 3, 1, 2)), db
+    dw = sum(p["dw"] for p in parts).reshape(F, *w.shape[2:], -1)       # (F, kH, kW, C)
+    return dx, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), sum(p["db"] for p in parts)
