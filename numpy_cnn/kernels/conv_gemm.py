@@ -44,8 +44,8 @@ x[n] (C, H*W), so that case runs one GEMM per image on the arrays as given.
 
 Measured per image on the grid's stride-2 layer (3x3, 32 -> 64 channels,
 24x24 -> 12x12, float32, one thread, AMD EPYC Zen 4): the GEMM 56 us, the
-channels-last copy 10-17 us (it reads x from L3), the unfold 4 us, the copy
-of y to NCHW with the bias 3-7 us; PyTorch's whole forward is 57 us, so the
+channels-last copy 7 us (NumPy's strided copy; numba loops took 10-17), the
+unfold 4 us, the copy of y to NCHW with the bias 3-7 us; PyTorch's whole forward is 57 us, so the
 GEMM alone ties it and the copies are what is left to win. Tried and slower:
 a K-major unfold straight from NCHW (the layout whose GEMM writes y in NCHW
 at once) in the same chunks, 55 us, as its runs of W' floats read at stride
@@ -59,7 +59,6 @@ import numpy as np
 
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.threads import split_work
-from numpy_cnn.kernels.winograd import _channels_first, _channels_last
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
@@ -201,6 +200,8 @@ class _Unfolder:
         self.stride, self.padding = stride, padding
         self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
         self.hp, self.wp = self.H + 2 * padding, self.W + 2 * padding
+        # the image inside the padded (n, Hp, Wp, C) buffer
+        self.inside = (slice(None), slice(padding, padding + self.H), slice(padding, padding + self.W))
 
     def _args(self):
         C = self.C
@@ -211,7 +212,9 @@ class _Unfolder:
         k, n, dtype = scratch["images"], n1 - n0, x.dtype
         xp = _buffer(scratch, "xp", (k, self.hp, self.wp, self.C), dtype, zeros=True)
         cols = _buffer(scratch, "cols", (k * self.P, self.K), dtype)[:n * self.P]
-        _channels_last(x, n0, n1, self.padding, xp)
+        # NumPy's strided copy ran this transpose in 7 us per image of the stride-2
+        # grid layer, a numba loop (either loop order) in 10-13.
+        xp[:n][self.inside] = x[n0:n1].transpose(0, 2, 3, 1)
         _unfold(xp[:n].reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
         return cols
 
@@ -221,7 +224,7 @@ class _Unfolder:
         dxp = _buffer(scratch, "dxp", (scratch["images"], self.hp, self.wp, self.C), dcols.dtype)[:n]
         dxp[:] = 0
         _fold(dcols, *self._args(), dxp.reshape(n * self.hp, self.wp * self.C))
-        _channels_first(dxp, n0, self.padding, dx)
+        dx[n0:n0 + n] = dxp[self.inside].transpose(0, 3, 1, 2)
 
 
 def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
