@@ -14,6 +14,7 @@ import pytest
 
 from numpy_cnn.gradcheck import TOLERANCE, check_layer
 from numpy_cnn.kernels import conv_gemm, gemm_conv_backward, gemm_conv_forward
+from numpy_cnn.kernels import threads as threads_module
 from numpy_cnn.layers import Conv2d
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -105,7 +106,7 @@ def test_chunks_and_threads_do_not_change_the_result(shape, threads, cols_per_ch
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("machine has fewer threads")
     monkeypatch.setattr(conv_gemm, "COLS_PER_CHUNK", cols_per_chunk)
-    monkeypatch.setattr(conv_gemm, "MIN_MACS_TO_SPLIT", 0)      # these shapes are tiny: split anyway
+    monkeypatch.setattr(threads_module, "WORK_PER_THREAD", 1)     # a thread even for this small call
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:

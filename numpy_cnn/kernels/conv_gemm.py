@@ -27,11 +27,12 @@ MB at batch 64 on the stride-2 grid layer) at ~75%. Each thread runs its own
 slice of the batch (:mod:`numpy_cnn.kernels.threads`) with single-threaded
 BLAS and sums its own dW.
 
-Layout of one thread's buffers, reused chunk after chunk::
+Layout of one thread's buffers (scratch memory that lives on from call to
+call, :func:`numpy_cnn.kernels.winograd._scratch`: fresh arrays of a few
+hundred KB would be page-faulted in on every call)::
 
-    xpad  (n, H + 2p, W + 2p, C)   the chunk channels last; the border is written
-                                   once as zeros and never touched (no padded
-                                   copy of the batch)
+    xpad  (n, H + 2p, W + 2p, C)   the chunk channels last, its border written
+                                   as zeros (no padded copy of the batch)
     cols  (n*P, K)                 the unfold, recomputed in backward rather
                                    than stored (it costs less than a GEMM)
     out   (n*P, F)                 forward's GEMM result, copied to NCHW + bias
@@ -44,13 +45,13 @@ x[n] (C, H*W), so that case runs one GEMM per image on the arrays as given.
 
 Measured per image on the grid's stride-2 layer (3x3, 32 -> 64 channels,
 24x24 -> 12x12, float32, one thread, AMD EPYC Zen 4): the GEMM 56 us, the
-channels-last copy 7 us (NumPy's strided copy; numba loops took 10-17), the
-unfold 4 us, the copy of y to NCHW with the bias 3-7 us; PyTorch's whole forward is 57 us, so the
-GEMM alone ties it and the copies are what is left to win. Tried and slower:
-a K-major unfold straight from NCHW (the layout whose GEMM writes y in NCHW
-at once) in the same chunks, 55 us, as its runs of W' floats read at stride
-s are too short to vectorise; one gather from NCHW into cols, 20 us against
-the 15 of copy + unfold; the GEMM with y^T as its output, 70 us.
+channels-last copy 6 us, the unfold 4 us, the copy of y to NCHW with the
+bias 3-7 us; PyTorch's whole forward is 55-57 us, so the GEMM alone ties it
+and the copies are what is left to win. Tried and slower: a K-major unfold
+straight from NCHW (the layout whose GEMM writes y in NCHW at once) in the
+same chunks, 55 us, as its runs of W' floats read at stride s are too short
+to vectorise; one gather from NCHW into cols, 20 us against the 15 of copy +
+unfold at the time; the GEMM with y^T as its output, 70 us.
 """
 
 from __future__ import annotations
@@ -59,20 +60,17 @@ import numpy as np
 
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.threads import split_work
+# The layout copies and the per-thread scratch memory are winograd's (the same need, measured there).
+from numpy_cnn.kernels.winograd import _channels_first, _channels_last, _scratch
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
-# Floats of cols per chunk (whole images, at least one). 128 Ki floats is
-# 512 KB in float32: cols, dcols and the chunk's input and output then share
-# the 2 MB L2 cache.
-COLS_PER_CHUNK = 1 << 17
-
-# Handing work to a pool thread and collecting it costs 30-70 us here (the
-# worker sleeps and must be woken), the time of 1.5-3 M multiply-adds in a
-# GEMM. Splitting saves half the time, so a call of fewer multiply-adds than
-# this runs in the calling thread alone (1x1 64 -> 128 at 12x12, batch 4:
-# 0.113 ms in one thread, 0.145 ms split over two).
-MIN_MACS_TO_SPLIT = 8_000_000
+# Floats of cols per chunk (whole images, at least one): 1 MB in float32,
+# half the L2 cache of a Zen 4 core. On the stride-2 grid layer at batch 64
+# (one thread, fwd+bwd against torch) 64, 128, 256 and 512 Ki floats gave
+# 1.13, 1.08, 1.05 and 1.08: bigger chunks spend less on Python per image,
+# until dcols no longer stays in L2 for col2im.
+COLS_PER_CHUNK = 1 << 18
 
 
 # ----------------------------------------------------------------------------
@@ -168,10 +166,10 @@ def _is_pointwise(w_shape, stride, padding):
 def _chunked(n_images, floats_per_image, macs, work):
     """Run ``work(n0, n1, scratch)`` on chunks of whole images, each thread its own slice of the batch.
 
-    ``scratch`` is a dict one thread's chunks share (buffers made on its first
-    chunk, sums carried from chunk to chunk). Returns each thread's ``scratch``.
-    A call of fewer than MIN_MACS_TO_SPLIT multiply-adds (``macs``) runs in
-    the calling thread alone.
+    ``scratch`` is a dict one thread's chunks share: ``work`` carries its
+    running sums there (its buffers are :func:`_scratch` memory). ``macs``, the call's
+    multiply-adds, decides how many threads are worth waking
+    (:func:`numpy_cnn.kernels.threads.split_work`). Returns each thread's ``scratch``.
     """
     most = max(1, COLS_PER_CHUNK // floats_per_image)
 
@@ -180,21 +178,12 @@ def _chunked(n_images, floats_per_image, macs, work):
         # most 3 per chunk run as 2 + 2, not 3 + 1.
         chunks = -(-(hi - lo) // most)
         cuts = [lo + (hi - lo) * c // chunks for c in range(chunks + 1)]
-        scratch = {"images": -(-(hi - lo) // chunks)}           # the largest chunk: the buffers' size
+        scratch = {}
         for n0, n1 in zip(cuts[:-1], cuts[1:]):
             work(n0, n1, scratch)
         return scratch
 
-    if macs < MIN_MACS_TO_SPLIT:
-        return [run(0, n_images)]
-    return split_work(run, n_images)
-
-
-def _buffer(scratch, name, shape, dtype, zeros=False):
-    """The thread's buffer ``name`` of ``shape``, made on its first chunk."""
-    if name not in scratch:
-        scratch[name] = (np.zeros if zeros else np.empty)(shape, dtype)
-    return scratch[name]
+    return split_work(run, n_images, macs)
 
 
 def _add(scratch, name, value):
@@ -211,31 +200,27 @@ class _Unfolder:
         self.stride, self.padding = stride, padding
         self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
         self.hp, self.wp = self.H + 2 * padding, self.W + 2 * padding
-        # the image inside the padded (n, Hp, Wp, C) buffer
-        self.inside = (slice(None), slice(padding, padding + self.H), slice(padding, padding + self.W))
 
     def _args(self):
         C = self.C
         return self.hp, self.kh, self.kw * C, self.stride * C, self.stride, self.ho, self.wo
 
-    def cols(self, x, n0, n1, scratch):
-        """x[n0:n1] -> cols (n*P, K), a view of the thread's buffer."""
-        k, n, dtype = scratch["images"], n1 - n0, x.dtype
-        xp = _buffer(scratch, "xp", (k, self.hp, self.wp, self.C), dtype, zeros=True)
-        cols = _buffer(scratch, "cols", (k * self.P, self.K), dtype)[:n * self.P]
-        # NumPy's strided copy ran this transpose in 7 us per image of the stride-2
-        # grid layer, a numba loop (either loop order) in 10-13.
-        xp[:n][self.inside] = x[n0:n1].transpose(0, 2, 3, 1)
-        _unfold(xp[:n].reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
+    def cols(self, x, n0, n1):
+        """x[n0:n1] -> cols (n*P, K), a view of the thread's scratch memory."""
+        n = n1 - n0
+        xp = _scratch("gemm_xp", (n, self.hp, self.wp, self.C), x.dtype)
+        _channels_last(x, n0, n1, self.padding, xp)                    # border written as 0 too
+        cols = _scratch("gemm_cols", (n * self.P, self.K), x.dtype)
+        _unfold(xp.reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
         return cols
 
-    def fold(self, dcols, n0, dx, scratch):
+    def fold(self, dcols, n0, dx):
         """dx[n0:n0+n] = col2im(dcols), dcols (n*P, K)."""
         n = dcols.shape[0] // self.P
-        dxp = _buffer(scratch, "dxp", (scratch["images"], self.hp, self.wp, self.C), dcols.dtype)[:n]
+        dxp = _scratch("gemm_dxp", (n, self.hp, self.wp, self.C), dcols.dtype)
         dxp[:] = 0
         _fold(dcols, *self._args(), dxp.reshape(n * self.hp, self.wp * self.C))
-        dx[n0:n0 + n] = dxp[self.inside].transpose(0, 3, 1, 2)
+        _channels_first(dxp, n0, self.padding, dx)
 
 
 def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
@@ -258,8 +243,8 @@ def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int =
         w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
 
         def work(n0, n1, scratch):
-            cols = unfolder.cols(x, n0, n1, scratch)
-            out = _buffer(scratch, "out", (scratch["images"] * P, F), x.dtype)[:cols.shape[0]]
+            cols = unfolder.cols(x, n0, n1)
+            out = _scratch("gemm_out", (cols.shape[0], F), x.dtype)
             np.matmul(cols, w2, out=out)                                  # (n*P, K) @ (K, F)
             _to_nchw_bias(out, b, n0, y.reshape(N, F, P))
 
@@ -288,7 +273,7 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
         def work(n0, n1, scratch):
             # dW = sum_n dy[n] @ x[n]^T; dx[n] = w2d^T @ dy[n]
             _add(scratch, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
-            _add_bias_grad(dy, n0, n1, _buffer(scratch, "db", F, x.dtype, zeros=True))
+            _add_bias_grad(dy, n0, n1, scratch.setdefault("db", np.zeros(F, x.dtype)))
             if need_input_grad:
                 np.matmul(w2d.T, dy[n0:n1], out=dx[n0:n1].reshape(n1 - n0, K, P))
 
@@ -300,16 +285,16 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
 
     def work(n0, n1, scratch):
         n = n1 - n0
-        cols = unfolder.cols(x, n0, n1, scratch)
+        cols = unfolder.cols(x, n0, n1)
         # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
-        dyt = _buffer(scratch, "dyt", (F, scratch["images"] * P), x.dtype)[:, :n * P]
+        dyt = _scratch("gemm_dyt", (F, n * P), x.dtype)
         dyt.reshape(F, n, P)[:] = dy[n0:n1].transpose(1, 0, 2)
         _add(scratch, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
-        _add_bias_grad(dy, n0, n1, _buffer(scratch, "db", F, x.dtype, zeros=True))
+        _add_bias_grad(dy, n0, n1, scratch.setdefault("db", np.zeros(F, x.dtype)))
         if need_input_grad:
-            dcols = _buffer(scratch, "dcols", (scratch["images"] * P, K), x.dtype)[:n * P]
+            dcols = _scratch("gemm_dcols", (n * P, K), x.dtype)
             np.matmul(dyt.T, w_fk, out=dcols)                            # dcols = dy @ W2^T
-            unfolder.fold(dcols, n0, dx, scratch)
+            unfolder.fold(dcols, n0, dx)
 
     parts = _chunked(N, P * K, (2 if need_input_grad else 1) * N * P * K * F, work)
     dw = sum(p["dw"] for p in parts).reshape(F, *w.shape[2:], -1)       # (F, kH, kW, C)
