@@ -126,6 +126,16 @@ def test_non_contiguous_input_and_gradient_are_accepted():
         assert_close(a, e, 1e-12)
 
 
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (1, 1, 0)])
+def test_empty_batch(kernel, stride, padding):
+    x = np.zeros((0, 3, 6, 6))
+    w, b = np.ones((4, 3, kernel, kernel)), np.ones(4)
+    y = gemm_conv_forward(x, w, b, stride, padding)
+    dx, dw, db = gemm_conv_backward(np.zeros(y.shape), x, w, stride, padding)
+    assert y.shape[0] == 0 and dx.shape == x.shape
+    assert dw.shape == w.shape and not dw.any() and db.shape == (4,) and not db.any()
+
+
 def test_calls_do_not_accumulate():
     """The per-thread buffers are reused from chunk to chunk, never from call to call."""
     x, ref, y, g, want = _data((5, 3, 4, 8, 8, 3, 2, 1), np.float64)

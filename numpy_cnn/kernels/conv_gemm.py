@@ -176,7 +176,7 @@ def _chunked(n_images, floats_per_image, macs, work):
     def run(lo, hi):
         # Chunks of equal size rather than full ones and a remainder: 4 images at
         # most 3 per chunk run as 2 + 2, not 3 + 1.
-        chunks = -(-(hi - lo) // most)
+        chunks = max(1, -(-(hi - lo) // most))                  # one empty chunk for an empty batch
         cuts = [lo + (hi - lo) * c // chunks for c in range(chunks + 1)]
         scratch = {}
         for n0, n1 in zip(cuts[:-1], cuts[1:]):
