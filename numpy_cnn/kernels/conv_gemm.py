@@ -80,6 +80,11 @@ COLS_PER_CHUNK = 1 << 18
 # xp2 is the padded chunk (n, Hp, Wp, C) seen as (n*Hp, Wp*C): row (i, r)
 # holds image row r, and the kW taps of one output position in one kernel
 # row are the contiguous run xp2[i*Hp + r, ox*s*C : (ox*s + kW)*C].
+# Indices are unsigned (U), as in winograd's copies: numba then has no
+# negative index to check and LLVM vectorises the copy of each run (the
+# unfold ran 4.1 -> 3.4 us per image of the stride-2 grid layer).
+U = np.uint64
+
 
 @jit()
 def _unfold(xp2, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
@@ -88,12 +93,11 @@ def _unfold(xp2, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
     for i in range(n):
         for oy in range(ho):
             for ox in range(wo):
-                dst = cols[(i * ho + oy) * wo + ox]
+                q = U((i * ho + oy) * wo + ox)
                 for a in range(kh):
-                    src = xp2[i * rows_per_image + oy * stride + a, ox * stride_c:ox * stride_c + run]
-                    out = dst[a * run:(a + 1) * run]
-                    for t in range(run):
-                        out[t] = src[t]
+                    r, c0, d0 = U(i * rows_per_image + oy * stride + a), U(ox * stride_c), U(a * run)
+                    for t in range(U(run)):
+                        cols[q, d0 + t] = xp2[r, c0 + t]
 
 
 @jit()
@@ -103,12 +107,11 @@ def _fold(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp2):
     for i in range(n):
         for oy in range(ho):
             for ox in range(wo):
-                src = dcols[(i * ho + oy) * wo + ox]
+                q = U((i * ho + oy) * wo + ox)
                 for a in range(kh):
-                    dst = dxp2[i * rows_per_image + oy * stride + a, ox * stride_c:ox * stride_c + run]
-                    part = src[a * run:(a + 1) * run]
-                    for t in range(run):
-                        dst[t] += part[t]
+                    r, c0, d0 = U(i * rows_per_image + oy * stride + a), U(ox * stride_c), U(a * run)
+                    for t in range(U(run)):
+                        dxp2[r, c0 + t] += dcols[q, d0 + t]
 
 
 @jit()
