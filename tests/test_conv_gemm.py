@@ -30,9 +30,9 @@ SHAPES = [
     (2, 1, 3, 11, 7, (5, 3), 1, 0),   # one input channel
     (2, 5, 1, 9, 9, 5, 2, 2),         # one output channel, 5x5
     (3, 2, 3, 6, 7, 3, 1, 0),         # 3x3 stride 1, no padding
-    (2, 3, 2, 5, 5, 5, 3, 2),         # kernel as big as the padded... nearly: 2 outputs a side
+    (2, 3, 2, 5, 5, 5, 3, 2),         # 5x5 at stride 3 on 9x9 padded: 2 outputs a side, a padded row unread
     (1, 2, 2, 4, 4, 3, 2, 0),         # a single output
-    (9, 16, 8, 12, 12, 3, 2, 1),      # 9 images: more than one chunk at the default size
+    (9, 32, 8, 24, 24, 3, 2, 1),      # 9 images of 144 x 288 cols: two chunks at the default size
 ]
 
 
@@ -83,6 +83,12 @@ def _check(shape, dtype, need_input_grad=True):
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)
 def test_forward_and_backward_match_reference(shape, dtype):
     _check(shape, dtype)
+
+
+def test_the_default_chunk_holds_fewer_images_than_the_last_shape():
+    n, c, f, h, w, k, s, p = SHAPES[-1]
+    per_image = ((h + 2 * p - k) // s + 1) * ((w + 2 * p - k) // s + 1) * k * k * c
+    assert conv_gemm.COLS_PER_CHUNK // per_image < n
 
 
 @pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1]], ids=_ids)
