@@ -6,7 +6,8 @@ explains its loop layout at the top:
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.winograd` -- ``winograd_forward``, ``winograd_backward`` (3x3, stride 1)
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
-* :mod:`numpy_cnn.kernels.threads` -- ``matmul_over_batch``, ``sum_over_batch`` (the im2col GEMMs on every core)
+* :mod:`numpy_cnn.kernels.threads` -- ``split_work`` (a batch's slices over numba's thread count, for GEMM-based kernels)
+* :mod:`numpy_cnn.kernels.layout` -- NCHW <-> channels-last copies and per-thread scratch memory (for those kernels)
 * :mod:`numpy_cnn.kernels.pool` -- ``maxpool2d_forward``, ``maxpool2d_backward``
 * :mod:`numpy_cnn.kernels.relu` -- ``relu_forward``, ``relu_backward``
 * :mod:`numpy_cnn.kernels.batchnorm` -- ``batchnorm_forward_train``, ``batchnorm_backward_train``
@@ -31,12 +32,12 @@ from numpy_cnn.kernels.loss import cross_entropy
 from numpy_cnn.kernels.pool import argmax_dtype, maxpool2d_backward, maxpool2d_forward, pool_output_size
 from numpy_cnn.kernels.relu import relu_backward, relu_forward
 from numpy_cnn.kernels.sgd import sgd_step
-from numpy_cnn.kernels.threads import matmul_over_batch, sum_over_batch
 from numpy_cnn.kernels.winograd import winograd_backward, winograd_forward
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv_output_size", "winograd_forward", "winograd_backward",
-    "gemm_conv_forward", "gemm_conv_backward", "matmul_over_batch", "sum_over_batch",
+    "gemm_conv_forward", "gemm_conv_backward",
     "maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype",
-    "relu_forward", "relu_backward", "batchnorm_forward_train", "batchnorm_backward_train", "cross_entropy", "sgd_step", "adam_step", "flip_rotate",
+    "relu_forward", "relu_backward", "batchnorm_forward_train", "batchnorm_backward_train",
+    "cross_entropy", "sgd_step", "adam_step", "flip_rotate",
 ]

@@ -28,7 +28,7 @@ slice of the batch (:mod:`numpy_cnn.kernels.threads`) with single-threaded
 BLAS and sums its own dW.
 
 Layout of one thread's buffers (scratch memory that lives on from call to
-call, :func:`numpy_cnn.kernels.winograd._scratch`: fresh arrays of a few
+call, :func:`numpy_cnn.kernels.layout.scratch`: fresh arrays of a few
 hundred KB would be page-faulted in on every call)::
 
     xpad  (n, H + 2p, W + 2p, C)   the chunk channels last, its border written
@@ -60,8 +60,7 @@ import numpy as np
 
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.threads import split_work
-# The layout copies and the per-thread scratch memory are winograd's (the same need, measured there).
-from numpy_cnn.kernels.winograd import _channels_first, _channels_last, _scratch
+from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
@@ -80,10 +79,9 @@ COLS_PER_CHUNK = 1 << 18
 # xp2 is the padded chunk (n, Hp, Wp, C) seen as (n*Hp, Wp*C): row (i, r)
 # holds image row r, and the kW taps of one output position in one kernel
 # row are the contiguous run xp2[i*Hp + r, ox*s*C : (ox*s + kW)*C].
-# Indices are unsigned (U), as in winograd's copies: numba then has no
+# Indices are unsigned (U, see numpy_cnn.kernels.layout): numba then has no
 # negative index to check and LLVM vectorises the copy of each run (the
 # unfold ran 4.1 -> 3.4 us per image of the stride-2 grid layer).
-U = np.uint64
 
 
 @jit()
@@ -167,12 +165,13 @@ def _is_pointwise(w_shape, stride, padding):
 
 
 def _chunked(n_images, floats_per_image, macs, work):
-    """Run ``work(n0, n1, scratch)`` on chunks of whole images, each thread its own slice of the batch.
+    """Run ``work(n0, n1, state)`` on chunks of whole images, each thread its own slice of the batch.
 
-    ``scratch`` is a dict one thread's chunks share: ``work`` carries its
-    running sums there (its buffers are :func:`_scratch` memory). ``macs``, the call's
-    multiply-adds, decides how many threads are worth waking
-    (:func:`numpy_cnn.kernels.threads.split_work`). Returns each thread's ``scratch``.
+    ``state`` is a dict one thread's chunks share: ``work`` carries its
+    running sums there (its buffers are :func:`numpy_cnn.kernels.layout.scratch`
+    memory). ``macs``, the call's multiply-adds, decides how many threads are
+    worth waking (:func:`numpy_cnn.kernels.threads.split_work`). Returns each
+    thread's ``state``.
     """
     most = max(1, COLS_PER_CHUNK // floats_per_image)
 
@@ -181,17 +180,17 @@ def _chunked(n_images, floats_per_image, macs, work):
         # most 3 per chunk run as 2 + 2, not 3 + 1.
         chunks = max(1, -(-(hi - lo) // most))                  # one empty chunk for an empty batch
         cuts = [lo + (hi - lo) * c // chunks for c in range(chunks + 1)]
-        scratch = {}
+        state = {}
         for n0, n1 in zip(cuts[:-1], cuts[1:]):
-            work(n0, n1, scratch)
-        return scratch
+            work(n0, n1, state)
+        return state
 
     return split_work(run, n_images, macs)
 
 
-def _add(scratch, name, value):
-    """scratch[name] += value (the first chunk's value is kept as it is)."""
-    scratch[name] = scratch[name] + value if name in scratch else value
+def _add(state, name, value):
+    """state[name] += value (the first chunk's value is kept as it is)."""
+    state[name] = state[name] + value if name in state else value
 
 
 class _Unfolder:
@@ -211,19 +210,19 @@ class _Unfolder:
     def cols(self, x, n0, n1):
         """x[n0:n1] -> cols (n*P, K), a view of the thread's scratch memory."""
         n = n1 - n0
-        xp = _scratch("gemm_xp", (n, self.hp, self.wp, self.C), x.dtype)
-        _channels_last(x, n0, n1, self.padding, xp)                    # border written as 0 too
-        cols = _scratch("gemm_cols", (n * self.P, self.K), x.dtype)
+        xp = scratch("gemm_xp", (n, self.hp, self.wp, self.C), x.dtype)
+        channels_last(x, n0, n1, self.padding, xp)                    # border written as 0 too
+        cols = scratch("gemm_cols", (n * self.P, self.K), x.dtype)
         _unfold(xp.reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
         return cols
 
     def fold(self, dcols, n0, dx):
         """dx[n0:n0+n] = col2im(dcols), dcols (n*P, K)."""
         n = dcols.shape[0] // self.P
-        dxp = _scratch("gemm_dxp", (n, self.hp, self.wp, self.C), dcols.dtype)
+        dxp = scratch("gemm_dxp", (n, self.hp, self.wp, self.C), dcols.dtype)
         dxp[:] = 0
         _fold(dcols, *self._args(), dxp.reshape(n * self.hp, self.wp * self.C))
-        _channels_first(dxp, n0, self.padding, dx)
+        channels_first(dxp, n0, self.padding, dx)
 
 
 def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
@@ -238,16 +237,16 @@ def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int =
     if _is_pointwise(w.shape, stride, padding):
         w2d, xs, ys = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P), y.reshape(N, F, P)
 
-        def work(n0, n1, scratch):
+        def work(n0, n1, state):
             np.matmul(w2d, xs[n0:n1], out=ys[n0:n1])                   # y[n] = w2d @ x[n]
             _add_bias(ys, b, n0, n1)
     else:
         unfolder = _Unfolder(x.shape, w.shape, stride, padding)
         w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
 
-        def work(n0, n1, scratch):
+        def work(n0, n1, state):
             cols = unfolder.cols(x, n0, n1)
-            out = _scratch("gemm_out", (cols.shape[0], F), x.dtype)
+            out = scratch("gemm_out", (cols.shape[0], F), x.dtype)
             np.matmul(cols, w2, out=out)                                  # (n*P, K) @ (K, F)
             _to_nchw_bias(out, b, n0, y.reshape(N, F, P))
 
@@ -273,10 +272,10 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     if _is_pointwise(w.shape, stride, padding):
         w2d, xs = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P)
 
-        def work(n0, n1, scratch):
+        def work(n0, n1, state):
             # dW = sum_n dy[n] @ x[n]^T; dx[n] = w2d^T @ dy[n]
-            _add(scratch, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
-            _add_bias_grad(dy, n0, n1, scratch.setdefault("db", np.zeros(F, x.dtype)))
+            _add(state, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
+            _add_bias_grad(dy, n0, n1, state.setdefault("db", np.zeros(F, x.dtype)))
             if need_input_grad:
                 np.matmul(w2d.T, dy[n0:n1], out=dx[n0:n1].reshape(n1 - n0, K, P))
 
@@ -286,16 +285,16 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     unfolder = _Unfolder(x.shape, w.shape, stride, padding)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
 
-    def work(n0, n1, scratch):
+    def work(n0, n1, state):
         n = n1 - n0
         cols = unfolder.cols(x, n0, n1)
         # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
-        dyt = _scratch("gemm_dyt", (F, n * P), x.dtype)
+        dyt = scratch("gemm_dyt", (F, n * P), x.dtype)
         dyt.reshape(F, n, P)[:] = dy[n0:n1].transpose(1, 0, 2)
-        _add(scratch, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
-        _add_bias_grad(dy, n0, n1, scratch.setdefault("db", np.zeros(F, x.dtype)))
+        _add(state, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
+        _add_bias_grad(dy, n0, n1, state.setdefault("db", np.zeros(F, x.dtype)))
         if need_input_grad:
-            dcols = _scratch("gemm_dcols", (n * P, K), x.dtype)
+            dcols = scratch("gemm_dcols", (n * P, K), x.dtype)
             np.matmul(dyt.T, w_fk, out=dcols)                            # dcols = dy @ W2^T
             unfolder.fold(dcols, n0, dx)
 

@@ -18,7 +18,6 @@ from functools import cache
 from typing import Callable, TypeVar
 
 import numba
-import numpy as np
 
 R = TypeVar("R")
 
@@ -49,16 +48,3 @@ def split_work(fn: Callable[[int, int], R], n: int, work: float = float("inf")) 
     jobs = [_pool(threads).submit(fn, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
     first = fn(cuts[0], cuts[1])
     return [first] + [job.result() for job in jobs]
-
-
-def matmul_over_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for a: (M, K) and b: (N, K, P) -> (N, M, P), the images split over the threads."""
-    out = np.empty((b.shape[0], a.shape[0], b.shape[2]), dtype=np.result_type(a, b))
-    split_work(lambda lo, hi: np.matmul(a, b[lo:hi], out=out[lo:hi]), b.shape[0])
-    return out
-
-
-def sum_over_batch(dy: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``sum_n dy[n] @ cols[n]^T`` for dy: (N, M, P), cols: (N, K, P) -> (M, K): one GEMM per thread, then a sum."""
-    parts = split_work(lambda lo, hi: np.tensordot(dy[lo:hi], cols[lo:hi], axes=([0, 2], [0, 2])), dy.shape[0])
-    return sum(parts[1:], parts[0])

@@ -41,13 +41,12 @@ weights of 1 or 1/2, so results agree with the direct sum to a few ulp of
 the largest term (the tests allow 1e-5 of the output's scale).
 """
 
-import math
-import threading
 from functools import cache
 
 import numpy as np
 
 from numpy_cnn.kernels._jit import jit
+from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
 from numpy_cnn.kernels.threads import split_work
 
 __all__ = ["winograd_forward", "winograd_backward"]
@@ -61,19 +60,6 @@ SIGNS = np.array([-1.0, 1.0, -1.0, -1.0])   # the sign of the second term of eac
 # The transforms: V = B^T d B (input), Y = A^T M A (output), and their adjoints
 # ----------------------------------------------------------------------------
 
-# Indexing. numba checks every signed index for "negative: count from the
-# end", and those checks stop LLVM from vectorising the channel loops. The
-# layout copies and the forward transforms therefore index 2-D arrays (one
-# row per pixel, plane or tile) with unsigned integers (U = np.uint64:
-# nothing to check), so the loop over channels runs over contiguous memory
-# from two base pointers. Measured against the versions before them: the
-# copies between layouts ran 1.5-2.5x faster; the transforms, which read
-# and wrote sixteen 1-D views per tile (the other way to have no negative
-# index, but LLVM must then prove the views apart at run time), 1.3-2.9x
-# faster at 16 and 32 channels and the same at 64. The backward transforms
-# still use views, or plain indexing in _input_grad_tiles (views ran 1.8x
-# slower there).
-U = np.uint64
 
 
 # Layout: channels last. Each chunk of images is copied to (n, rows, cols, C)
@@ -82,48 +68,6 @@ U = np.uint64
 # memory, and vectorises (8 or 16 channels per instruction). Transforms over
 # NCHW rows vectorise only along a tile row, 6 tiles long on a 12x12 input;
 # that version spent 45-70% of its time in the transforms, this one ~25%.
-
-@jit()
-def _channels_last(src, n0, n1, off, dst):
-    """dst[i, off + r, off + s, c] = src[n0 + i, c, r, s], and 0 everywhere else in dst[:n1 - n0].
-
-    The zeros are the padding (and the half-empty tile of an odd output size):
-    dst is reused from call to call, so its border is written every time.
-    """
-    N, C, H, W = src.shape
-    n, rows, cols, _ = dst.shape
-    planes = src.reshape(N * C, H * W)               # one row per (image, channel)
-    pixels = dst.reshape(n * rows * cols, C)         # one row per pixel
-    for i in range(n1 - n0):
-        first = U((n0 + i) * C)
-        for r in range(rows):
-            for s in range(cols):
-                p = U((i * rows + r) * cols + s)
-                if off <= r < off + H and off <= s < off + W:
-                    q = U((r - off) * W + (s - off))
-                    for c in range(U(C)):
-                        pixels[p, c] = planes[first + c, q]
-                else:
-                    for c in range(U(C)):
-                        pixels[p, c] = 0
-
-
-@jit()
-def _channels_first(src, n0, off, dst):
-    """dst[n0 + i, c, r, s] = src[i, off + r, off + s, c] for every i < len(src), r < H, s < W of dst."""
-    N, C, H, W = dst.shape
-    n, rows, cols, _ = src.shape
-    planes = dst.reshape(N * C, H * W)
-    pixels = src.reshape(n * rows * cols, C)
-    for i in range(n):
-        first = U((n0 + i) * C)
-        for r in range(H):
-            for s in range(W):
-                p = U((i * rows + r + off) * cols + s + off)
-                q = U(r * W + s)
-                for c in range(U(C)):
-                    planes[first + c, q] = pixels[p, c]
-
 
 @jit()
 def _b(v0, v1, v2, v3):
@@ -256,7 +200,8 @@ def _tiles(H, W, pad):
 
 
 def _planes(name, size, dtype):
-    """The thread's scratch array (see :func:`_scratch`) for 16 transformed planes of ``size`` floats each: (16, S).
+    """The thread's scratch array ``name`` (:func:`numpy_cnn.kernels.layout.scratch`)
+    for 16 transformed planes of ``size`` floats each: (16, S).
 
     S is ``size`` rounded up to an odd multiple of 16 floats: the 16 planes a
     transform writes at once are then 64 * odd bytes apart, which puts them in
@@ -265,26 +210,7 @@ def _planes(name, size, dtype):
     """
     s = -(-size // 16) * 16
     s += 16 * (1 - (s // 16) % 2)
-    return _scratch(name, (16, s), dtype)
-
-
-# Scratch memory lives on between calls, one set per thread: a fresh array of
-# a few MB is given its pages by the OS on first touch, one fault per 4 KB,
-# and with V, M and the tile buffers made anew on every call those faults
-# cost as much as the transforms (batch 4, 16 -> 32 channels, 48x48: 2.3 ms
-# a call with fresh arrays, 1.2 ms with reused ones, one thread).
-_THREAD_SCRATCH = threading.local()
-
-
-def _scratch(name, shape, dtype):
-    """An uninitialised array of ``shape`` that is this thread's ``name`` buffer,
-    grown when too small and otherwise reused from call to call."""
-    store = _THREAD_SCRATCH.__dict__
-    size = math.prod(shape)
-    buf = store.get((name, dtype))
-    if buf is None or buf.size < size:
-        buf = store[(name, dtype)] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
+    return scratch(name, (16, s), dtype)
 
 
 def _as_matrices(planes, tiles, k):
@@ -340,21 +266,21 @@ CHUNK_BYTES = 1 << 20
 
 
 def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
-    """Run ``work(n0, n1, scratch)`` on chunks of images, each thread its own slice of the batch.
+    """Run ``work(n0, n1, state)`` on chunks of images, each thread its own slice of the batch.
 
     ``macs``: the call's multiply-adds, which decide how many threads are worth waking.
 
-    ``scratch`` is a dict the thread's chunks share: ``scratch["images"]`` is
+    ``state`` is a dict the thread's chunks share: ``state["images"]`` is
     the most images a chunk of this thread holds, and ``work`` may keep its
-    running sums there. Returns the list of each thread's ``scratch`` when done.
+    running sums there. Returns the list of each thread's ``state`` when done.
     """
     per_chunk = max(1, round(CHUNK_BYTES / (bytes_per_tile * tiles_per_image)))
 
     def run(lo, hi):
-        scratch = {"images": min(per_chunk, hi - lo)}
+        state = {"images": min(per_chunk, hi - lo)}
         for n0 in range(lo, hi, per_chunk):
-            work(n0, min(n0 + per_chunk, hi), scratch)
-        return scratch
+            work(n0, min(n0 + per_chunk, hi), state)
+        return state
 
     return split_work(run, n_images, macs)
 
@@ -371,17 +297,17 @@ def winograd_forward(x, w, b, padding=0):
     signs = _constants(x.dtype)[2]
     y = np.empty((N, F, HO, WO), dtype=x.dtype)
 
-    def work(n0, n1, scratch):
-        k, t = scratch["images"], (n1 - n0) * th * tw
-        xp = _scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+    def work(n0, n1, state):
+        k, t = state["images"], (n1 - n0) * th * tw
+        xp = scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
         v = _planes("v", k * th * tw * C, x.dtype)
         m = _planes("m", k * th * tw * F, x.dtype)
-        yt = _scratch("yt", (k, 2 * th, 2 * tw, F), x.dtype)
-        _channels_last(x, n0, n1, padding, xp)
+        yt = scratch("yt", (k, 2 * th, 2 * tw, F), x.dtype)
+        channels_last(x, n0, n1, padding, xp)
         _input_tiles(xp[:n1 - n0], th, tw, v, signs)
         np.matmul(_as_matrices(v, t, C), u_t, out=_as_matrices(m, t, F))   # M[xi] = V[xi] @ U[xi]^T
         _output_tiles(m, b, th, tw, yt[:n1 - n0], signs)
-        _channels_first(yt[:n1 - n0], n0, 0, y)
+        channels_first(yt[:n1 - n0], n0, 0, y)
 
     _chunked(N, th * tw, 16 * (C + F) * x.itemsize, N * HO * WO * C * F * 9, work)
     return y
@@ -403,27 +329,27 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     _, a_mat, signs = _constants(x.dtype)
     dx = np.empty((N, C, H, W), dtype=x.dtype) if need_input_grad else None
 
-    def work(n0, n1, scratch):
-        k, t = scratch["images"], (n1 - n0) * th * tw
-        xp = _scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-        gt = _scratch("gt", (k, 2 * th, 2 * tw, F), x.dtype)
+    def work(n0, n1, state):
+        k, t = state["images"], (n1 - n0) * th * tw
+        xp = scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+        gt = scratch("gt", (k, 2 * th, 2 * tw, F), x.dtype)
         v = _planes("v", k * th * tw * C, x.dtype)
         dm = _planes("m", k * th * tw * F, x.dtype)
-        _channels_last(x, n0, n1, padding, xp)
+        channels_last(x, n0, n1, padding, xp)
         _input_tiles(xp[:n1 - n0], th, tw, v, signs)
-        _channels_last(grad_y, n0, n1, 0, gt)
+        channels_last(grad_y, n0, n1, 0, gt)
         _grad_tiles(gt[:n1 - n0], th, tw, dm, a_mat)
         v_m, dm_m = _as_matrices(v, t, C), _as_matrices(dm, t, F)
         du_t = v_m.transpose(0, 2, 1) @ dm_m                            # dU[xi]^T = V[xi]^T @ dM[xi]
-        scratch["du_t"] = scratch["du_t"] + du_t if "du_t" in scratch else du_t
+        state["du_t"] = state["du_t"] + du_t if "du_t" in state else du_t
         if need_input_grad:
             np.matmul(dm_m, u, out=v_m)                                  # dV[xi] = dM[xi] @ U[xi], into v
-            dxp = _scratch("dxp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+            dxp = scratch("dxp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
             dxp[:] = 0
             _input_grad_tiles(v, th, tw, dxp[:n1 - n0])
-            _channels_first(dxp[:n1 - n0], n0, padding, dx)
+            channels_first(dxp[:n1 - n0], n0, padding, dx)
 
     macs = N * HO * WO * C * F * 9 * (2 if need_input_grad else 1)
     chunks = _chunked(N, th * tw, 16 * (C + F) * x.itemsize, macs, work)
-    du_t = sum(scratch["du_t"] for scratch in chunks)                   # (16, C, F)
+    du_t = sum(state["du_t"] for state in chunks)                   # (16, C, F)
     return dx, _weight_grad(du_t), grad_y.sum(axis=(0, 2, 3))
