@@ -336,18 +336,31 @@ def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
 # ----------------------------------------------------------------------------
 
 @jit()
-def _stacked(x, n0, n1, ph, pw):
+def pitches(H, W, kH, kW, ph, pw):
+    """(Hq, Wq): the row pitch Wq = W + gw of the stacked layout and its image pitch Hq = H + gh, in rows.
+
+    gw zero columns after each row serve as the right padding of one row and
+    the left padding of the next, so gw >= pw; and one image's W' outputs per
+    row must not reach the next row's, so gw >= W' - W = 2*pw - kW + 1 (more
+    than pw only when the padding is at least the kernel's width). The same
+    along the height.
+    """
+    return H + max(ph, 2 * ph - kH + 1), W + max(pw, 2 * pw - kW + 1)
+
+
+@jit()
+def _stacked(x, n0, n1, kH, kW, ph, pw):
     """Images x[n0:n1] (each (C, H, W)) -> their stacked layout, (C, (n1-n0)*P + ph*Wq + pw).
 
     out[c, (n-n0)*P + (ph + r)*Wq + pw + col] = x[n, c, r, col], zeros elsewhere,
-    with Wq = W + pw and P = (H + ph)*Wq (see "The stacked layout" above).
+    with (Hq, Wq) = pitches(...) and P = Hq*Wq (see "The stacked layout" above).
     One unpadded image is already in that layout: its view is returned, no copy.
     """
     N, C, H, W = x.shape
     if n1 - n0 == 1 and ph == 0 and pw == 0:
         return x.reshape(N, C, H * W)[n0]
-    Wq = W + pw
-    P = (H + ph) * Wq
+    Hq, Wq = pitches(H, W, kH, kW, ph, pw)
+    P = Hq * Wq
     out = np.zeros((C, (n1 - n0) * P + ph * Wq + pw), dtype=x.dtype)
     for n in range(n0, n1):
         for c in range(C):
@@ -365,13 +378,13 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, y):
     is images [starts[k], starts[k+1]); y: (N, F, H+2ph-kH+1, W+2pw-kW+1) is filled."""
     N, C, H, W = x.shape
     F, HO, WO = y.shape[1], y.shape[2], y.shape[3]
-    F2 = wp.shape[0]
-    Wq = W + pw
-    P = (H + ph) * Wq
+    F2, _, KH, KW = wp.shape
+    Hq, Wq = pitches(H, W, KH, KW, ph, pw)
+    P = Hq * Wq
     yf = y.reshape(N, F, HO * WO)
     for k in prange(starts.shape[0] - 1):
         n0, n1 = starts[k], starts[k + 1]
-        xs = _stacked(x, n0, n1, ph, pw)
+        xs = _stacked(x, n0, n1, KH, KW, ph, pw)
         L = (n1 - n0 - 1) * P + (HO - 1) * Wq + WO   # last kept output + 1
         acc = np.zeros((F2, L), dtype=y.dtype)
         _correlate_flat(xs, wp, Wq, L, acc, 0, xs.shape[1])
@@ -399,8 +412,8 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, dw_parts, dx, need_dx):
     F, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
     T, F2, _, KH, KW = dw_parts.shape
     C2 = wflip.shape[0]
-    Wq = W + pw
-    P = (H + ph) * Wq
+    Hq, Wq = pitches(H, W, KH, KW, ph, pw)
+    P = Hq * Wq
     P0 = (KH - 1) * Wq + (KW - 1)                    # zeros in front of g, for dx
     K = starts.shape[0] - 1
     gyf = gy.reshape(N, F, HO * WO)
@@ -408,7 +421,7 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, dw_parts, dx, need_dx):
     for t in prange(T):
         for k in range(t * K // T, (t + 1) * K // T):
             n0, n1 = starts[k], starts[k + 1]
-            xs = _stacked(x, n0, n1, ph, pw)
+            xs = _stacked(x, n0, n1, KH, KW, ph, pw)
             L = (n1 - n0 - 1) * P + (HO - 1) * Wq + WO
             # gs[f, P0 + (n-n0)*P + oy*Wq + ox] = gy[n, f, oy, ox]; everything else 0
             gs = np.zeros((F2, P0 + (n1 - n0) * P), dtype=x.dtype)
@@ -474,7 +487,7 @@ def _even_rows(a, axis=0):
 CHUNK_BYTES = 512 * 1024
 
 
-def chunk_starts(N, C, F, H, W, ph, pw, itemsize, threads):
+def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, threads):
     """Chunk bounds for the drivers: chunk k is images [starts[k], starts[k+1]).
 
     The rule (measured, see "Loop layout, and why"): an unpadded image wider
@@ -483,7 +496,8 @@ def chunk_starts(N, C, F, H, W, ph, pw, itemsize, threads):
     keep its buffers within CHUNK_BYTES, at most N/threads so every thread
     gets work.
     """
-    P = (H + ph) * (W + pw)
+    Hq, Wq = pitches(H, W, kH, kW, ph, pw)
+    P = Hq * Wq
     per_image = (C + F + 2) * P * itemsize
     if ph == 0 and pw == 0 and W > 16:
         per_chunk = 1
@@ -509,7 +523,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
     y = np.empty((N, F, H + 2 * ph - kH + 1, W + 2 * pw - kW + 1), dtype=x.dtype)
-    starts = chunk_starts(N, C, F, H, W, ph, pw, x.itemsize, numba.get_num_threads())
+    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, numba.get_num_threads())
     _forward_stacked(x, _even_rows(w), _even_rows(b), ph, pw, starts, y)
     if sh > 1 or sw > 1:
         y = np.ascontiguousarray(y[:, :, ::sh, ::sw])
@@ -544,7 +558,7 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
         g1[:, :, ::sh, ::sw] = grad_y
         grad_y = g1
 
-    starts = chunk_starts(N, C, F, H, W, ph, pw, x.itemsize, numba.get_num_threads())
+    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, numba.get_num_threads())
     threads = max(1, min(len(starts) - 1, numba.get_num_threads()))
     F2 = F + F % 2
     dw_parts = np.zeros((threads, F2, C, kH, kW), dtype=x.dtype)
