@@ -33,22 +33,72 @@ for conv1 and 4/22 for conv2 of the paper's network::
     column: 0  1  2  3  4 | 5  6 | 0  1  2  3  4 | 5  6 |
             kept            dropped kept           dropped
 
-The backward pass reuses the same loops:
+The stacked layout: padding and the batch in one flat row
+---------------------------------------------------------
+The trick does not care where one image ends: put a chunk of images one
+under another, per channel, and one pass over j covers them all. And the
+zero padding need not be a padded copy of each image: one column of zeros
+between two rows is the right padding of the first AND the left padding of
+the second, because the window that runs off one row's right edge wraps
+into the start of the next. The same holds for the zero rows between two
+images. So with row pitch ``Wq = W + pw`` and image pitch ``Hq = H + ph``
+rows (``pitches``: more only when the padding is at least the kernel)::
 
-* dw[f, c, ky, kx] = sum_j g[f, j] * xf[c, ky*W + kx + j], a dot product,
+    two 2x3 images a, b, padding 1          xs[c, (n-n0)*Hq*Wq + (ph + r)*Wq + pw + col]
+        0 0 0 0                                 = x[n, c, r, col], zeros elsewhere
+        0 a a a
+        0 a a a      each zero row and column is padding on both of its sides
+        0 0 0 0
+        0 b b b
+        0 b b b
+        0 0 0 0
+        0
+
+and ``y_flat[f, j]`` for ``j = (n-n0)*Hq*Wq + oy*Wq + ox`` is the output
+(n, f, oy, ox); everything else is wrap-around, computed and dropped. The
+copy into this layout (``_stacked``) is the only copy of x; one unpadded
+image is already in it (a view, no copy). A 12x12 image at padding 1 costs
+13*13 = 169 outputs for 144 kept (a padded copy cost 11*14 + 12 = 166 in
+passes of 166); at 48x48, 2401 for 2304.
+
+The backward pass reuses the same loops on the same layout:
+
+* dw[f, c, ky, kx] = sum_j g[f, j] * xs[c, ky*Wq + kx + j], a dot product,
   where ``g`` is grad_y laid out on the same flat rows with ZEROS in the
-  wrap-around columns (so the thrown-away outputs contribute nothing).
+  wrap-around positions (so the thrown-away outputs contribute nothing).
 * dx is a "full" correlation of that zero-padded g with the kernel flipped
   in both directions and its two channel axes swapped. With ``P0 =
-  (kH-1)*W + (kW-1)`` zeros put in front of g, it is the forward loop again::
+  (kH-1)*Wq + (kW-1)`` zeros put in front of g, it is the forward loop again::
 
-      dx_flat[c, q] = sum_{f, ky, kx} w[f, c, kH-1-ky, kW-1-kx] * gpad[f, ky*W + kx + q]
+      dx_flat[c, q] = sum_{f, ky, kx} w[f, c, kH-1-ky, kW-1-kx] * gpad[f, ky*Wq + kx + q]
+
+  and dx[n, c, r, col] is read off at the position x[n, c, r, col] came from
+  (a padding position gets a sum too, and is ignored).
 
 Loop layout, and why
 --------------------
-* ``prange`` over images (forward) or over one chunk of images per thread
-  (backward, so each thread sums its own dw and no two threads write to the
-  same memory). Chunks are reduced with one NumPy sum at the end.
+Figures: the 2-core Zen 4 (AVX-512, 2 MB L2 per core), float32, one thread,
+CPU time, batch 64 unless said, against the code before each change.
+
+* Chunks (``chunk_starts``). ``prange`` over chunks of images (forward) or
+  over one run of chunks per thread (backward, so each thread sums its own
+  dw and no two threads write to the same memory; the parts are reduced
+  with one NumPy sum). The rule: an unpadded image wider than 16 columns is
+  its own chunk; otherwise as many images as keep a chunk's buffers within
+  CHUNK_BYTES (512 KB, a quarter of L2), at most N/threads so every thread
+  has work. Measured forward / backward (ms), one image per chunk against
+  stacked chunks: 3x3 padding 1, 3->16, 12x12: 0.30 / 0.31 -> 0.18 / 0.21;
+  24x24: 0.62 / 0.67 -> 0.55 / 0.60; 48x48: even (2.1 / 2.2), but a whole
+  batch of 48x48 images in one chunk (no CHUNK_BYTES) was 50% slower
+  forward (out of L2). Unpadded, stacking adds kH-1 dropped rows per image
+  and loses: the paper's conv2 (22x22, 5x5) forward 1.54 ms alone, 1.66 in
+  chunks of 4, 1.94 in chunks of 16; conv1 1.47 -> 1.67. Below 16 columns
+  it wins even unpadded (6->16, 12x12, 5x5: 0.64 -> 0.52-0.56).
+  Together with the four-channel passes below, against a padded copy per
+  image (the code before): forward / forward+backward 0.70 / 0.67 of the
+  time at 12x12, 0.80 / 0.69 at 24x24, 0.80 / 0.75 at 48x48. The paper's
+  layers run as before (forward 1-4% slower, within the noise of this
+  shared machine; forward+backward 0.95-1.0).
 * The innermost loop is always j (contiguous). Around it, two output channels
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
@@ -60,6 +110,22 @@ Loop layout, and why
   1.4-2x faster at 3x3 than one tap per pass), then the rest one at a time.
   An odd number of output channels gets one zero row of weights so the pairs
   always line up.
+* Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
+  then skips its three-tap pass): twelve FMAs per three input loads and
+  four accumulator loads and stores, against six per three and two. It
+  needs 12 weights + 3 inputs + 4 sums = 19 of the 32 zmm registers, so
+  nothing spills in the loop. The loop alone (3->16, 3x3, passes of 5400):
+  40 -> 49 G multiply-adds/s, 88% of the core's peak; nine taps (all three
+  kernel rows) per pass with two channels was slower (36 G). Same in the
+  dw dot products. Forward 3x3 layers: 12x12 0.219 -> 0.186 ms, 48x48
+  2.41 -> 2.19 ms.
+* Tried and dropped: blocking j so a pass's rows stay in L1 (blocks of 512
+  to 2048 outputs): no gain at any size here (L2 keeps up with these
+  loops), 512 was 5-10% slower.
+* What is left at 12x12 (forward, batch 64, 3->16; PyTorch 0.135 ms): the
+  loop 0.100 ms (wrap-around included: 169 computed per 144 kept), copying
+  the outputs into y (12 floats per row; the per-row set-up, not memory, is
+  the cost) 0.055 ms, the stacked copy 0.010 ms, zeroing the sums 0.006 ms.
 * The j loop is bound by FMA throughput (ten vector FMAs per 16 outputs),
   so the wrap-around columns are the main cost left: conv2 (22 -> 18 wide)
   computes 21% more than it keeps, which is why it is the one layer where
@@ -80,8 +146,8 @@ Loop layout, and why
 * Stride > 1 is computed as stride 1 followed by taking every s-th output
   (and, backward, grad_y spread out with zeros in between). That is correct
   and simple but does s*s times the work; the paper's network uses stride 1.
-  Padding is an explicit zero-padded copy. (3x3 layers with 16 or more
-  input channels run :mod:`numpy_cnn.kernels.winograd` by default instead.)
+  (3x3 layers with 16 or more input channels run
+  :mod:`numpy_cnn.kernels.winograd` by default instead.)
 """
 
 import numba
@@ -205,7 +271,7 @@ def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
     """dw[o, i, ky, kx] += sum_{j < n_out} g[o, g_start + j] * x[i, ky*row_len + kx + j].
 
     g: (Cout, >= g_start + n_out) with Cout even; x: (Cin, length) as in _correlate_flat;
-    dw: (Cout, Cin, kH, kW). Same 2-channel x 5-tap blocking: ten dot
+    dw: (Cout, Cin, kH, kW). Same blocking (2 channels x 5 taps, 4 x 3): ten dot
     products share each load of g and x. The sums start from the values
     already in dw, which keeps them in dw's dtype (a literal 0.0 would make
     them float64). (g_start, rather than passing g[:, g_start:], keeps every
@@ -487,7 +553,7 @@ def _even_rows(a, axis=0):
 CHUNK_BYTES = 512 * 1024
 
 
-def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, threads):
+def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize):
     """Chunk bounds for the drivers: chunk k is images [starts[k], starts[k+1]).
 
     The rule (measured, see "Loop layout, and why"): an unpadded image wider
@@ -496,15 +562,13 @@ def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, threads):
     keep its buffers within CHUNK_BYTES, at most N/threads so every thread
     gets work.
     """
-    Hq, Wq = pitches(H, W, kH, kW, ph, pw)
-    P = Hq * Wq
-    per_image = (C + F + 2) * P * itemsize
     if ph == 0 and pw == 0 and W > 16:
-        per_chunk = 1
-    else:
-        per_chunk = max(1, min(-(-N // threads), CHUNK_BYTES // per_image))
+        return np.arange(N + 1, dtype=np.int64)
+    Hq, Wq = pitches(H, W, kH, kW, ph, pw)
+    per_image = (C + F + 2) * Hq * Wq * itemsize
+    per_chunk = max(1, min(-(-N // numba.get_num_threads()), CHUNK_BYTES // per_image))
     K = -(-N // per_chunk)
-    return np.array([k * N // K for k in range(K + 1)], dtype=np.int64)
+    return np.arange(K + 1, dtype=np.int64) * N // K
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -523,7 +587,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
     y = np.empty((N, F, H + 2 * ph - kH + 1, W + 2 * pw - kW + 1), dtype=x.dtype)
-    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, numba.get_num_threads())
+    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize)
     _forward_stacked(x, _even_rows(w), _even_rows(b), ph, pw, starts, y)
     if sh > 1 or sw > 1:
         y = np.ascontiguousarray(y[:, :, ::sh, ::sw])
@@ -558,7 +622,7 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
         g1[:, :, ::sh, ::sw] = grad_y
         grad_y = g1
 
-    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, numba.get_num_threads())
+    starts = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize)
     threads = max(1, min(len(starts) - 1, numba.get_num_threads()))
     F2 = F + F % 2
     dw_parts = np.zeros((threads, F2, C, kH, kW), dtype=x.dtype)
