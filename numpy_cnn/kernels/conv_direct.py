@@ -466,11 +466,14 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, y):
         for n in range(n0, n1):                      # add the bias, drop the wrap-around outputs
             for f in range(F):
                 bias = bp[f]
+                a = acc[f, (n - n0) * P:]
+                out = yf[n, f]
                 for oy in range(HO):
-                    a = acc[f, (n - n0) * P + oy * Wq:]
-                    out = yf[n, f, oy * WO:]
+                    # unsigned offsets: numba then needs no negative-index check per element
+                    # (a view per row instead costs about as much: rows are 12-48 long)
+                    src, dst = np.uint64(oy * Wq), np.uint64(oy * WO)
                     for ox in range(WO):
-                        out[ox] = a[ox] + bias
+                        out[dst + np.uint64(ox)] = a[src + np.uint64(ox)] + bias
 
 
 @jit(parallel=True)
@@ -502,11 +505,12 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, dw_parts, dx, need_dx):
             gs = np.zeros((F2, P0 + (n1 - n0) * P), dtype=x.dtype)
             for n in range(n0, n1):
                 for f in range(F):
+                    a = gs[f, P0 + (n - n0) * P:]
+                    g = gyf[n, f]
                     for oy in range(HO):
-                        a = gs[f, P0 + (n - n0) * P + oy * Wq:]
-                        g = gyf[n, f, oy * WO:]
+                        dst, src = np.uint64(oy * Wq), np.uint64(oy * WO)   # as in _forward_stacked
                         for ox in range(WO):
-                            a[ox] = g[ox]
+                            a[dst + np.uint64(ox)] = g[src + np.uint64(ox)]
             _weight_grad_flat(gs, P0, xs, Wq, L, dw_parts[t])
             if need_dx:
                 # dx on the same stacked layout: every position an output read gets its sum
@@ -514,11 +518,12 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, dw_parts, dx, need_dx):
                 _correlate_flat(gs, wflip, Wq, (n1 - n0) * P, acc, P0, P0 + L)
                 for n in range(n0, n1):
                     for c in range(C):
+                        a = acc[c, (n - n0) * P + ph * Wq + pw:]
+                        out = dxf[n, c]
                         for r in range(H):
-                            a = acc[c, (n - n0) * P + (ph + r) * Wq + pw:]
-                            out = dxf[n, c, r * W:]
+                            src, dst = np.uint64(r * Wq), np.uint64(r * W)
                             for col in range(W):
-                                out[col] = a[col]
+                                out[dst + np.uint64(col)] = a[src + np.uint64(col)]
 
 
 # ----------------------------------------------------------------------------
