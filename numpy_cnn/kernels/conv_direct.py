@@ -96,9 +96,9 @@ CPU time, batch 64 unless said, against the code before each change.
   it wins even unpadded (6->16, 12x12, 5x5: 0.64 -> 0.52-0.56).
   Together with the four-channel passes below, against a padded copy per
   image (the code before): forward / forward+backward 0.70 / 0.67 of the
-  time at 12x12, 0.80 / 0.69 at 24x24, 0.80 / 0.75 at 48x48. The paper's
-  layers run as before (forward 1-4% slower, within the noise of this
-  shared machine; forward+backward 0.95-1.0).
+  time at 12x12 (batch 64), 0.75 / 0.67 at 24x24, 0.80 / 0.74 at 48x48.
+  The paper's layers (unpadded, one image per chunk, as before) keep their
+  speed: forward 1.00-1.02 of the time, forward+backward 0.93-1.02.
 * The innermost loop is always j (contiguous). Around it, two output channels
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
@@ -123,9 +123,12 @@ CPU time, batch 64 unless said, against the code before each change.
   to 2048 outputs): no gain at any size here (L2 keeps up with these
   loops), 512 was 5-10% slower.
 * What is left at 12x12 (forward, batch 64, 3->16; PyTorch 0.135 ms): the
-  loop 0.100 ms (wrap-around included: 169 computed per 144 kept), copying
-  the outputs into y (12 floats per row; the per-row set-up, not memory, is
-  the cost) 0.055 ms, the stacked copy 0.010 ms, zeroing the sums 0.006 ms.
+  loop 0.103 ms (wrap-around included: 169 computed per 144 kept), copying
+  the outputs into y with the bias 0.045 ms, the stacked copy 0.012 ms,
+  zeroing the sums 0.006 ms. The copies cost per row (12 floats), not per
+  byte: a 1-D view per row, or an index that numba must check for being
+  negative, costs about 15 cycles a row; unsigned offsets from one view per
+  image cut that by a quarter.
 * The j loop is bound by FMA throughput (ten vector FMAs per 16 outputs),
   so the wrap-around columns are the main cost left: conv2 (22 -> 18 wide)
   computes 21% more than it keeps, which is why it is the one layer where
