@@ -312,6 +312,16 @@ def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, thread
         assert sizes.max() == 1 or sizes.max() * (3 + 16 + 2) * (H + ph) * (W + pw) * 4 <= CHUNK_BYTES
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_empty_batch_gives_empty_outputs_and_zero_weight_grads(padding):
+    x = np.zeros((0, 3, 12, 12))
+    w = np.ones((4, 3, 3, 3))
+    y = conv2d_forward(x, w, np.zeros(4), 1, padding)
+    assert y.shape == (0, 4, 10 + 2 * padding, 10 + 2 * padding)
+    dx, dw, db = conv2d_backward(y, x, w, 1, padding)
+    assert dx.shape == x.shape and not dw.any() and not db.any()
+
+
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
     """Through Conv2d, as the network runs it: method="direct" equals method="reference"."""

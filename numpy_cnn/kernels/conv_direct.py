@@ -587,7 +587,7 @@ def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize):
     per_image = (C + F + 2) * Hq * Wq * itemsize
     per_chunk = max(1, min(-(-N // numba.get_num_threads()), CHUNK_BYTES // per_image))
     K = -(-N // per_chunk)
-    return np.arange(K + 1, dtype=np.int64) * N // K
+    return np.arange(K + 1, dtype=np.int64) * N // max(K, 1)   # (an empty batch: no chunks)
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
