@@ -4,6 +4,10 @@ The expected values come from a plain NumPy reference written here: one
 einsum per kernel tap over strided slices of the padded input, computed in
 float64. Every test checks the forward output AND all three gradients
 (dx, dw, db), with stride, padding, odd and non-square sizes, and batch 1.
+The second half covers the stacked layout (several small padded images in
+one flat row, in chunks per thread): 5-16 px images, padding 0-2 (also
+padding >= kernel), chunk bounds inside the batch, one and two threads, and
+the layer through Conv2d against Conv2d(method="reference").
 
 Tolerances: float64 results must match to 1e-12 of the output's scale (only
 summation order differs). float32 results are compared with the float64
