@@ -118,7 +118,10 @@ CPU time, batch 64 unless said, against the code before each change.
   40 -> 49 G multiply-adds/s, 88% of the core's peak; nine taps (all three
   kernel rows) per pass with two channels was slower (36 G). Same in the
   dw dot products: 39 -> 54 G/s at 3x3 (5x5 unchanged, 46 G/s). Forward
-  3x3 layers: 12x12 0.219 -> 0.186 ms, 48x48 2.41 -> 2.19 ms.
+  3x3 layers: 12x12 0.219 -> 0.186 ms, 48x48 2.41 -> 2.19 ms. Four
+  channels with FIVE taps (29 registers: it fits in AVX-512's 32) was
+  re-measured and not kept: conv2's passes of 392 went 40.3 -> 40.8 G/s,
+  long passes 45.8 -> 48.7 G/s, and the paper's conv1 has 6 channels.
 * Tried and dropped: blocking j so a pass's rows stay in L1 (blocks of 512
   to 2048 outputs): no gain at any size here (L2 keeps up with these
   loops), 512 was 5-10% slower.
