@@ -112,9 +112,9 @@ CPU time, batch 64 unless said, against the code before each change.
   always line up.
 * Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
   then skips its three-tap pass): twelve FMAs per three input loads and
-  four accumulator loads and stores, against six per three and two. It
-  needs 12 weights + 3 inputs + 4 sums = 19 of the 32 zmm registers, so
-  nothing spills in the loop. The loop alone (3->16, 3x3, passes of 5400):
+  four accumulator loads and stores, against six per three and two. Its
+  loop keeps 12 weights, 3 inputs and one sum at a time in 16 of the 32
+  zmm registers (``inspect_asm``: no spills). The loop alone (3->16, 3x3, passes of 5400):
   40 -> 49 G multiply-adds/s, 88% of the core's peak; nine taps (all three
   kernel rows) per pass with two channels was slower (36 G). Same in the
   dw dot products: 39 -> 54 G/s at 3x3 (5x5 unchanged, 46 G/s). Forward
