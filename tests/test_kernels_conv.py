@@ -4,6 +4,10 @@ The expected values come from a plain NumPy reference written here: one
 einsum per kernel tap over strided slices of the padded input, computed in
 float64. Every test checks the forward output AND all three gradients
 (dx, dw, db), with stride, padding, odd and non-square sizes, and batch 1.
+The second half covers the stacked layout (several small padded images in
+one flat row, in chunks per thread): 5-16 px images, padding 0-2 (also
+padding >= kernel), chunk bounds inside the batch, one and two threads, and
+the layer through Conv2d against Conv2d(method="reference").
 
 Tolerances: float64 results must match to 1e-12 of the output's scale (only
 summation order differs). float32 results are compared with the float64
@@ -185,3 +189,158 @@ def test_matches_torch_float64(stride, padding):
     dx, dw, db = conv2d_backward(g, x, w, stride, padding)
     for got, want in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
         np.testing.assert_allclose(got, want.detach().numpy(), rtol=0, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------
+# Small padded images: several images stacked in one flat row (conv_direct's
+# "stacked layout"), chunked per thread
+# ----------------------------------------------------------------------------
+
+# (N, C, F, H, W, kH, kW, stride, padding): 5..16 px, padding 0-2, 3x3, 5x5 and
+# rectangular kernels, strides 1-2, C_in 1-4, odd F, N = 1 and N odd (not a
+# multiple of the thread count or of a chunk).
+SMALL_SHAPES = [
+    (7, 3, 16, 12, 12, 3, 3, 1, 1),        # the grid's 3->16 layer at 12x12
+    (1, 3, 5, 5, 5, 3, 3, 1, 1),           # batch 1, smallest image, odd F
+    (5, 1, 3, 16, 16, 5, 5, 1, 2),         # one input channel, padding 2
+    (3, 4, 7, 9, 13, 3, 5, 1, (1, 2)),     # rectangular kernel, padding per axis
+    (6, 2, 4, 8, 6, 5, 3, 2, (2, 1)),      # stride 2, rectangular kernel
+    (5, 3, 9, 11, 11, 3, 3, 2, 1),         # stride 2 (a 3x3s2p1 layer), odd F
+    (9, 2, 2, 6, 14, 3, 3, (1, 2), 1),     # stride per axis, 9 images
+    (4, 3, 6, 10, 10, 5, 5, 1, 0),         # unpadded but narrow: stacked too
+    (3, 4, 8, 7, 7, 2, 4, 1, 2),           # even kernel, padding larger than half of it
+    (2, 3, 4, 5, 8, 5, 5, 1, 1),           # 5x5 kernel on a 5-row image
+    (3, 2, 3, 5, 6, 1, 1, 1, 1),           # padding >= kernel: border outputs see only zeros
+]
+
+
+def _small_case(shape, dtype, seed=0):
+    N, C, F, H, W, kH, kW, stride, padding = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, kH, kW)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b, stride, padding
+
+
+@pytest.fixture(params=[None, 4096], ids=["chunks_by_rule", "tiny_chunks"])
+def chunk_bytes(request, monkeypatch):
+    """Run a test with the chunking rule as shipped, and with chunks of one to three images
+    (so chunk bounds fall inside the batch and threads get uneven shares)."""
+    from numpy_cnn.kernels import conv_direct
+    if request.param is not None:
+        monkeypatch.setattr(conv_direct, "CHUNK_BYTES", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("need_dx", [True, False], ids=["dx", "no_dx"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SMALL_SHAPES, ids=lambda s: "N{}C{}F{}_{}x{}_k{}x{}_s{}_p{}".format(*s))
+def test_stacked_small_images_match_reference(shape, dtype, need_dx, chunk_bytes):
+    x, w, b, stride, padding = _small_case(shape, dtype)
+    y = conv2d_forward(x, w, b, stride, padding)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    assert_close(y, reference_forward(x64, w64, b.astype(np.float64), stride, padding), RTOL[dtype])
+
+    g = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    dx, dw, db = conv2d_backward(g, x, w, stride, padding, need_input_grad=need_dx)
+    dx_ref, dw_ref, db_ref = reference_backward(g.astype(np.float64), x64, w64, stride, padding)
+    assert (dx is None) == (not need_dx)
+    for got, want in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
+        if got is not None:
+            assert got.dtype == dtype and got.flags.c_contiguous
+            assert_close(got, want, RTOL[dtype])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stacked_result_does_not_depend_on_threads_or_chunks(threads, monkeypatch):
+    numba = pytest.importorskip("numba")
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("machine has fewer threads")
+    from numpy_cnn.kernels import conv_direct
+    x, w, b, stride, padding = _small_case((7, 3, 5, 12, 12, 3, 3, 1, 1), np.float64)
+    g = np.random.default_rng(2).standard_normal((7, 5, 12, 12))
+    want = reference_backward(g, x, w, stride, padding)
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        for chunk in (1 << 30, 8192, 1):      # all images in one chunk, a few, one per chunk
+            monkeypatch.setattr(conv_direct, "CHUNK_BYTES", chunk)
+            assert_close(conv2d_forward(x, w, b, stride, padding),
+                         reference_forward(x, w, b, stride, padding), 1e-12)
+            for got, ref in zip(conv2d_backward(g, x, w, stride, padding), want):
+                assert_close(got, ref, 1e-12)
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_stacked_layout_shares_the_padding_between_rows_and_images():
+    """Two 2x3 images, padding 1: rows of pitch W + 1 and images of pitch H + 1 rows,
+    each zero row or column serving as the padding on both of its sides."""
+    from numpy_cnn.kernels.conv_direct import _stacked
+    x = np.arange(1, 13, dtype=np.float64).reshape(2, 1, 2, 3)
+    want = np.array([0, 0, 0, 0,
+                     0, 1, 2, 3,
+                     0, 4, 5, 6,
+                     0, 0, 0, 0,
+                     0, 7, 8, 9,
+                     0, 10, 11, 12,
+                     0, 0, 0, 0,
+                     0], dtype=np.float64)
+    np.testing.assert_array_equal(_stacked(x, 0, 2, 3, 3, 1, 1)[0], want)
+    # one unpadded image is its own layout: a view, no copy
+    assert np.shares_memory(_stacked(x, 1, 2, 3, 3, 0, 0), x)
+
+
+@pytest.mark.parametrize("N,H,W,ph,pw,threads", [(64, 12, 12, 1, 1, 2), (4, 12, 12, 1, 1, 2), (5, 48, 48, 1, 1, 2),
+                                                 (64, 22, 22, 0, 0, 2), (7, 10, 10, 0, 0, 2), (1, 5, 5, 2, 2, 1)])
+def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, threads):
+    numba = pytest.importorskip("numba")
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("machine has fewer threads")
+    from numpy_cnn.kernels.conv_direct import CHUNK_BYTES, chunk_starts
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        starts = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
+    finally:
+        numba.set_num_threads(old)
+    sizes = np.diff(starts)
+    assert starts[0] == 0 and starts[-1] == N and sizes.min() >= 1
+    assert sizes.max() - sizes.min() <= 1                      # balanced
+    if ph == pw == 0 and W > 16:
+        assert sizes.max() == 1                                # the paper's layers: one image per chunk
+    else:
+        assert len(sizes) >= min(N, threads)                   # every thread gets work
+        assert sizes.max() == 1 or sizes.max() * (3 + 16 + 2) * (H + ph) * (W + pw) * 4 <= CHUNK_BYTES
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_empty_batch_gives_empty_outputs_and_zero_weight_grads(padding):
+    x = np.zeros((0, 3, 12, 12))
+    w = np.ones((4, 3, 3, 3))
+    y = conv2d_forward(x, w, np.zeros(4), 1, padding)
+    assert y.shape == (0, 4, 10 + 2 * padding, 10 + 2 * padding)
+    dx, dw, db = conv2d_backward(y, x, w, 1, padding)
+    assert dx.shape == x.shape and not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
+    """Through Conv2d, as the network runs it: method="direct" equals method="reference"."""
+    from numpy_cnn.layers import Conv2d
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 3, 9, 9))
+    layers = [Conv2d(3, 5, 3, 1, 1, rng=0, dtype=np.float64, method=m, needs_input_grad=need_dx)
+              for m in ("direct", "reference")]
+    ys = [layer.forward(x) for layer in layers]
+    assert_close(ys[0], ys[1], 1e-12)
+    g = rng.standard_normal(ys[0].shape)
+    dxs = [layer.backward(g) for layer in layers]
+    if need_dx:
+        assert_close(dxs[0], dxs[1], 1e-12)
+    else:
+        assert dxs[0] is None and dxs[1] is None
+    for a, b in ((layers[0].weight.grad, layers[1].weight.grad), (layers[0].bias.grad, layers[1].bias.grad)):
+        assert_close(a, b, 1e-12)
