@@ -127,8 +127,8 @@ CPU time, batch 64 unless said, against the code before each change.
   loops), 512 was 5-10% slower.
 * What is left at 12x12 (forward, batch 64, 3->16; PyTorch 0.135 ms): the
   loop 0.103 ms (wrap-around included: 169 computed per 144 kept), copying
-  the outputs into y with the bias 0.045 ms, the stacked copy 0.012 ms,
-  zeroing the sums 0.006 ms. The copies cost per row (12 floats), not per
+  the outputs into y 0.045 ms, the stacked copy 0.012 ms, setting the sums
+  to the bias 0.006 ms. The copies cost per row (12 floats), not per
   byte: a 1-D view per row, or an index that numba must check for being
   negative, costs about 15 cycles a row; unsigned offsets from one view per
   image cut that by a quarter. Tried and dropped: each short row copied as
@@ -469,11 +469,15 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, y):
         n0, n1 = starts[k], starts[k + 1]
         xs = _stacked(x, n0, n1, KH, KW, ph, pw)
         L = (n1 - n0 - 1) * P + (HO - 1) * Wq + WO   # last kept output + 1
-        acc = np.zeros((F2, L), dtype=y.dtype)
+        # The sums start from the bias, as y = b + sum(...) reads (and as the
+        # kernel always did: adding it last rounds differently, which would
+        # change every trained network's numbers in the last bits).
+        acc = np.empty((F2, L), dtype=y.dtype)
+        for f in range(F2):
+            acc[f] = bp[f]
         _correlate_flat(xs, wp, Wq, L, acc, 0, xs.shape[1])
-        for n in range(n0, n1):                      # add the bias, drop the wrap-around outputs
+        for n in range(n0, n1):                      # drop the wrap-around outputs
             for f in range(F):
-                bias = bp[f]
                 a = acc[f, (n - n0) * P:]
                 out = yf[n, f]
                 for oy in range(HO):
@@ -481,7 +485,7 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, y):
                     # (a view per row instead costs about as much: rows are 12-48 long)
                     src, dst = np.uint64(oy * Wq), np.uint64(oy * WO)
                     for ox in range(WO):
-                        out[dst + np.uint64(ox)] = a[src + np.uint64(ox)] + bias
+                        out[dst + np.uint64(ox)] = a[src + np.uint64(ox)]
 
 
 @jit(parallel=True)
