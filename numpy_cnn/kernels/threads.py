@@ -30,10 +30,13 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 # Handing a slice to a pool thread and waiting for it costs ~50 us on the
 # 2-core machine these kernels were tuned on (a futex wake-up each way, in a
-# VM), the time of about 5 M multiply-adds on one core. A call adds a thread
-# only for each WORK_PER_THREAD multiply-adds it has, so a small layer (batch
-# 4 of 12x12 images) runs in the calling thread instead of waiting.
-WORK_PER_THREAD = 5_000_000
+# VM), and while both threads run, each numba or BLAS call that ends while
+# the other thread holds the GIL waits to be woken again. A call adds a
+# thread only for each WORK_PER_THREAD multiply-adds it has, so a small layer
+# runs in the calling thread instead of waiting. Measured with Winograd
+# layers at batch 4 and 8, two threads against one: 0.4x at 2.7 M
+# multiply-adds, 0.8-1.1x at 10.6 M, 1.1-1.25x at 21 M, 1.3-1.7x at 42 M.
+WORK_PER_THREAD = 12_000_000
 
 
 def split_work(fn: Callable[[int, int], R], n: int, work: float = float("inf")) -> list[R]:

@@ -190,6 +190,47 @@ def _input_grad_tiles(dv, th, tw, dxp):
 
 
 # ----------------------------------------------------------------------------
+# One chunk's steps around its GEMMs, each one numba call
+# ----------------------------------------------------------------------------
+
+# Each thread runs its chunks from Python, and every numba or BLAS call gives
+# up the GIL and takes it back. When the other thread holds it just then, the
+# caller sleeps until it is handed over, and on the 2-core VM this was tuned
+# on such a wake-up costs tens of microseconds. Fusing the copies with the
+# transforms cuts the calls per chunk (forward 5 -> 3, backward 8 -> 5);
+# with two threads at batch 4, 32 -> 64 channels on 24x24, two threads then
+# ran the forward 1.5x as fast as one, against 1.1x before.
+
+@jit()
+def _nchw_to_v(x, n0, off, xp, th, tw, v, signs):
+    """Images n0 .. n0 + len(xp) of x (N, C, H, W) -> xp (channels last, padded) -> V planes."""
+    channels_last(x, n0, n0 + xp.shape[0], off, xp)
+    _input_tiles(xp, th, tw, v, signs)
+
+
+@jit()
+def _m_to_nchw(m, bias, th, tw, yt, n0, y, signs):
+    """M planes -> yt (channels last, + bias) -> images n0 .. n0 + len(yt) of y (N, F, H', W')."""
+    _output_tiles(m, bias, th, tw, yt, signs)
+    channels_first(yt, n0, 0, y)
+
+
+@jit()
+def _nchw_to_dm(grad_y, n0, gt, th, tw, dm, a_mat):
+    """Images n0 .. n0 + len(gt) of grad_y -> gt (channels last, zeros past the edge) -> dM planes."""
+    channels_last(grad_y, n0, n0 + gt.shape[0], 0, gt)
+    _grad_tiles(gt, th, tw, dm, a_mat)
+
+
+@jit()
+def _dv_to_nchw(dv, th, tw, dxp, n0, off, dx):
+    """dV planes -> dxp (channels last, padded, summed over overlapping tiles) -> images n0 .. of dx."""
+    dxp[:] = 0
+    _input_grad_tiles(dv, th, tw, dxp)
+    channels_first(dxp, n0, off, dx)
+
+
+# ----------------------------------------------------------------------------
 # The public functions
 # ----------------------------------------------------------------------------
 
@@ -292,14 +333,13 @@ def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
 
     ``macs``: the call's multiply-adds, which decide how many threads are worth waking.
 
-    ``state`` is a dict the thread's chunks share: ``state["images"]`` is
-    the most images a chunk of this thread holds, and ``work`` may keep its
-    running sums there. Returns the list of each thread's ``state`` when done.
+    ``state`` is a dict the thread's chunks share: ``work`` keeps its running
+    sums there. Returns the list of each thread's ``state`` when done.
     """
     per_chunk = max(1, round(CHUNK_BYTES / (bytes_per_tile * tiles_per_image)))
 
     def run(lo, hi):
-        state = {"images": min(per_chunk, hi - lo)}
+        state = {}
         for n0 in range(lo, hi, per_chunk):
             work(n0, min(n0 + per_chunk, hi), state)
         return state
@@ -319,16 +359,14 @@ def winograd_forward(x, w, b, padding=0):
     y = np.empty((N, F, HO, WO), dtype=x.dtype)
 
     def work(n0, n1, state):
-        k, t = state["images"], (n1 - n0) * th * tw
-        xp = scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-        v = _planes("v", k * th * tw * C, x.dtype)
-        m = _planes("m", k * th * tw * F, x.dtype)
-        yt = scratch("yt", (k, 2 * th, 2 * tw, F), x.dtype)
-        channels_last(x, n0, n1, padding, xp)
-        _input_tiles(xp[:n1 - n0], th, tw, v, signs)
+        n, t = n1 - n0, (n1 - n0) * th * tw
+        xp = scratch("xp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+        v = _planes("v", t * C, x.dtype)
+        m = _planes("m", t * F, x.dtype)
+        yt = scratch("yt", (n, 2 * th, 2 * tw, F), x.dtype)
+        _nchw_to_v(x, n0, padding, xp, th, tw, v, signs)
         np.matmul(_as_matrices(v, t, C), u_t, out=_as_matrices(m, t, F))   # M[xi] = V[xi] @ U[xi]^T
-        _output_tiles(m, b, th, tw, yt[:n1 - n0], signs)
-        channels_first(yt[:n1 - n0], n0, 0, y)
+        _m_to_nchw(m, b, th, tw, yt, n0, y, signs)
 
     _chunked(N, th * tw, 16 * (C + F) * x.itemsize, N * HO * WO * C * F * 9, work)
     return y
@@ -351,24 +389,20 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     dx = np.empty((N, C, H, W), dtype=x.dtype) if need_input_grad else None
 
     def work(n0, n1, state):
-        k, t = state["images"], (n1 - n0) * th * tw
-        xp = scratch("xp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-        gt = scratch("gt", (k, 2 * th, 2 * tw, F), x.dtype)
-        v = _planes("v", k * th * tw * C, x.dtype)
-        dm = _planes("m", k * th * tw * F, x.dtype)
-        channels_last(x, n0, n1, padding, xp)
-        _input_tiles(xp[:n1 - n0], th, tw, v, signs)
-        channels_last(grad_y, n0, n1, 0, gt)
-        _grad_tiles(gt[:n1 - n0], th, tw, dm, a_mat)
+        n, t = n1 - n0, (n1 - n0) * th * tw
+        xp = scratch("xp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+        gt = scratch("gt", (n, 2 * th, 2 * tw, F), x.dtype)
+        v = _planes("v", t * C, x.dtype)
+        dm = _planes("m", t * F, x.dtype)
+        _nchw_to_v(x, n0, padding, xp, th, tw, v, signs)
+        _nchw_to_dm(grad_y, n0, gt, th, tw, dm, a_mat)
         v_m, dm_m = _as_matrices(v, t, C), _as_matrices(dm, t, F)
         du_t = v_m.transpose(0, 2, 1) @ dm_m                            # dU[xi]^T = V[xi]^T @ dM[xi]
         state["du_t"] = state["du_t"] + du_t if "du_t" in state else du_t
         if need_input_grad:
             np.matmul(dm_m, u, out=v_m)                                  # dV[xi] = dM[xi] @ U[xi], into v
-            dxp = scratch("dxp", (k, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-            dxp[:] = 0
-            _input_grad_tiles(v, th, tw, dxp[:n1 - n0])
-            channels_first(dxp[:n1 - n0], n0, padding, dx)
+            dxp = scratch("dxp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
+            _dv_to_nchw(v, th, tw, dxp, n0, padding, dx)
 
     macs = N * HO * WO * C * F * 9 * (2 if need_input_grad else 1)
     chunks = _chunked(N, th * tw, 16 * (C + F) * x.itemsize, macs, work)
