@@ -33,10 +33,12 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 # VM), and while both threads run, each numba or BLAS call that ends while
 # the other thread holds the GIL waits to be woken again. A call adds a
 # thread only for each WORK_PER_THREAD multiply-adds it has, so a small layer
-# runs in the calling thread instead of waiting. Measured with Winograd
-# layers at batch 4 and 8, two threads against one: 0.4x at 2.7 M
-# multiply-adds, 0.8-1.1x at 10.6 M, 1.1-1.25x at 21 M, 1.3-1.7x at 42 M.
-WORK_PER_THREAD = 12_000_000
+# runs in the calling thread instead of waiting. Measured on Winograd and
+# im2col layers at batch 4 to 16, two threads against one, by the
+# multiply-adds the kernel really does (Winograd's GEMMs, not the direct
+# sum's): 0.4-0.9x at 1-5 M, 0.9-1.3x at 5-10 M, 1.1-1.3x at 10-20 M and
+# 1.4-1.75x at 20-40 M. So two threads from 10 M on.
+WORK_PER_THREAD = 5_000_000
 
 
 def split_work(fn: Callable[[int, int], R], n: int, work: float = float("inf")) -> list[R]:

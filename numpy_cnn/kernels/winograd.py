@@ -331,7 +331,7 @@ CHUNK_BYTES = 1 << 20
 def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
     """Run ``work(n0, n1, state)`` on chunks of images, each thread its own slice of the batch.
 
-    ``macs``: the call's multiply-adds, which decide how many threads are worth waking.
+    ``macs``: the call's multiply-adds (its GEMMs'), which decide how many threads are worth waking.
 
     ``state`` is a dict the thread's chunks share: ``work`` keeps its running
     sums there. Returns the list of each thread's ``state`` when done.
@@ -368,7 +368,7 @@ def winograd_forward(x, w, b, padding=0):
         np.matmul(_as_matrices(v, t, C), u_t, out=_as_matrices(m, t, F))   # M[xi] = V[xi] @ U[xi]^T
         _m_to_nchw(m, b, th, tw, yt, n0, y, signs)
 
-    _chunked(N, th * tw, 16 * (C + F) * x.itemsize, N * HO * WO * C * F * 9, work)
+    _chunked(N, th * tw, 16 * (C + F) * x.itemsize, N * th * tw * 16 * C * F, work)
     return y
 
 
@@ -404,7 +404,7 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
             dxp = scratch("dxp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
             _dv_to_nchw(v, th, tw, dxp, n0, padding, dx)
 
-    macs = N * HO * WO * C * F * 9 * (2 if need_input_grad else 1)
+    macs = N * th * tw * 16 * C * F * (2 if need_input_grad else 1)          # the GEMMs' multiply-adds
     chunks = _chunked(N, th * tw, 16 * (C + F) * x.itemsize, macs, work)
     du_t = sum(state["du_t"] for state in chunks)                   # (16, C, F)
     return dx, _weight_grad(du_t), grad_y.sum(axis=(0, 2, 3))
