@@ -8,14 +8,14 @@ trains 200 epochs of SGD with augmentation and prints the paper's Table 1.
 ``python train_numpy.py --help`` and the README's "Training" section.
 """
 
-import os
 import sys
 from pathlib import Path
 
-# Before NumPy loads: small GEMMs with 2 OpenBLAS threads beside numba's threads
-# oversubscribe a 2-core machine and run several times slower (see STYLE.md).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from numpy_cnn.process_env import set_thread_defaults
+
+# Before NumPy loads: BLAS at one thread, numba's idle workers spinning briefly
+# (the reasons and the measurements are in numpy_cnn/process_env.py).
+set_thread_defaults()
 
 from numpy_cnn.cli import main  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Shared by the benchmarks: thread settings, interleaved timing, machine facts, JSON output.
 
-Import this module *before* NumPy: it pins OpenBLAS to one thread (small
-GEMMs with two OpenBLAS threads beside numba's run several times slower on a
-2-core machine; see STYLE.md).
+Import this module *before* NumPy: it sets the thread settings the trainer
+runs with (:mod:`numpy_cnn.process_env`: OpenBLAS at one thread, numba's
+idle OpenMP workers spinning briefly).
 
 The machine is shared and noisy, so candidates are timed in alternating
 blocks of calls and compared through the median of per-block ratios: a burst
@@ -11,22 +11,23 @@ cancels out in the ratio.
 """
 
 import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import json          # noqa: E402
-import platform      # noqa: E402
-import subprocess    # noqa: E402
-import sys           # noqa: E402
-import time          # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np   # noqa: E402
+import sys
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
+
+from numpy_cnn.process_env import DEFAULTS, set_thread_defaults  # noqa: E402
+
+set_thread_defaults()
+
+import json          # noqa: E402
+import platform      # noqa: E402
+import subprocess    # noqa: E402
+import time          # noqa: E402
+
+import numpy as np   # noqa: E402
 
 
 def set_threads(threads):
@@ -108,6 +109,7 @@ def machine():
     except ImportError:
         info["torch"] = None
     info["load_average"] = os.getloadavg()
+    info["env"] = {name: os.environ.get(name) for name in DEFAULTS}
     info.update(vector_width())
     return info
 

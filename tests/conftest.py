@@ -1,9 +1,7 @@
-import os
+from numpy_cnn.process_env import set_thread_defaults
 
-# Small GEMMs with 2 OpenBLAS threads next to numba's 2 threads oversubscribe this
-# 2-core machine and can be ~10x slower; the library is meant to run with BLAS at 1.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Before NumPy loads: BLAS at one thread, as the trainer runs (numpy_cnn/process_env.py).
+set_thread_defaults()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

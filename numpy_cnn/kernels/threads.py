@@ -1,7 +1,7 @@
 """Run a function on slices of a batch in numba's thread count, from Python threads.
 
 The trainer (and the tests and benchmarks) set ``OPENBLAS_NUM_THREADS=1``
-before NumPy loads: small GEMMs with two OpenBLAS threads beside numba's run
+before NumPy loads (:mod:`numpy_cnn.process_env`): small GEMMs with two OpenBLAS threads beside numba's run
 several times slower on a 2-core machine, and NumPy cannot change its BLAS
 thread count once loaded. A method built on GEMMs still wants every core.
 NumPy releases the GIL inside ``matmul`` and our kernels are compiled with

@@ -1,0 +1,35 @@
+"""Thread settings for the whole process, set before NumPy and numba start their threads.
+
+``python train_numpy.py``, the tests and the benchmarks call
+:func:`set_thread_defaults` before anything imports NumPy. A script of your
+own that trains with numpy_cnn can do the same, first thing. Each variable
+is only set if it is not set already, so your own choice wins.
+
+* ``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``: small GEMMs with two
+  OpenBLAS threads beside numba's threads oversubscribe a 2-core machine and
+  run several times slower. The kernels that are GEMMs spread their batch
+  over the cores themselves (:mod:`numpy_cnn.kernels.threads`). NumPy reads
+  these once, when it loads.
+* ``GOMP_SPINCOUNT=30000``: after each parallel loop, numba's OpenMP workers
+  (GNU libgomp) spin for a while before they sleep, so the next loop starts
+  at once; by default 300,000 times, milliseconds here. A Winograd or im2col
+  layer that follows runs its second thread on a core a worker is still
+  spinning on. With 30,000, one epoch of the README's ``--arch`` network of
+  3x3 layers at batch 64 took 0.19 s instead of 0.25-0.28 s (2 threads, Zen 4);
+  batch 4 and the paper's network kept their times (at 3,000 the paper's
+  network lost 10%, its many short loops waiting to wake the workers).
+  libgomp reads it when numba first starts its threads. PyTorch's timings
+  were the same either way.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "GOMP_SPINCOUNT": "30000"}
+
+
+def set_thread_defaults() -> None:
+    """Set each of :data:`DEFAULTS` in ``os.environ`` unless it is set already."""
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
