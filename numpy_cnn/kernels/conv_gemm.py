@@ -99,6 +99,19 @@ def _unfold(xp2, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
 
 
 @jit()
+def _nchw_to_cols(x, n0, pad, xp, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
+    """Images n0 .. n0 + len(xp) of x -> xp (channels last, border written as 0) -> cols.
+
+    One numba call rather than two: each call from a worker thread gives up
+    the GIL and takes it back, and waiting for it costs tens of microseconds
+    on the VM this was tuned on (see numpy_cnn.kernels.winograd).
+    """
+    n, hp, wp, C = xp.shape
+    channels_last(x, n0, n0 + n, pad, xp)
+    _unfold(xp.reshape(n * hp, wp * C), rows_per_image, kh, run, stride_c, stride, ho, wo, cols)
+
+
+@jit()
 def _fold(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp2):
     """The adjoint of _unfold: dxp2 += each run of dcols at the place it was read from (overlaps add)."""
     n = dcols.shape[0] // (ho * wo)
@@ -110,6 +123,18 @@ def _fold(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp2):
                     r, c0, d0 = U(i * rows_per_image + oy * stride + a), U(ox * stride_c), U(a * run)
                     for t in range(U(run)):
                         dxp2[r, c0 + t] += dcols[q, d0 + t]
+
+
+@jit()
+def _cols_to_nchw(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp, n0, pad, dx):
+    """dcols -> dxp (channels last, overlaps summed) -> images n0 .. n0 + len(dxp) of dx, its border dropped.
+
+    The adjoint of :func:`_nchw_to_cols`, in one numba call for the same reason.
+    """
+    n, hp, wp, C = dxp.shape
+    dxp[:] = 0
+    _fold(dcols, rows_per_image, kh, run, stride_c, stride, ho, wo, dxp.reshape(n * hp, wp * C))
+    channels_first(dxp, n0, pad, dx)
 
 
 @jit()
@@ -211,18 +236,15 @@ class _Unfolder:
         """x[n0:n1] -> cols (n*P, K), a view of the thread's scratch memory."""
         n = n1 - n0
         xp = scratch("gemm_xp", (n, self.hp, self.wp, self.C), x.dtype)
-        channels_last(x, n0, n1, self.padding, xp)                    # border written as 0 too
         cols = scratch("gemm_cols", (n * self.P, self.K), x.dtype)
-        _unfold(xp.reshape(n * self.hp, self.wp * self.C), *self._args(), cols)
+        _nchw_to_cols(x, n0, self.padding, xp, *self._args(), cols)
         return cols
 
     def fold(self, dcols, n0, dx):
         """dx[n0:n0+n] = col2im(dcols), dcols (n*P, K)."""
         n = dcols.shape[0] // self.P
         dxp = scratch("gemm_dxp", (n, self.hp, self.wp, self.C), dcols.dtype)
-        dxp[:] = 0
-        _fold(dcols, *self._args(), dxp.reshape(n * self.hp, self.wp * self.C))
-        channels_first(dxp, n0, self.padding, dx)
+        _cols_to_nchw(dcols, *self._args(), dxp, n0, self.padding, dx)
 
 
 def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
