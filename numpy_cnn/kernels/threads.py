@@ -34,11 +34,11 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 # the other thread holds the GIL waits to be woken again. A call adds a
 # thread only for each WORK_PER_THREAD multiply-adds it has, so a small layer
 # runs in the calling thread instead of waiting. Measured on Winograd and
-# im2col layers at batch 4 to 16, two threads against one, by the
-# multiply-adds the kernel really does (Winograd's GEMMs, not the direct
-# sum's): 0.4-0.9x at 1-5 M, 0.9-1.3x at 5-10 M, 1.1-1.3x at 10-20 M and
-# 1.4-1.75x at 20-40 M. So two threads from 10 M on.
-WORK_PER_THREAD = 5_000_000
+# im2col layers at batch 4 to 16, two threads against one, by the work the
+# kernel really does (Winograd: its GEMMs' multiply-adds, not the direct
+# sum's, and its transforms): slower below about 7 M, 1.1-1.3x at 8-20 M,
+# 1.4-1.75x at 20-40 M. So two threads from 7.5 M on.
+WORK_PER_THREAD = 3_750_000
 
 
 def split_work(fn: Callable[[int, int], R], n: int, work: float = float("inf")) -> list[R]:
