@@ -333,12 +333,13 @@ def _work(tiles, C, F, gemms):
 
     Its GEMMs do 16*C*F multiply-adds a tile (``gemms`` of them: 1 forward,
     2 backward with dx); its transforms and copies write 16*(C+F) values a
-    tile, each worth about 8 multiply-adds in time (fitted to one thread at
-    batch 4: 222 us at 16 -> 32 channels on 24x24, 173 us at 32 -> 64 on
-    12x12, the same multiply-adds). So a 16-channel layer, heavy on
-    transforms, gets its second thread sooner.
+    tile, counted as 4 multiply-adds each. (One thread at batch 4 takes 222
+    us at 16 -> 32 channels on 24x24 and 173 us at 32 -> 64 on 12x12, the
+    same GEMM multiply-adds. Counting a transformed value as 8, that forward
+    got two threads and ran 1.25x slower in the conv grid than on one; as 4,
+    it keeps one, and the backward passes of both layers get two.)
     """
-    return tiles * 16 * (gemms * C * F + 8 * (C + F))
+    return tiles * 16 * (gemms * C * F + 4 * (C + F))
 
 
 def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
