@@ -1,7 +1,8 @@
 """im2col and col2im: a convolution as one matrix multiply.
 
 This is the readable NumPy reference, kept for study and as the test oracle.
-The numba kernels in :mod:`numpy_cnn.im2col_numba` compute the same arrays.
+The fast path, :mod:`numpy_cnn.kernels.conv_gemm`, runs the same algorithm on
+chunks of images laid out channels last (its columns are these, transposed).
 
 The layout, for an input ``x`` of shape ``(N, C, H, W)``, a ``kH x kW`` kernel,
 stride ``s`` and zero padding ``p``::

@@ -1,10 +1,12 @@
-"""im2col/col2im: the numba kernels equal the NumPy reference, and both are right."""
+"""im2col/col2im, the NumPy reference: col2im is im2col's adjoint, and im2col + matmul is the convolution.
+
+(The fast im2col path, numpy_cnn/kernels/conv_gemm.py, is tested against the reference layer in test_conv_gemm.py.)
+"""
 
 import numpy as np
 import pytest
 
 from numpy_cnn.im2col import col2im_reference, conv_output_size, im2col_reference
-from numpy_cnn.im2col_numba import col2im, im2col
 from numpy_cnn.naive import conv2d_naive
 
 # (N, C, H, W, kH, kW, stride, padding): batch 1, odd and non-square sizes and kernels,
@@ -21,22 +23,6 @@ SHAPES = [
     (4, 3, 48, 48, 5, 5, 1, 0),
     (2, 2, 6, 5, 2, 2, 3, 3),     # padding wider than the kernel: whole rows and columns of zeros
 ]
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_numba_equals_reference(shape, dtype):
-    n, c, h, w, kh, kw, s, p = shape
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    cols = im2col(x, (kh, kw), s, p)
-    ref = im2col_reference(x, (kh, kw), s, p)
-    assert cols.shape == ref.shape == (n, c * kh * kw, conv_output_size(h, kh, s, p) * conv_output_size(w, kw, s, p))
-    assert cols.dtype == dtype
-    np.testing.assert_array_equal(cols, ref)
-    g = rng.standard_normal(cols.shape).astype(dtype)
-    np.testing.assert_allclose(col2im(g, x.shape, (kh, kw), s, p),
-                               col2im_reference(g, x.shape, (kh, kw), s, p), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -15,9 +15,9 @@ with ``P = H'*W'`` output positions per image and ``K = kH*kW*C``::
 Why channels last: a row of ``cols`` is kH runs of kW*C floats, each run
 contiguous in the channels-last input ``xpad[n, oy*s + i, ox*s : ox*s + kW, :]``
 whatever the stride, so the unfold is kH contiguous copies per output
-position. The NCHW unfold (:mod:`numpy_cnn.im2col_numba`) copies runs of W'
-floats read at stride s, 12 floats at a time on a 24x24 stride-2 layer, and
-took longer than the GEMM itself.
+position. The NCHW unfold this replaced (numba loops over the reference's
+layout) copied runs of W' floats read at stride s, 12 floats at a time on a
+24x24 stride-2 layer, and took longer than the GEMM itself.
 
 Why chunks: a chunk is whole images whose ``cols`` fill about
 COLS_PER_CHUNK floats, so the columns stay in the L2 cache from unfold to

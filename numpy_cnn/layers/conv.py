@@ -51,8 +51,9 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
     * 3x3 at stride 1 with at least 16 input channels: ``winograd``. It does
       0.44x the multiplies as GEMMs; its transforms cost O(C + F) per tile,
       so it loses to ``direct`` below 16 input channels (about 3x slower at 3;
-      at 16 the two are within 10%, Winograd ahead at batch 64).
-    * 1x1: ``im2col``, whose unfold is then a reshape: the layer is one GEMM.
+      at 16 the two are within 5-10%, Winograd ahead at 12x12, batch 64).
+      ``im2col`` was slower than both on every such layer of the grid.
+    * 1x1: ``im2col``, which then needs no unfold: the layer is one GEMM per image.
     * everything else (the paper's 5x5 layers, 3-channel first layers): ``direct``.
     """
     if stride != 1:
