@@ -10,3 +10,19 @@ import pytest  # noqa: E402
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def numba_threads():
+    """``numba_threads(n)``: numba (and the kernels that follow its count) runs on n threads
+    for the rest of the test; skips the test on a machine with fewer."""
+    numba = pytest.importorskip("numba")
+    old = numba.get_num_threads()
+
+    def use(threads: int) -> None:
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            pytest.skip(f"machine has fewer than {threads} threads")
+        numba.set_num_threads(threads)
+
+    yield use
+    numba.set_num_threads(old)

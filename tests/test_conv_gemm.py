@@ -105,20 +105,14 @@ def test_input_grad_skipped_returns_none_and_same_weight_grads(shape):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cols_per_chunk", [1, 500, 1 << 30])
 @pytest.mark.parametrize("shape", [(7, 3, 4, 6, 5, 3, 2, 1), (7, 5, 3, 4, 6, 1, 1, 0)], ids=_ids)
-def test_chunks_and_threads_do_not_change_the_result(shape, threads, cols_per_chunk, monkeypatch):
+def test_chunks_and_threads_do_not_change_the_result(shape, threads, cols_per_chunk, monkeypatch,
+                                                     numba_threads):
     """One image per chunk, chunks that do not divide a thread's share, one chunk for all;
     one thread or two, each summing its own dW and db: the same numbers."""
-    numba = pytest.importorskip("numba")
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("machine has fewer threads")
+    numba_threads(threads)
     monkeypatch.setattr(conv_gemm, "COLS_PER_CHUNK", cols_per_chunk)
     monkeypatch.setattr(threads_module, "WORK_PER_THREAD", 1)     # a thread even for this small call
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        _check(shape, np.float64)
-    finally:
-        numba.set_num_threads(old)
+    _check(shape, np.float64)
 
 
 def test_non_contiguous_input_and_gradient_are_accepted():

@@ -60,20 +60,13 @@ def test_forward_and_backward_match_reference(shape, dtype):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("chunk_bytes", [1, 2 * 9 * 16 * 7 * 8, 10**9])   # 1, 2 or all 7 images
-def test_chunks_and_threads_do_not_change_the_result(threads, chunk_bytes, monkeypatch):
-    """Chunks of one image, of two (9 tiles of 16 * (3 + 4) float64 each), which do not divide the batch, one chunk for all;
-    one thread or two, each summing its own dU: the same numbers."""
-    numba = pytest.importorskip("numba")
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("machine has fewer threads")
+def test_chunks_and_threads_do_not_change_the_result(threads, chunk_bytes, monkeypatch, numba_threads):
+    """Chunks of one image, of two (9 tiles of 16 * (3 + 4) float64 each), which do not divide
+    the batch, one chunk for all; one thread or two, each summing its own dU: the same numbers."""
+    numba_threads(threads)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(threads_module, "WORK_PER_THREAD", 1)     # a thread even for this small call
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        _check_against_reference(*_data((7, 3, 4, 6, 5, 1), np.float64), 1e-12)
-    finally:
-        numba.set_num_threads(old)
+    _check_against_reference(*_data((7, 3, 4, 6, 5, 1), np.float64), 1e-12)
 
 
 def test_scratch_reused_across_shapes_leaves_no_trace():

@@ -137,20 +137,13 @@ def test_non_contiguous_inputs_are_accepted():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_result_does_not_depend_on_thread_count(threads):
-    numba = pytest.importorskip("numba")
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("machine has fewer threads")
+def test_result_does_not_depend_on_thread_count(threads, numba_threads):
+    numba_threads(threads)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 3, 10, 10))
     w = rng.standard_normal((6, 3, 5, 5))
     g = rng.standard_normal((5, 6, 6, 6))
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        dx, dw, db = conv2d_backward(g, x, w)
-    finally:
-        numba.set_num_threads(old)
+    dx, dw, db = conv2d_backward(g, x, w)
     for got, want in zip((dx, dw, db), reference_backward(g, x, w, 1, 0)):
         assert_close(got, want, 1e-12)
 
@@ -254,25 +247,18 @@ def test_stacked_small_images_match_reference(shape, dtype, need_dx, chunk_bytes
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_stacked_result_does_not_depend_on_threads_or_chunks(threads, monkeypatch):
-    numba = pytest.importorskip("numba")
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("machine has fewer threads")
+def test_stacked_result_does_not_depend_on_threads_or_chunks(threads, monkeypatch, numba_threads):
+    numba_threads(threads)
     from numpy_cnn.kernels import conv_direct
     x, w, b, stride, padding = _small_case((7, 3, 5, 12, 12, 3, 3, 1, 1), np.float64)
     g = np.random.default_rng(2).standard_normal((7, 5, 12, 12))
     want = reference_backward(g, x, w, stride, padding)
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        for chunk in (1 << 30, 8192, 1):      # all images in one chunk, a few, one per chunk
-            monkeypatch.setattr(conv_direct, "CHUNK_BYTES", chunk)
-            assert_close(conv2d_forward(x, w, b, stride, padding),
-                         reference_forward(x, w, b, stride, padding), 1e-12)
-            for got, ref in zip(conv2d_backward(g, x, w, stride, padding), want):
-                assert_close(got, ref, 1e-12)
-    finally:
-        numba.set_num_threads(old)
+    for chunk in (1 << 30, 8192, 1):      # all images in one chunk, a few, one per chunk
+        monkeypatch.setattr(conv_direct, "CHUNK_BYTES", chunk)
+        assert_close(conv2d_forward(x, w, b, stride, padding),
+                     reference_forward(x, w, b, stride, padding), 1e-12)
+        for got, ref in zip(conv2d_backward(g, x, w, stride, padding), want):
+            assert_close(got, ref, 1e-12)
 
 
 def test_stacked_layout_shares_the_padding_between_rows_and_images():
@@ -295,17 +281,10 @@ def test_stacked_layout_shares_the_padding_between_rows_and_images():
 
 @pytest.mark.parametrize("N,H,W,ph,pw,threads", [(64, 12, 12, 1, 1, 2), (4, 12, 12, 1, 1, 2), (5, 48, 48, 1, 1, 2),
                                                  (64, 22, 22, 0, 0, 2), (7, 10, 10, 0, 0, 2), (1, 5, 5, 2, 2, 1)])
-def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, threads):
-    numba = pytest.importorskip("numba")
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("machine has fewer threads")
+def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, threads, numba_threads):
+    numba_threads(threads)
     from numpy_cnn.kernels.conv_direct import CHUNK_BYTES, chunk_starts
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        starts = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
-    finally:
-        numba.set_num_threads(old)
+    starts = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
     sizes = np.diff(starts)
     assert starts[0] == 0 and starts[-1] == N and sizes.min() >= 1
     assert sizes.max() - sizes.min() <= 1                      # balanced

@@ -3,18 +3,13 @@
 import numpy as np
 import pytest
 
-numba = pytest.importorskip("numba")
+pytest.importorskip("numba")
 from numpy_cnn.kernels.threads import WORK_PER_THREAD, split_work   # noqa: E402
 
 
 @pytest.fixture
-def two_threads():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("machine has fewer than 2 threads")
-    old = numba.get_num_threads()
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(old)
+def two_threads(numba_threads):
+    numba_threads(2)
 
 
 def test_slices_cover_the_range_once_in_order(two_threads):
