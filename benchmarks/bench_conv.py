@@ -25,8 +25,11 @@ For each layer, pass and batch it times, in interleaved rounds (see
 Ours are timed through the layer objects, so their Python overhead (input checks,
 wrappers) counts. conv1 skips its input gradient on both sides (its input is data).
 Ratios are ``time / torch time`` (median of per-round ratios), with numba and torch
-on the same number of threads and OpenBLAS on one. Prints a table and writes
-``benchmarks/results/bench_conv.json``.
+on the same number of threads and OpenBLAS on one. In each round a candidate first
+runs untimed for ``--settle`` seconds, then is timed for ``--block`` seconds: after a
+call, both libraries' idle OpenMP workers spin for milliseconds, and a function timed
+right after the other library's shared its cores with them (up to 2x slower).
+Prints a table and writes ``benchmarks/results/bench_conv.json``.
 
 ``--threads 1 --cpu-time`` times by the CPU time of the one thread both sides
 run on (``time.thread_time``) instead of the wall clock: on a machine whose
@@ -217,10 +220,10 @@ def main():
     ap.add_argument("--methods", action="store_true", help="with --grid: also time every forced method")
     ap.add_argument("--only", nargs="*", default=[], help="with --grid: only layers whose name contains one of these")
     ap.add_argument("--settle", type=float, default=0.02,
-                    help="with --grid: seconds each candidate runs untimed before its timed block "
+                    help="seconds each candidate runs untimed before its timed block "
                          "(lets the other library's OpenMP threads stop spinning; default 0.02)")
     ap.add_argument("--block", type=float, default=0.02,
-                    help="with --grid: seconds of calls per timed block (default 0.02)")
+                    help="seconds of calls per timed block (default 0.02)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by the CPU time of this thread (needs --threads 1): steady on a loaded machine")
     args = ap.parse_args()
@@ -234,13 +237,15 @@ def main():
     rows = []
     print(f"threads={args.threads} (numba, torch), OpenBLAS 1, float32; median ms "
           f"({'CPU time of this thread' if args.cpu_time else 'wall'}) of {args.reps} "
-          f"interleaved rounds; ratio = ours / torch (median of per-round ratios)\n")
+          f"interleaved rounds, each a {1e3 * args.settle:g} ms untimed settle and a {1e3 * args.block:g} ms "
+          f"timed block; ratio = ours / torch (median of per-round ratios)\n")
     print("|  N | layer | pass    | naive ms | reference ms | default ms | torch ms | reference/torch | default/torch |")
     print("|---:|-------|---------|---------:|-------------:|-----------:|---------:|------:|------:|")
     for batch in args.batch:
         for name in LAYERS:
             for pass_, fns in cases(name, batch, torch, rng):
-                res = interleaved(fns, args.reps, baseline="torch" if torch else None, clock=args.clock)
+                res = interleaved(fns, args.reps, block_seconds=args.block, baseline="torch" if torch else None,
+                                  clock=args.clock, settle_seconds=args.settle)
                 get = lambda k, f="ms": res.get(k, {}).get(f)   # noqa: E731
                 row = {"batch": batch, "layer": name, "pass": pass_, **{k: v for k, v in res.items()}}
                 rows.append(row)
@@ -248,6 +253,7 @@ def main():
                       f"{fmt(get('default'))} | {fmt(get('torch'))} | {fmt(get('reference', 'ratio'), 2)} | "
                       f"{fmt(get('default', 'ratio'), 2)} |", flush=True)
     path = write_json("bench_conv", {"machine": machine(), "threads": args.threads, "reps": args.reps,
+                                     "settle_s": args.settle, "block_s": args.block,
                                      "cpu_time": args.cpu_time, "rows": rows})
     print(f"\nwrote {path}")
     return rows
