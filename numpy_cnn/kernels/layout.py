@@ -10,6 +10,8 @@ Shared by the kernels that work on chunks of images laid out channels last
 ``name``, kept from call to call.
 """
 
+from __future__ import annotations
+
 import math
 import threading
 
@@ -24,8 +26,9 @@ __all__ = ["U", "channels_last", "channels_first", "scratch"]
 # layout copies here, winograd's forward transforms and conv_gemm's unfold
 # therefore index 2-D arrays (one row per pixel, plane or tile) with
 # unsigned integers (U = np.uint64: nothing to check), so the loop over
-# channels runs over contiguous memory from two base pointers. Measured against the versions before them: the
-# copies between layouts ran 1.5-2.5x faster; the transforms, which read
+# channels runs over contiguous memory from two base pointers. Measured
+# against the versions before them: the copies between layouts ran
+# 1.5-2.5x faster; the transforms, which read
 # and wrote sixteen 1-D views per tile (the other way to have no negative
 # index, but LLVM must then prove the views apart at run time), 1.3-2.9x
 # faster at 16 and 32 channels and the same at 64. The backward transforms
@@ -84,9 +87,13 @@ def channels_first(src, n0, off, dst):
 _THREAD_SCRATCH = threading.local()
 
 
-def scratch(name, shape, dtype):
+def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     """An uninitialised array of ``shape`` that is this thread's ``name`` buffer,
-    grown when too small and otherwise reused from call to call."""
+    grown when too small and otherwise reused from call to call.
+
+    Valid until this thread asks for ``name`` again: a kernel takes each of
+    its buffers under a name of its own (``"gemm_cols"``, ``"v"``, ...).
+    """
     store = _THREAD_SCRATCH.__dict__
     size = math.prod(shape)
     buf = store.get((name, dtype))
