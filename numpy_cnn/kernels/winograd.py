@@ -62,9 +62,10 @@ SIGNS = np.array([-1.0, 1.0, -1.0, -1.0])   # the sign of the second term of eac
 
 # Layout: channels last. Each chunk of images is copied to (n, rows, cols, C)
 # with its zero padding (numpy_cnn.kernels.layout, which also says why the
-# loops index with unsigned integers), and the 16 planes are stored as (16, tiles, C): the
-# innermost loop of every transform then runs over channels, contiguous in
-# memory, and vectorises (8 or 16 channels per instruction). Transforms over
+# loops index with unsigned integers), and the 16 planes are stored as
+# (16, tiles, C): the innermost loop of every transform then runs over
+# channels, contiguous in memory, and vectorises (8 or 16 channels per
+# instruction). Transforms over
 # NCHW rows vectorise only along a tile row, 6 tiles long on a 12x12 input;
 # that version spent 45-70% of its time in the transforms, this one ~25%.
 
