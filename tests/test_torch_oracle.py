@@ -114,10 +114,8 @@ def test_cross_entropy(rng):
     np.testing.assert_allclose(grad, tl.grad.numpy(), rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("conv_method,pool_method", [("reference", "reference"), ("direct", "numba")])
-def test_whole_network_loss_and_gradients(conv_method, pool_method, rng):
-    model = paper_net(rng=rng, dtype=np.float64, conv_method=conv_method, pool_method=pool_method)
-    twin = torch_paper_net(model)
+def _assert_same_loss_and_gradients(model, twin, rng):
+    """One batch of 4 random 48x48 images through ``model`` and its torch ``twin``: equal loss and gradients."""
     x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
     loss, dlogits = cross_entropy(model.forward(x), target)
     model.backward(dlogits)
@@ -127,6 +125,13 @@ def test_whole_network_loss_and_gradients(conv_method, pool_method, rng):
     tparams = dict(twin.named_parameters())
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("conv_method,pool_method", [("reference", "reference"), ("direct", "numba")])
+def test_whole_network_loss_and_gradients(conv_method, pool_method, rng):
+    model = paper_net(rng=rng, dtype=np.float64, conv_method=conv_method, pool_method=pool_method)
+    twin = torch_paper_net(model)
+    _assert_same_loss_and_gradients(model, twin, rng)
 
 
 def _twenty_steps_agree(model, twin, opt, topt, rng) -> None:
@@ -221,15 +226,7 @@ def test_a_batchnorm_checkpoint_loads_into_torch_strictly_and_gives_the_same_log
 def test_whole_batchnorm_network_loss_and_gradients_in_training_mode(rng):
     model = build_model(BN_SPEC.replace("-drop0.5", ""), rng=rng, dtype=np.float64)
     twin = nn.Sequential(OrderedDict((name, torch_twin(layer)) for name, layer in model.named_children()))
-    x, target = rng.standard_normal((4, 3, 48, 48)), rng.integers(0, 7, 4)
-    loss, dlogits = cross_entropy(model.forward(x), target)
-    model.backward(dlogits)
-    tloss = nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(target))
-    tloss.backward()
-    assert loss == pytest.approx(tloss.item(), abs=ATOL)
-    tparams = dict(twin.named_parameters())
-    for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=ATOL, err_msg=name)
+    _assert_same_loss_and_gradients(model, twin, rng)
 
 
 @pytest.mark.parametrize("method", ["reference", "numba"])
