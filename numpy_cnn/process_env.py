@@ -8,7 +8,7 @@ is only set if it is not set already, so your own choice wins.
 * ``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``: small GEMMs with two
   OpenBLAS threads beside numba's threads oversubscribe a 2-core machine and
   run several times slower. The kernels that are GEMMs spread their batch
-  over the cores themselves (:mod:`numpy_cnn.kernels.threads`). NumPy reads
+  over numba's threads themselves (:mod:`numpy_cnn.kernels.blas`). NumPy reads
   these once, when it loads.
 * ``GOMP_SPINCOUNT=30000``: after each parallel loop, numba's OpenMP workers
   (GNU libgomp) spin for a while before they sleep, so the next loop starts

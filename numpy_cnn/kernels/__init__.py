@@ -6,7 +6,8 @@ explains its loop layout at the top:
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.winograd` -- ``winograd_forward``, ``winograd_backward`` (3x3, stride 1)
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
-* :mod:`numpy_cnn.kernels.threads` -- ``split_work`` (a batch's slices over numba's thread count, for GEMM-based kernels)
+* :mod:`numpy_cnn.kernels.blas` -- ``matmul`` (OpenBLAS's GEMM, called from inside numba loops)
+* :mod:`numpy_cnn.kernels.threads` -- ``threads_for`` (how many threads a GEMM-based kernel call uses)
 * :mod:`numpy_cnn.kernels.layout` -- NCHW <-> channels-last copies and per-thread scratch memory (for those kernels)
 * :mod:`numpy_cnn.kernels.pool` -- ``maxpool2d_forward``, ``maxpool2d_backward``
 * :mod:`numpy_cnn.kernels.relu` -- ``relu_forward``, ``relu_backward``

@@ -23,9 +23,10 @@ Why chunks: a chunk is whole images whose ``cols`` fill about
 COLS_PER_CHUNK floats, so the columns stay in the L2 cache from unfold to
 GEMM (and in backward from GEMM to col2im). OpenBLAS multiplies such
 in-cache operands at ~90% of this CPU's peak and the whole-batch matrix (10
-MB at batch 64 on the stride-2 grid layer) at ~75%. Each thread runs its own
-slice of the batch (:mod:`numpy_cnn.kernels.threads`) with single-threaded
-BLAS and sums its own dW.
+MB at batch 64 on the stride-2 grid layer) at ~75%. One numba ``prange``
+loop runs every chunk, each thread its own slice of the batch, summing its
+own dW; the GEMMs are single-threaded OpenBLAS called from inside it
+(:mod:`numpy_cnn.kernels.blas`, :mod:`numpy_cnn.kernels.threads`).
 
 Layout of one thread's buffers (scratch memory that lives on from call to
 call, :func:`numpy_cnn.kernels.layout.scratch`: fresh arrays of a few
@@ -58,17 +59,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from numba import prange
+
 from numpy_cnn.kernels._jit import REDUCE, jit
-from numpy_cnn.kernels.threads import split_work
+from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
+from numpy_cnn.kernels.threads import threads_for
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
 # Floats of cols per chunk (whole images, at least one): 1 MB in float32,
 # half the L2 cache of a Zen 4 core. On the stride-2 grid layer at batch 64
 # (one thread, fwd+bwd against torch) 64, 128, 256 and 512 Ki floats gave
-# 1.13, 1.08, 1.05 and 1.08: bigger chunks spend less on Python per image,
-# until dcols no longer stays in L2 for col2im.
+# 1.13, 1.08, 1.05 and 1.08: bigger chunks spend less per image on the
+# calls around the GEMM, until dcols no longer stays in L2 for col2im.
 COLS_PER_CHUNK = 1 << 18
 
 
@@ -102,9 +106,7 @@ def _unfold(xp2, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
 def _nchw_to_cols(x, n0, pad, xp, rows_per_image, kh, run, stride_c, stride, ho, wo, cols):
     """Images n0 .. n0 + len(xp) of x -> xp (channels last, border written as 0) -> cols.
 
-    One numba call rather than two: each call from a worker thread gives up
-    the GIL and takes it back, and waiting for it costs tens of microseconds
-    on the VM this was tuned on (see numpy_cnn.kernels.winograd).
+    (One pass over a chunk's memory rather than two.)
     """
     n, hp, wp, C = xp.shape
     channels_last(x, n0, n0 + n, pad, xp)
@@ -189,62 +191,111 @@ def _is_pointwise(w_shape, stride, padding):
     return w_shape[2:] == (1, 1) and stride == 1 and padding == 0
 
 
-def _chunked(n_images, floats_per_image, macs, work):
-    """Run ``work(n0, n1, state)`` on chunks of whole images, each thread its own slice of the batch.
+@jit()
+def _chunks(t, threads, n_images, most):
+    """Thread t's images, cut into equal chunks of at most ``most``: (first image, chunk count, images).
 
-    ``state`` is a dict one thread's chunks share: ``work`` carries its
-    running sums there (its buffers are :func:`numpy_cnn.kernels.layout.scratch`
-    memory). ``macs``, the call's multiply-adds, decides how many threads are
-    worth waking (:func:`numpy_cnn.kernels.threads.split_work`). Returns each
-    thread's ``state``.
+    Equal chunks rather than full ones and a remainder: 4 images at most 3
+    per chunk run as 2 + 2, not 3 + 1.
     """
-    most = max(1, COLS_PER_CHUNK // floats_per_image)
-
-    def run(lo, hi):
-        # Chunks of equal size rather than full ones and a remainder: 4 images at
-        # most 3 per chunk run as 2 + 2, not 3 + 1.
-        chunks = max(1, -(-(hi - lo) // most))                  # one empty chunk for an empty batch
-        cuts = [lo + (hi - lo) * c // chunks for c in range(chunks + 1)]
-        state = {}
-        for n0, n1 in zip(cuts[:-1], cuts[1:]):
-            work(n0, n1, state)
-        return state
-
-    return split_work(run, n_images, macs)
+    lo, hi = n_images * t // threads, n_images * (t + 1) // threads
+    return lo, max(1, -(-(hi - lo) // most)), hi - lo
 
 
-def _add(state, name, value):
-    """state[name] += value (the first chunk's value is kept as it is)."""
-    state[name] = state[name] + value if name in state else value
+@jit()
+def _images_to_rows(dy, n0, dyt):
+    """dyt[f, i*P + q] = dy[n0 + i, f, q]: a chunk's grad_y with its images side by side, (F, n*P)."""
+    n, P = dyt.shape[1] // dy.shape[2], dy.shape[2]
+    for i in range(n):
+        for f in range(dy.shape[1]):
+            dyt[f, i * P:(i + 1) * P] = dy[n0 + i, f]
+
+
+@jit(parallel=True)
+def _forward_threads(x, pad, w2, bias, geometry, most, threads, xp, cols, out, y):
+    """Every chunk of gemm_conv_forward, thread t (a prange iteration) running its own images.
+
+    geometry: the unfold's arguments (:meth:`_Unfolder.geometry`); y: (N, F, P).
+    """
+    P = y.shape[2]
+    for t in prange(threads):
+        lo, chunks, count = _chunks(t, threads, x.shape[0], most)
+        for c in range(chunks):
+            n0, n1 = lo + count * c // chunks, lo + count * (c + 1) // chunks
+            rows = (n1 - n0) * P
+            _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
+            matmul(cols[t, :rows], w2, out[t, :rows])                         # (n*P, K) @ (K, F)
+            _to_nchw_bias(out[t, :rows], bias, n0, y)
+
+
+@jit(parallel=True)
+def _backward_threads(x, dy, pad, w_fk, geometry, most, threads, xp, cols, dyt, dcols, dxp, dw_t, db, dx):
+    """Every chunk of gemm_conv_backward; thread t sums its own dW2^T in dw_t[t] and db[t]. No dx if dx is empty."""
+    P = dy.shape[2]
+    for t in prange(threads):
+        lo, chunks, count = _chunks(t, threads, x.shape[0], most)
+        for c in range(chunks):
+            n0, n1 = lo + count * c // chunks, lo + count * (c + 1) // chunks
+            rows = (n1 - n0) * P
+            _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
+            # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
+            _images_to_rows(dy, n0, dyt[t, :, :rows])
+            matmul(dyt[t, :, :rows], cols[t, :rows], dw_t[t], 1.0)           # dW2^T (F, K) += dy^T @ cols
+            _add_bias_grad(dy, n0, n1, db[t])
+            if dx.size:
+                matmul(dyt[t, :, :rows].T, w_fk, dcols[t, :rows])              # dcols = dy @ W2^T
+                _cols_to_nchw(dcols[t, :rows], *geometry, dxp[t, :n1 - n0], n0, pad, dx)
+
+
+@jit(parallel=True)
+def _pointwise_forward(w2d, x, bias, threads, y):
+    """y[n] = w2d @ x[n] + b for every image: x (N, C, P), y (N, F, P)."""
+    N = x.shape[0]
+    for t in prange(threads):
+        for n in range(N * t // threads, N * (t + 1) // threads):
+            matmul(w2d, x[n], y[n])
+            _add_bias(y, bias, n, n + 1)                 # while y[n] is in the cache
+
+
+@jit(parallel=True)
+def _pointwise_backward(w2d, x, dy, threads, dw, db, dx):
+    """dw[t] += dy[n] @ x[n]^T, db[t] += sum dy[n], dx[n] = w2d^T @ dy[n] for thread t's images. No dx if dx is empty."""
+    N = x.shape[0]
+    for t in prange(threads):
+        lo, hi = N * t // threads, N * (t + 1) // threads
+        for n in range(lo, hi):
+            matmul(dy[n], x[n].T, dw[t], 1.0)
+            if dx.size:
+                matmul(w2d.T, dy[n], dx[n])
+        _add_bias_grad(dy, lo, hi, db[t])
 
 
 class _Unfolder:
-    """One layer's unfold geometry: a chunk of NCHW images -> its cols (n*P, K), and the adjoint."""
+    """One layer's unfold geometry, and each thread's chunk of images and scratch memory."""
 
-    def __init__(self, x_shape, w_shape, stride, padding):
-        _, self.C, self.H, self.W = x_shape
+    def __init__(self, x_shape, w_shape, stride, padding, dtype, gemms):
+        N, self.C, self.H, self.W = x_shape
+        F = w_shape[0]
         self.kh, self.kw = w_shape[2:]
         self.stride, self.padding = stride, padding
         self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
         self.hp, self.wp = self.H + 2 * padding, self.W + 2 * padding
+        self.most = max(1, COLS_PER_CHUNK // (self.P * self.K))          # images per chunk, at most
+        self.threads = threads_for(N, gemms * N * self.P * self.K * F)
+        self.dtype = dtype
 
-    def _args(self):
+    def geometry(self):
+        """The arguments _unfold and _fold take after their array."""
         C = self.C
         return self.hp, self.kh, self.kw * C, self.stride * C, self.stride, self.ho, self.wo
 
-    def cols(self, x, n0, n1):
-        """x[n0:n1] -> cols (n*P, K), a view of the thread's scratch memory."""
-        n = n1 - n0
-        xp = scratch("gemm_xp", (n, self.hp, self.wp, self.C), x.dtype)
-        cols = scratch("gemm_cols", (n * self.P, self.K), x.dtype)
-        _nchw_to_cols(x, n0, self.padding, xp, *self._args(), cols)
-        return cols
+    def images(self, name):
+        """Scratch for a chunk of padded channels-last images per thread: (threads, most, Hp, Wp, C)."""
+        return scratch(name, (self.threads, self.most, self.hp, self.wp, self.C), self.dtype)
 
-    def fold(self, dcols, n0, dx):
-        """dx[n0:n0+n] = col2im(dcols), dcols (n*P, K)."""
-        n = dcols.shape[0] // self.P
-        dxp = scratch("gemm_dxp", (n, self.hp, self.wp, self.C), dcols.dtype)
-        _cols_to_nchw(dcols, *self._args(), dxp, n0, self.padding, dx)
+    def rows(self, name, width):
+        """Scratch for a chunk's rows of ``width`` per thread: (threads, most*P, width)."""
+        return scratch(name, (self.threads, self.most * self.P, width), self.dtype)
 
 
 def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
@@ -257,22 +308,14 @@ def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int =
     y = np.empty((N, F, ho, wo), dtype=x.dtype)
     b = np.ascontiguousarray(b, dtype=x.dtype)
     if _is_pointwise(w.shape, stride, padding):
-        w2d, xs, ys = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P), y.reshape(N, F, P)
-
-        def work(n0, n1, state):
-            np.matmul(w2d, xs[n0:n1], out=ys[n0:n1])                   # y[n] = w2d @ x[n]
-            _add_bias(ys, b, n0, n1)
-    else:
-        unfolder = _Unfolder(x.shape, w.shape, stride, padding)
-        w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
-
-        def work(n0, n1, state):
-            cols = unfolder.cols(x, n0, n1)
-            out = scratch("gemm_out", (cols.shape[0], F), x.dtype)
-            np.matmul(cols, w2, out=out)                                  # (n*P, K) @ (K, F)
-            _to_nchw_bias(out, b, n0, y.reshape(N, F, P))
-
-    _chunked(N, P * K, N * P * K * F, work)
+        w2d = np.ascontiguousarray(w.reshape(F, K), dtype=x.dtype)
+        _pointwise_forward(w2d, x.reshape(N, K, P), b, threads_for(N, N * P * K * F), y.reshape(N, F, P))
+        return y
+    unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, 1)
+    w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
+    _forward_threads(x, padding, w2, b, unfolder.geometry(), unfolder.most, unfolder.threads,
+                     unfolder.images("gemm_xp"), unfolder.rows("gemm_cols", K), unfolder.rows("gemm_out", F),
+                     y.reshape(N, F, P))
     return y
 
 
@@ -286,40 +329,27 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     of x's dtype; nothing accumulates across calls.
     """
     x = np.ascontiguousarray(x)
-    N = x.shape[0]
+    N, C, H, W = x.shape
     F = w.shape[0]
     _, _, P, K = _geometry(x.shape, w.shape, stride, padding)
     dy = np.ascontiguousarray(grad_y, dtype=x.dtype).reshape(N, F, P)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_input_grad else None
+    dx = np.empty(x.shape if need_input_grad else (0, C, H, W), dtype=x.dtype)
+    gemms = 2 if need_input_grad else 1
     if _is_pointwise(w.shape, stride, padding):
-        w2d, xs = w.reshape(F, K).astype(x.dtype, copy=False), x.reshape(N, K, P)
+        threads = threads_for(N, gemms * N * P * K * F)
+        dw, db = np.zeros((threads, F, K), x.dtype), np.zeros((threads, F), x.dtype)
+        _pointwise_backward(np.ascontiguousarray(w.reshape(F, K), dtype=x.dtype), x.reshape(N, K, P), dy,
+                            threads, dw, db, dx.reshape(len(dx), K, P))
+        return dx if need_input_grad else None, dw.sum(axis=0).reshape(w.shape), db.sum(axis=0)
 
-        def work(n0, n1, state):
-            # dW = sum_n dy[n] @ x[n]^T; dx[n] = w2d^T @ dy[n]
-            _add(state, "dw", np.matmul(dy[n0:n1], xs[n0:n1].transpose(0, 2, 1)).sum(axis=0))
-            _add_bias_grad(dy, n0, n1, state.setdefault("db", np.zeros(F, x.dtype)))
-            if need_input_grad:
-                np.matmul(w2d.T, dy[n0:n1], out=dx[n0:n1].reshape(n1 - n0, K, P))
-
-        parts = _chunked(N, P * K, (2 if need_input_grad else 1) * N * P * K * F, work)
-        return dx, sum(p["dw"] for p in parts).reshape(w.shape), sum(p["db"] for p in parts)
-
-    unfolder = _Unfolder(x.shape, w.shape, stride, padding)
+    unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
-
-    def work(n0, n1, state):
-        n = n1 - n0
-        cols = unfolder.cols(x, n0, n1)
-        # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
-        dyt = scratch("gemm_dyt", (F, n * P), x.dtype)
-        dyt.reshape(F, n, P)[:] = dy[n0:n1].transpose(1, 0, 2)
-        _add(state, "dw", dyt @ cols)                                  # dW2^T (F, K) = dy^T @ cols
-        _add_bias_grad(dy, n0, n1, state.setdefault("db", np.zeros(F, x.dtype)))
-        if need_input_grad:
-            dcols = scratch("gemm_dcols", (n * P, K), x.dtype)
-            np.matmul(dyt.T, w_fk, out=dcols)                            # dcols = dy @ W2^T
-            unfolder.fold(dcols, n0, dx)
-
-    parts = _chunked(N, P * K, (2 if need_input_grad else 1) * N * P * K * F, work)
-    dw = sum(p["dw"] for p in parts).reshape(F, *w.shape[2:], -1)       # (F, kH, kW, C)
-    return dx, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), sum(p["db"] for p in parts)
+    dw_t = np.zeros((unfolder.threads, F, K), x.dtype)
+    db = np.zeros((unfolder.threads, F), x.dtype)
+    dyt = scratch("gemm_dyt", (unfolder.threads, F, unfolder.most * P), x.dtype)
+    xp = unfolder.images("gemm_xp")
+    _backward_threads(x, dy, padding, w_fk, unfolder.geometry(), unfolder.most, unfolder.threads,
+                      xp, unfolder.rows("gemm_cols", K), dyt, unfolder.rows("gemm_dcols", K),
+                      unfolder.images("gemm_dxp") if need_input_grad else xp, dw_t, db, dx)
+    dw = dw_t.sum(axis=0).reshape(F, *w.shape[2:], C)                   # (F, kH, kW, C)
+    return dx if need_input_grad else None, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), db.sum(axis=0)

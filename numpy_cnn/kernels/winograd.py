@@ -28,9 +28,10 @@ Backward is the adjoint of each step, in reverse order (every step is linear)::
     dV[xi] = dM[xi] @ U[xi]          -> dx += B dV B^T   (tiles overlap: their sums add)
 
 Work is done in chunks of about CHUNK_BYTES of V and M (whole images), so a
-chunk's V and M stay in the L2 cache from transform to GEMM to transform;
-each thread takes its own slice of the batch (:mod:`numpy_cnn.kernels.threads`)
-and sums its own dU. V is not stored between forward and backward: backward
+chunk's V and M stay in the L2 cache from transform to GEMM to transform.
+One numba ``prange`` loop runs every chunk, each thread its own slice of the
+batch, summing its own dU; the GEMMs are OpenBLAS called from inside it
+(:mod:`numpy_cnn.kernels.blas`, :mod:`numpy_cnn.kernels.threads`). V is not stored between forward and backward: backward
 transforms x again (cheaper than keeping 16/9 of an im2col matrix).
 Padding needs no padded copy of the input: each chunk is copied once into a
 channels-last buffer with a border of zeros, and dx is accumulated in such a
@@ -44,10 +45,12 @@ the largest term (the tests allow 1e-5 of the output's scale).
 from functools import cache
 
 import numpy as np
+from numba import prange
 
 from numpy_cnn.kernels._jit import jit
+from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
-from numpy_cnn.kernels.threads import split_work
+from numpy_cnn.kernels.threads import threads_for
 
 __all__ = ["winograd_forward", "winograd_backward"]
 
@@ -190,16 +193,11 @@ def _input_grad_tiles(dv, th, tw, dxp):
 
 
 # ----------------------------------------------------------------------------
-# One chunk's steps around its GEMMs, each one numba call
+# One chunk's steps around its GEMMs, and the threads that run the chunks
 # ----------------------------------------------------------------------------
 
-# Each thread runs its chunks from Python, and every numba or BLAS call gives
-# up the GIL and takes it back. When the other thread holds it just then, the
-# caller sleeps until it is handed over, and on the 2-core VM this was tuned
-# on such a wake-up costs tens of microseconds. Fusing the copies with the
-# transforms cuts the calls per chunk (forward 5 -> 3, backward 8 -> 5);
-# with two threads at batch 4, 32 -> 64 channels on 24x24, two threads then
-# ran the forward 1.5x as fast as one, against 1.1x before.
+# Each step is a copy fused with a transform: one pass over the chunk's
+# memory rather than two.
 
 @jit()
 def _nchw_to_v(x, n0, off, xp, th, tw, v, signs):
@@ -240,9 +238,9 @@ def _tiles(H, W, pad):
     return HO, WO, (HO + 1) // 2, (WO + 1) // 2
 
 
-def _planes(name, size, dtype):
-    """The thread's scratch array ``name`` (:func:`numpy_cnn.kernels.layout.scratch`)
-    for 16 transformed planes of ``size`` floats each: (16, S).
+def _planes(name, size, dtype, threads=1):
+    """Scratch memory ``name`` (:func:`numpy_cnn.kernels.layout.scratch`) for
+    16 transformed planes of ``size`` floats each, per thread: (threads, 16, S).
 
     S is ``size`` rounded up to an odd multiple of 16 floats: the 16 planes a
     transform writes at once are then 64 * odd bytes apart, which puts them in
@@ -251,12 +249,7 @@ def _planes(name, size, dtype):
     """
     s = -(-size // 16) * 16
     s += 16 * (1 - (s // 16) % 2)
-    return scratch(name, (16, s), dtype)
-
-
-def _as_matrices(planes, tiles, k):
-    """(16, S) planes -> the (16, tiles, k) stack of matrices the GEMMs read and write (a view)."""
-    return planes[:, :tiles * k].reshape(16, tiles, k)
+    return scratch(name, (threads, 16, s), dtype)
 
 
 @cache
@@ -302,9 +295,9 @@ def _weight_tiles(w, channels_out_last):
     """
     F, C = w.shape[:2]
     order, shape = ((2, 3, 1, 0), (16, C, F)) if channels_out_last else ((2, 3, 0, 1), (16, F, C))
-    taps = _planes("weight_taps", F * C, w.dtype)[:9, :F * C]
+    taps = _planes("weight_taps", F * C, w.dtype)[0, :9, :F * C]
     taps[:] = w.transpose(order).reshape(9, F * C)
-    u = _planes("weight_tiles", F * C, w.dtype)[:, :F * C]
+    u = _planes("weight_tiles", F * C, w.dtype)[0, :, :F * C]
     _weight_tiles_kernel(taps, _constants(w.dtype)[0][1, 0], u)
     return u.reshape(shape)
 
@@ -321,44 +314,82 @@ def _weight_grad(du_t):
 
 # A chunk is as many whole images (at least one) as make its V and M, 16 *
 # (C + F) floats a tile, about CHUNK_BYTES: few enough that they stay in the
-# L2 cache from transform to GEMM to transform, many enough that the ~10 us
-# of Python per chunk is small. Measured on Zen 4 (1 MB of L2 a core), one
-# thread, 12x12 to 48x48 inputs, 16 to 64 channels: 0.5-1 MB was within 5%
-# of the best everywhere; chunks of 2 MB and more lost 10-20%.
+# L2 cache from transform to GEMM to transform. Measured on Zen 4 (1 MB of L2
+# a core), one thread, 12x12 to 48x48 inputs, 16 to 64 channels: 0.5-1 MB
+# was within 5% of the best everywhere; chunks of 2 MB and more lost 10-20%.
 CHUNK_BYTES = 1 << 20
 
 
 def _work(tiles, C, F, gemms):
-    """A call's work for :func:`numpy_cnn.kernels.threads.split_work`, in multiply-adds.
+    """A call's work for :func:`numpy_cnn.kernels.threads.threads_for`, in multiply-adds.
 
     Its GEMMs do 16*C*F multiply-adds a tile (``gemms`` of them: 1 forward,
     2 backward with dx); its transforms and copies write 16*(C+F) values a
-    tile, counted as 4 multiply-adds each. (One thread at batch 4 takes 222
-    us at 16 -> 32 channels on 24x24 and 173 us at 32 -> 64 on 12x12, the
-    same GEMM multiply-adds. Counting a transformed value as 8, that forward
-    got two threads and ran 1.25x slower in the conv grid than on one; as 4,
-    it keeps one, and the backward passes of both layers get two.)
+    tile, counted as 4 multiply-adds each.
     """
     return tiles * 16 * (gemms * C * F + 4 * (C + F))
 
 
-def _chunked(n_images, tiles_per_image, bytes_per_tile, macs, work):
-    """Run ``work(n0, n1, state)`` on chunks of images, each thread its own slice of the batch.
+class _Plan:
+    """One call's chunks and threads, and each thread's scratch memory.
 
-    ``macs``: the call's work in multiply-adds (:func:`_work`), which decides how many threads are worth waking.
-
-    ``state`` is a dict the thread's chunks share: ``work`` keeps its running
-    sums there. Returns the list of each thread's ``state`` when done.
+    Thread t (of ``threads``) takes images ``N*t//threads`` up to
+    ``N*(t+1)//threads``, in chunks of at most ``per_chunk`` images.
     """
-    per_chunk = max(1, round(CHUNK_BYTES / (bytes_per_tile * tiles_per_image)))
 
-    def run(lo, hi):
-        state = {}
+    def __init__(self, x_shape, F, padding, gemms, dtype):
+        N, C, H, W = x_shape
+        self.HO, self.WO, self.th, self.tw = _tiles(H, W, padding)
+        per_image = self.th * self.tw
+        self.per_chunk = max(1, min(N, round(CHUNK_BYTES / (16 * (C + F) * per_image * dtype.itemsize))))
+        self.threads = threads_for(N, _work(N * per_image, C, F, gemms))
+        self.tiles = self.per_chunk * per_image          # a full chunk's tiles
+        self.C, self.F, self.dtype = C, F, dtype
+
+    def images(self, name, rows, cols, channels):
+        """Scratch for a chunk of images per thread: (threads, per_chunk, rows, cols, channels)."""
+        return scratch(name, (self.threads, self.per_chunk, rows, cols, channels), self.dtype)
+
+    def planes(self, name, k):
+        """Scratch for the 16 transformed planes per thread, and the same memory as
+        matrices: (threads, 16, S) and (threads, 16, tiles, k) (see :func:`_planes`)."""
+        flat = _planes(name, self.tiles * k, self.dtype, self.threads)
+        return flat, flat[:, :, :self.tiles * k].reshape(self.threads, 16, self.tiles, k)
+
+
+@jit(parallel=True)
+def _forward_threads(x, pad, u_t, bias, th, tw, per_chunk, threads, xp, v, vm, m, mm, yt, y, signs):
+    """Every chunk of winograd_forward, thread t (a prange iteration) running its own images."""
+    N = x.shape[0]
+    for t in prange(threads):
+        lo, hi = N * t // threads, N * (t + 1) // threads
         for n0 in range(lo, hi, per_chunk):
-            work(n0, min(n0 + per_chunk, hi), state)
-        return state
+            n = min(per_chunk, hi - n0)
+            tiles = n * th * tw
+            _nchw_to_v(x, n0, pad, xp[t, :n], th, tw, v[t], signs)
+            for k in range(16):                                          # M[xi] = V[xi] @ U[xi]^T
+                matmul(vm[t, k, :tiles], u_t[k], mm[t, k, :tiles])
+            _m_to_nchw(m[t], bias, th, tw, yt[t, :n], n0, y, signs)
 
-    return split_work(run, n_images, macs)
+
+@jit(parallel=True)
+def _backward_threads(x, grad_y, pad, u, th, tw, per_chunk, threads, xp, gt, v, vm, dm, dmm, du_t,
+                      dxp, dx, signs, a_mat):
+    """Every chunk of winograd_backward; thread t sums its own dU^T in du_t[t]. No dx if dx is empty."""
+    N = x.shape[0]
+    for t in prange(threads):
+        lo, hi = N * t // threads, N * (t + 1) // threads
+        for n0 in range(lo, hi, per_chunk):
+            n = min(per_chunk, hi - n0)
+            tiles = n * th * tw
+            _nchw_to_v(x, n0, pad, xp[t, :n], th, tw, v[t], signs)
+            _nchw_to_dm(grad_y, n0, gt[t, :n], th, tw, dm[t], a_mat)
+            for k in range(16):
+                matmul(vm[t, k, :tiles].T, dmm[t, k, :tiles], du_t[t, k], 1.0)   # dU[xi]^T += V[xi]^T @ dM[xi]
+                if dx.size:
+                    matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])            # dV[xi] = dM[xi] @ U[xi], into V
+            if dx.size:
+                _dv_to_nchw(v[t], th, tw, dxp[t, :n], n0, pad, dx)
 
 
 def winograd_forward(x, w, b, padding=0):
@@ -366,23 +397,14 @@ def winograd_forward(x, w, b, padding=0):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    HO, WO, th, tw = _tiles(H, W, padding)
+    plan = _Plan(x.shape, F, padding, 1, x.dtype)
+    th, tw = plan.th, plan.tw
     u_t = _weight_tiles(w.astype(x.dtype, copy=False), channels_out_last=True)    # (16, C, F)
     b = np.ascontiguousarray(b, dtype=x.dtype)
-    signs = _constants(x.dtype)[2]
-    y = np.empty((N, F, HO, WO), dtype=x.dtype)
-
-    def work(n0, n1, state):
-        n, t = n1 - n0, (n1 - n0) * th * tw
-        xp = scratch("xp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-        v = _planes("v", t * C, x.dtype)
-        m = _planes("m", t * F, x.dtype)
-        yt = scratch("yt", (n, 2 * th, 2 * tw, F), x.dtype)
-        _nchw_to_v(x, n0, padding, xp, th, tw, v, signs)
-        np.matmul(_as_matrices(v, t, C), u_t, out=_as_matrices(m, t, F))   # M[xi] = V[xi] @ U[xi]^T
-        _m_to_nchw(m, b, th, tw, yt, n0, y, signs)
-
-    _chunked(N, th * tw, 16 * (C + F) * x.itemsize, _work(N * th * tw, C, F, 1), work)
+    y = np.empty((N, F, plan.HO, plan.WO), dtype=x.dtype)
+    _forward_threads(x, padding, u_t, b, th, tw, plan.per_chunk, plan.threads,
+                     plan.images("xp", 2 * th + 2, 2 * tw + 2, C), *plan.planes("v", C), *plan.planes("m", F),
+                     plan.images("yt", 2 * th, 2 * tw, F), y, _constants(x.dtype)[2])
     return y
 
 
@@ -396,29 +418,15 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    HO, WO, th, tw = _tiles(H, W, padding)
+    plan = _Plan(x.shape, F, padding, 2 if need_input_grad else 1, x.dtype)
+    th, tw = plan.th, plan.tw
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     u = _weight_tiles(w.astype(x.dtype, copy=False), channels_out_last=False)     # (16, F, C)
     _, a_mat, signs = _constants(x.dtype)
-    dx = np.empty((N, C, H, W), dtype=x.dtype) if need_input_grad else None
-
-    def work(n0, n1, state):
-        n, t = n1 - n0, (n1 - n0) * th * tw
-        xp = scratch("xp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-        gt = scratch("gt", (n, 2 * th, 2 * tw, F), x.dtype)
-        v = _planes("v", t * C, x.dtype)
-        dm = _planes("m", t * F, x.dtype)
-        _nchw_to_v(x, n0, padding, xp, th, tw, v, signs)
-        _nchw_to_dm(grad_y, n0, gt, th, tw, dm, a_mat)
-        v_m, dm_m = _as_matrices(v, t, C), _as_matrices(dm, t, F)
-        du_t = v_m.transpose(0, 2, 1) @ dm_m                            # dU[xi]^T = V[xi]^T @ dM[xi]
-        state["du_t"] = state["du_t"] + du_t if "du_t" in state else du_t
-        if need_input_grad:
-            np.matmul(dm_m, u, out=v_m)                                  # dV[xi] = dM[xi] @ U[xi], into v
-            dxp = scratch("dxp", (n, 2 * th + 2, 2 * tw + 2, C), x.dtype)
-            _dv_to_nchw(v, th, tw, dxp, n0, padding, dx)
-
-    chunks = _chunked(N, th * tw, 16 * (C + F) * x.itemsize,
-                      _work(N * th * tw, C, F, 2 if need_input_grad else 1), work)
-    du_t = sum(state["du_t"] for state in chunks)                   # (16, C, F)
-    return dx, _weight_grad(du_t), grad_y.sum(axis=(0, 2, 3))
+    dx = np.empty((N, C, H, W) if need_input_grad else (0, C, H, W), dtype=x.dtype)
+    du_t = np.zeros((plan.threads, 16, C, F), dtype=x.dtype)
+    xp = plan.images("xp", 2 * th + 2, 2 * tw + 2, C)
+    _backward_threads(x, grad_y, padding, u, th, tw, plan.per_chunk, plan.threads, xp,
+                      plan.images("gt", 2 * th, 2 * tw, F), *plan.planes("v", C), *plan.planes("m", F), du_t,
+                      plan.images("dxp", 2 * th + 2, 2 * tw + 2, C) if need_input_grad else xp, dx, signs, a_mat)
+    return dx if need_input_grad else None, _weight_grad(du_t.sum(axis=0)), grad_y.sum(axis=(0, 2, 3))
