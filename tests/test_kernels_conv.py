@@ -199,6 +199,8 @@ SMALL_SHAPES = [
     (3, 4, 7, 9, 13, 3, 5, 1, (1, 2)),     # rectangular kernel, padding per axis
     (6, 2, 4, 8, 6, 5, 3, 2, (2, 1)),      # stride 2, rectangular kernel
     (5, 3, 9, 11, 11, 3, 3, 2, 1),         # stride 2 (a 3x3s2p1 layer), odd F
+    (7, 6, 16, 22, 22, 5, 5, 1, 0),        # the paper's conv2: images side by side, 3 a stripe
+    (5, 2, 3, 18, 20, 5, 3, 1, 0),         # unpadded, wider than 16, rectangular: side by side
     (9, 2, 2, 6, 14, 3, 3, (1, 2), 1),     # stride per axis, 9 images
     (4, 3, 6, 10, 10, 5, 5, 1, 0),         # unpadded but narrow: stacked too
     (3, 4, 8, 7, 7, 2, 4, 1, 2),           # even kernel, padding larger than half of it
@@ -274,9 +276,21 @@ def test_stacked_layout_shares_the_padding_between_rows_and_images():
                      0, 10, 11, 12,
                      0, 0, 0, 0,
                      0], dtype=np.float64)
-    np.testing.assert_array_equal(_stacked(x, 0, 2, 3, 3, 1, 1)[0], want)
+    np.testing.assert_array_equal(_stacked(x, 0, 2, 3, 3, 1, 1, 1)[0], want)
     # one unpadded image is its own layout: a view, no copy
-    assert np.shares_memory(_stacked(x, 1, 2, 3, 3, 0, 0), x)
+    assert np.shares_memory(_stacked(x, 1, 2, 3, 3, 0, 0, 1), x)
+
+
+def test_stacked_layout_puts_images_side_by_side():
+    """Three 2x3 images, two a stripe, no padding, a 2x2 kernel: rows of pitch 2*3; the third
+    image starts a second stripe of 2 rows; one zero row after it for the last windows."""
+    from numpy_cnn.kernels.conv_direct import _stacked
+    x = np.arange(1, 19, dtype=np.float64).reshape(3, 1, 2, 3)
+    want = np.array([1, 2, 3, 7, 8, 9,
+                     4, 5, 6, 10, 11, 12,
+                     13, 14, 15, 0, 0, 0,
+                     16, 17, 18, 0, 0, 0], dtype=np.float64)
+    np.testing.assert_array_equal(_stacked(x, 0, 3, 2, 2, 0, 0, 2)[0], want)
 
 
 @pytest.mark.parametrize("N,H,W,ph,pw,threads", [(64, 12, 12, 1, 1, 2), (4, 12, 12, 1, 1, 2), (5, 48, 48, 1, 1, 2),
@@ -284,13 +298,14 @@ def test_stacked_layout_shares_the_padding_between_rows_and_images():
 def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, threads, numba_threads):
     numba_threads(threads)
     from numpy_cnn.kernels.conv_direct import CHUNK_BYTES, chunk_starts
-    starts = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
+    starts, across = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
     sizes = np.diff(starts)
     assert starts[0] == 0 and starts[-1] == N and sizes.min() >= 1
     assert sizes.max() - sizes.min() <= 1                      # balanced
-    if ph == pw == 0 and W > 16:
-        assert sizes.max() == 1                                # the paper's layers: one image per chunk
+    if ph == pw == 0 and W > 16:                               # the paper's layers: one stripe a chunk,
+        assert across == sizes.max() == min(-(-1024 // ((H - 2) * W)), -(-N // threads))   # no empty slot
     else:
+        assert across == 1
         assert len(sizes) >= min(N, threads)                   # every thread gets work
         assert sizes.max() == 1 or sizes.max() * (3 + 16 + 2) * (H + ph) * (W + pw) * 4 <= CHUNK_BYTES
 
