@@ -201,6 +201,7 @@ SMALL_SHAPES = [
     (5, 3, 9, 11, 11, 3, 3, 2, 1),         # stride 2 (a 3x3s2p1 layer), odd F
     (7, 6, 16, 22, 22, 5, 5, 1, 0),        # the paper's conv2: images side by side, 3 a stripe
     (5, 2, 3, 18, 20, 5, 3, 1, 0),         # unpadded, wider than 16, rectangular: side by side
+    (3, 3, 6, 24, 24, 5, 5, 1, 0),         # side by side, chunks of 1 and 2 images (2 threads)
     (9, 2, 2, 6, 14, 3, 3, (1, 2), 1),     # stride per axis, 9 images
     (4, 3, 6, 10, 10, 5, 5, 1, 0),         # unpadded but narrow: stacked too
     (3, 4, 8, 7, 7, 2, 4, 1, 2),           # even kernel, padding larger than half of it
@@ -279,6 +280,20 @@ def test_stacked_layout_shares_the_padding_between_rows_and_images():
     np.testing.assert_array_equal(_stacked(x, 0, 2, 3, 3, 1, 1, 1)[0], want)
     # one unpadded image is its own layout: a view, no copy
     assert np.shares_memory(_stacked(x, 1, 2, 3, 3, 0, 0, 1), x)
+
+
+def test_side_by_side_chunks_of_one_and_two_images_match_reference(numba_threads):
+    """3 images on 2 threads: chunks of 1 and 2 images, laid out 2 a stripe; the lone image
+    must be copied into that layout too (its unpadded view has the wrong row pitch)."""
+    numba_threads(2)
+    from numpy_cnn.kernels.conv_direct import chunk_starts
+    x, w, b, stride, padding = _small_case((3, 3, 6, 24, 24, 5, 5, 1, 0), np.float64)
+    starts, across = chunk_starts(3, 3, 6, 24, 24, 5, 5, 0, 0, 8)
+    assert list(starts) == [0, 1, 3] and across == 2
+    assert_close(conv2d_forward(x, w, b, stride, padding), reference_forward(x, w, b, stride, padding), 1e-12)
+    g = np.random.default_rng(3).standard_normal((3, 6, 20, 20))
+    for got, want in zip(conv2d_backward(g, x, w, stride, padding), reference_backward(g, x, w, stride, padding)):
+        assert_close(got, want, 1e-12)
 
 
 def test_stacked_layout_puts_images_side_by_side():

@@ -451,11 +451,11 @@ def _stacked(x, n0, n1, kH, kW, ph, pw, across):
 
     out[c, _base(n-n0) + (ph + r)*R + pw + col] = x[n, c, r, col], zeros elsewhere,
     with (Wq, R, P) = _geometry(...): ``across`` images side by side per
-    stripe (see "The stacked layout" above). One unpadded image is already
-    in that layout: its view is returned, no copy.
+    stripe (see "The stacked layout" above). One unpadded image alone in
+    its stripe is already in that layout: its view is returned, no copy.
     """
     N, C, H, W = x.shape
-    if n1 - n0 == 1 and ph == 0 and pw == 0:
+    if n1 - n0 == 1 and ph == 0 and pw == 0 and across == 1:
         return x.reshape(N, C, H * W)[n0]
     Wq, R, P = _geometry(H, W, kH, kW, ph, pw, across)
     stripes = -(-(n1 - n0) // across)
