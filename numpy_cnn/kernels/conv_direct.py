@@ -57,7 +57,16 @@ rows (``pitches``: more only when the padding is at least the kernel)::
 and ``y_flat[f, j]`` for ``j = (n-n0)*Hq*Wq + oy*Wq + ox`` is the output
 (n, f, oy, ox); everything else is wrap-around, computed and dropped. The
 copy into this layout (``_stacked``) is the only copy of x; one unpadded
-image is already in it (a view, no copy). A 12x12 image at padding 1 costs
+image is already in it (a view, no copy).
+
+Images can also go side by side: with ``across`` images in a stripe, a
+stacked row holds row r of each of them (row pitch R = across*Wq, image i
+of the chunk in stripe i // across at column (i % across)*Wq), and the
+window that runs off one image's right edge reads the next one's left
+edge, exactly as it wraps into the next row above. An unpadded layer wider
+than 16 columns (the paper's) uses this: stacked one under another, each
+image would add kH-1 dropped rows; side by side it adds none, and a pass
+over j gets longer (see ``images_across``). A 12x12 image at padding 1 costs
 13*13 = 169 outputs for 144 kept (a padded copy cost 11*14 + 12 = 166 in
 passes of 166); at 48x48, 2401 for 2304.
 
@@ -90,10 +99,13 @@ CPU time, batch 64 unless said, against the code before each change.
   stacked chunks: 3x3 padding 1, 3->16, 12x12: 0.30 / 0.31 -> 0.18 / 0.21;
   24x24: 0.62 / 0.67 -> 0.55 / 0.60; 48x48: even (2.1 / 2.2), but a whole
   batch of 48x48 images in one chunk (no CHUNK_BYTES) was 50% slower
-  forward (out of L2). Unpadded, stacking adds kH-1 dropped rows per image
-  and loses: the paper's conv2 (22x22, 5x5) forward 1.54 ms alone, 1.66 in
-  chunks of 4, 1.94 in chunks of 16; conv1 1.47 -> 1.67. Below 16 columns
-  it wins even unpadded (6->16, 12x12, 5x5: 0.64 -> 0.52-0.56).
+  forward (out of L2). Unpadded, stacking one under another adds kH-1
+  dropped rows per image and loses: the paper's conv2 (22x22, 5x5) forward
+  1.54 ms alone, 1.66 in chunks of 4, 1.94 in chunks of 16; conv1 1.47 ->
+  1.67. Below 16 columns it wins even unpadded (6->16, 12x12, 5x5: 0.64 ->
+  0.52-0.56). Above, three of conv2's images side by side (no dropped rows,
+  passes of 1,188 instead of 392): forward 1.58 -> 1.43 ms, backward 3.50 ->
+  3.01 ms (one thread); two threads, forward 0.81 -> 0.72 ms.
   Together with the four-channel passes below, against a padded copy per
   image (the code before): forward / forward+backward 0.70 / 0.67 of the
   time at 12x12 (batch 64), 0.75 / 0.67 at 24x24, 0.80 / 0.74 at 48x48.
@@ -136,17 +148,22 @@ CPU time, batch 64 unless said, against the code before each change.
   (0.171 -> 0.191 ms).
 * The j loop is bound by FMA throughput (ten vector FMAs per 16 outputs),
   so the wrap-around columns are the main cost left: conv2 (22 -> 18 wide)
-  computes 21% more than it keeps, which is why it is the one layer where
-  PyTorch's forward (oneDNN, no waste) stays ahead at batch 64. Tried and
+  computes 22% more than it keeps, which is why it is the one layer where
+  PyTorch's forward (oneDNN, no waste) stays ahead at batch 64 (1.3x with
+  images side by side). Tried and
   dropped: kW shifted copies of each input row (an "im2col along the width
   only", no wrap-around waste): 5% faster for conv2, 25% slower for conv1.
 * Why conv2's forward at batch 64 cannot catch up by tuning this loop, as
   measured on the 2-core Zen 4 at about 3.5 GHz (one 16-float FMA per cycle
   per core: 56 G multiply-adds/s). With one thread, oneDNN runs conv2's
   49.8 M multiply-adds at 48 G/s, 85% of that peak. This loop runs at 72-74%
-  in conv2's 392-long passes and 82-88% in long ones, and it does 60.2 M
-  (wrap-around included): even with no waste and long passes it would only
-  tie. Only fewer multiplications can win. Tried and dropped: Winograd
+  in conv2's 392-long passes and 82-88% in long ones (side by side, the
+  passes are 1,188 long), and it does 60.2 M (wrap-around included): even
+  with no waste and long passes it would only tie. Only fewer
+  multiplications can win. Also tried and dropped: im2col with one GEMM per
+  image (OpenBLAS's GEMM alone, 14.5-17 us an image, is as long as oneDNN's
+  whole layer) and a loop vectorised over the 16 output channels (numba
+  keeps its sums in memory: 3 G/s). Tried and dropped: Winograd
   F(2,5) along the height (6 transformed rows per 2 output rows, 40% fewer
   multiply-adds) halved this loop's time, but with 6 input and 16 output
   channels the input and output transforms and their layouts cost as much
