@@ -289,7 +289,7 @@ def test_side_by_side_chunks_of_one_and_two_images_match_reference(numba_threads
     from numpy_cnn.kernels.conv_direct import chunk_starts
     x, w, b, stride, padding = _small_case((3, 3, 6, 24, 24, 5, 5, 1, 0), np.float64)
     starts, across = chunk_starts(3, 3, 6, 24, 24, 5, 5, 0, 0, 8)
-    assert list(starts) == [0, 1, 3] and across == 2
+    assert list(starts) == [0, 1, 3] and across == 2                 # (forward; backward: one image a chunk)
     assert_close(conv2d_forward(x, w, b, stride, padding), reference_forward(x, w, b, stride, padding), 1e-12)
     g = np.random.default_rng(3).standard_normal((3, 6, 20, 20))
     for got, want in zip(conv2d_backward(g, x, w, stride, padding), reference_backward(g, x, w, stride, padding)):
@@ -319,6 +319,8 @@ def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, thread
     assert sizes.max() - sizes.min() <= 1                      # balanced
     if ph == pw == 0 and W > 16:                               # the paper's layers: one stripe a chunk,
         assert across == sizes.max() == min(-(-1024 // ((H - 2) * W)), -(-N // threads))   # no empty slot
+        one_each, across1 = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4, side_by_side=False)   # backward's
+        assert list(one_each) == list(range(N + 1)) and across1 == 1
     else:
         assert across == 1
         assert len(sizes) >= min(N, threads)                   # every thread gets work

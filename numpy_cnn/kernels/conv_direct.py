@@ -104,8 +104,12 @@ CPU time, batch 64 unless said, against the code before each change.
   1.54 ms alone, 1.66 in chunks of 4, 1.94 in chunks of 16; conv1 1.47 ->
   1.67. Below 16 columns it wins even unpadded (6->16, 12x12, 5x5: 0.64 ->
   0.52-0.56). Above, three of conv2's images side by side (no dropped rows,
-  passes of 1,188 instead of 392): forward 1.58 -> 1.43 ms, backward 3.50 ->
-  3.01 ms (one thread); two threads, forward 0.81 -> 0.72 ms.
+  passes of 1,188 instead of 392): forward 1.58 -> 1.43 ms (one thread),
+  0.81 -> 0.72 ms (two). The forward's sums keep their order, so its
+  numbers are the same to the last bit. The backward stays one image per
+  chunk although side by side ran it 3.50 -> 3.01 ms: its dw dot products
+  would sum in another order, and every trained network's weights change
+  in the last bits (the README's results with them).
   Together with the four-channel passes below, against a padded copy per
   image (the code before): forward / forward+backward 0.70 / 0.67 of the
   time at 12x12 (batch 64), 0.75 / 0.67 at 24x24, 0.80 / 0.74 at 48x48.
@@ -638,7 +642,7 @@ def images_across(H, W, kH, kW, ph, pw):
     return max(1, -(-PASS_OUTPUTS // ((H - kH + 1) * W)))
 
 
-def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize):
+def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, side_by_side=True):
     """The drivers' chunks: ``(starts, across)``, chunk k is images [starts[k], starts[k+1]),
     laid out ``across`` side by side.
 
@@ -646,9 +650,10 @@ def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize):
     than 16 columns goes in a chunk of :func:`images_across` images side by
     side (one stripe); otherwise as many images per chunk as keep its
     buffers within CHUNK_BYTES, one under another. At most N/threads either
-    way, so every thread gets work; chunks are balanced.
+    way, so every thread gets work; chunks are balanced. ``side_by_side=False``
+    keeps such images one per chunk (what conv2d_backward asks for).
     """
-    wide = images_across(H, W, kH, kW, ph, pw)
+    wide = images_across(H, W, kH, kW, ph, pw) if side_by_side else 1
     if wide > 1 or (ph == 0 and pw == 0 and W > 16):
         most = wide
     else:
@@ -713,7 +718,10 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
         g1[:, :, ::sh, ::sw] = grad_y
         grad_y = g1
 
-    starts, across = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize)
+    # One image per chunk for the paper's layers, not side by side: dw's dot products
+    # then keep the order of their sums, and so a trained network keeps its weights
+    # to the last bit (the README's results). Side by side was 10-13% faster here.
+    starts, across = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, side_by_side=False)
     threads = max(1, min(len(starts) - 1, numba.get_num_threads()))
     F2 = F + F % 2
     dw_parts = np.zeros((threads, F2, C, kH, kW), dtype=x.dtype)
