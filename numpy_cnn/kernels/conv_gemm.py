@@ -64,7 +64,7 @@ from numba import prange
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
-from numpy_cnn.kernels.threads import threads_for
+from numpy_cnn.kernels.threads import share, threads_for
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
@@ -198,7 +198,7 @@ def _chunks(t, threads, n_images, most):
     Equal chunks rather than full ones and a remainder: 4 images at most 3
     per chunk run as 2 + 2, not 3 + 1.
     """
-    lo, hi = n_images * t // threads, n_images * (t + 1) // threads
+    lo, hi = share(t, threads, n_images)
     return lo, max(1, -(-(hi - lo) // most)), hi - lo
 
 
@@ -250,9 +250,9 @@ def _backward_threads(x, dy, pad, w_fk, geometry, most, threads, xp, cols, dyt, 
 @jit(parallel=True)
 def _pointwise_forward(w2d, x, bias, threads, y):
     """y[n] = w2d @ x[n] + b for every image: x (N, C, P), y (N, F, P)."""
-    N = x.shape[0]
     for t in prange(threads):
-        for n in range(N * t // threads, N * (t + 1) // threads):
+        lo, hi = share(t, threads, x.shape[0])
+        for n in range(lo, hi):
             matmul(w2d, x[n], y[n])
             _add_bias(y, bias, n, n + 1)                 # while y[n] is in the cache
 
@@ -260,9 +260,8 @@ def _pointwise_forward(w2d, x, bias, threads, y):
 @jit(parallel=True)
 def _pointwise_backward(w2d, x, dy, threads, dw, db, dx):
     """dw[t] += dy[n] @ x[n]^T, db[t] += sum dy[n], dx[n] = w2d^T @ dy[n] for thread t's images. No dx if dx is empty."""
-    N = x.shape[0]
     for t in prange(threads):
-        lo, hi = N * t // threads, N * (t + 1) // threads
+        lo, hi = share(t, threads, x.shape[0])
         for n in range(lo, hi):
             matmul(dy[n], x[n].T, dw[t], 1.0)
             if dx.size:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numba
 
-__all__ = ["threads_for", "WORK_PER_THREAD"]
+from numpy_cnn.kernels._jit import jit
+
+__all__ = ["threads_for", "share", "WORK_PER_THREAD"]
 
 WORK_PER_THREAD = 200_000
 
@@ -31,3 +33,9 @@ def threads_for(n: int, work: float = float("inf")) -> int:
     """Threads for a call over ``n`` images doing ``work`` multiply-adds (or a like measure):
     at most numba's thread count, one per image, and one per ``WORK_PER_THREAD`` of work."""
     return int(max(1, min(numba.get_num_threads(), n, work / WORK_PER_THREAD)))
+
+
+@jit()
+def share(t, threads, n):
+    """Thread t's contiguous share of n images, ``(lo, hi)``: the batch cut into ``threads`` near-equal runs."""
+    return n * t // threads, n * (t + 1) // threads

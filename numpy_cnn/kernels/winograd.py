@@ -50,7 +50,7 @@ from numba import prange
 from numpy_cnn.kernels._jit import jit
 from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
-from numpy_cnn.kernels.threads import threads_for
+from numpy_cnn.kernels.threads import share, threads_for
 
 __all__ = ["winograd_forward", "winograd_backward"]
 
@@ -362,7 +362,7 @@ def _forward_threads(x, pad, u_t, bias, th, tw, per_chunk, threads, xp, v, vm, m
     """Every chunk of winograd_forward, thread t (a prange iteration) running its own images."""
     N = x.shape[0]
     for t in prange(threads):
-        lo, hi = N * t // threads, N * (t + 1) // threads
+        lo, hi = share(t, threads, N)
         for n0 in range(lo, hi, per_chunk):
             n = min(per_chunk, hi - n0)
             tiles = n * th * tw
@@ -378,7 +378,7 @@ def _backward_threads(x, grad_y, pad, u, th, tw, per_chunk, threads, xp, gt, v, 
     """Every chunk of winograd_backward; thread t sums its own dU^T in du_t[t]. No dx if dx is empty."""
     N = x.shape[0]
     for t in prange(threads):
-        lo, hi = N * t // threads, N * (t + 1) // threads
+        lo, hi = share(t, threads, N)
         for n0 in range(lo, hi, per_chunk):
             n = min(per_chunk, hi - n0)
             tiles = n * th * tw
