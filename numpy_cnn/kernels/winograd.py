@@ -333,8 +333,9 @@ def _work(tiles, C, F, gemms):
 class _Plan:
     """One call's chunks and threads, and each thread's scratch memory.
 
-    Thread t (of ``threads``) takes images ``N*t//threads`` up to
-    ``N*(t+1)//threads``, in chunks of at most ``per_chunk`` images.
+    Thread t (of ``threads``) takes its share of the batch
+    (:func:`numpy_cnn.kernels.threads.share`) in chunks of at most
+    ``per_chunk`` images.
     """
 
     def __init__(self, x_shape, F, padding, gemms, dtype):
@@ -344,7 +345,7 @@ class _Plan:
         self.per_chunk = max(1, min(N, round(CHUNK_BYTES / (16 * (C + F) * per_image * dtype.itemsize))))
         self.threads = threads_for(N, _work(N * per_image, C, F, gemms))
         self.tiles = self.per_chunk * per_image          # a full chunk's tiles
-        self.C, self.F, self.dtype = C, F, dtype
+        self.dtype = dtype
 
     def images(self, name, rows, cols, channels):
         """Scratch for a chunk of images per thread: (threads, per_chunk, rows, cols, channels)."""
