@@ -273,12 +273,12 @@ class _Unfolder:
     """One layer's unfold geometry, and each thread's chunk of images and scratch memory."""
 
     def __init__(self, x_shape, w_shape, stride, padding, dtype, gemms):
-        N, self.C, self.H, self.W = x_shape
+        N, self.C, H, W = x_shape
         F = w_shape[0]
         self.kh, self.kw = w_shape[2:]
-        self.stride, self.padding = stride, padding
+        self.stride = stride
         self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
-        self.hp, self.wp = self.H + 2 * padding, self.W + 2 * padding
+        self.hp, self.wp = H + 2 * padding, W + 2 * padding
         self.most = max(1, COLS_PER_CHUNK // (self.P * self.K))          # images per chunk, at most
         self.threads = threads_for(N, gemms * N * self.P * self.K * F)
         self.dtype = dtype
