@@ -11,13 +11,13 @@ trains 200 epochs of SGD with augmentation and prints the paper's Table 1.
 import sys
 from pathlib import Path
 
-from numpy_cnn.process_env import set_thread_defaults
+from numpy_cnn.cli.process_env import set_thread_defaults
 
 # Before NumPy loads: BLAS at one thread, numba's idle workers spinning briefly
-# (the reasons and the measurements are in numpy_cnn/process_env.py).
+# (the reasons and the measurements are in numpy_cnn/cli/process_env.py).
 set_thread_defaults()
 
-from numpy_cnn.cli import main  # noqa: E402
+from numpy_cnn.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(home=Path(__file__).resolve().parent))

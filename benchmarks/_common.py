@@ -1,7 +1,7 @@
 """Shared by the benchmarks: thread settings, interleaved timing, machine facts, JSON output.
 
 Import this module *before* NumPy: it sets the thread settings the trainer
-runs with (:mod:`numpy_cnn.process_env`: OpenBLAS at one thread, numba's
+runs with (:mod:`numpy_cnn.cli.process_env`: OpenBLAS at one thread, numba's
 idle OpenMP workers spinning briefly).
 
 The machine is shared and noisy, so candidates are timed in alternating
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from numpy_cnn.process_env import DEFAULTS, set_thread_defaults  # noqa: E402
+from numpy_cnn.cli.process_env import DEFAULTS, set_thread_defaults  # noqa: E402
 
 set_thread_defaults()
 

@@ -24,9 +24,9 @@ from collections import OrderedDict
 import numpy as np
 
 from _common import fmt, interleaved, machine, set_threads, write_json
-from numpy_cnn.arch import build_model
-from numpy_cnn.layers import Conv2d, Linear, MaxPool2d, ReLU
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.nn.layers import Conv2d, Linear, MaxPool2d, ReLU
+from numpy_cnn.nn.optim import SGD
 from numpy_cnn.train.loop import train_epoch
 
 ARCH = "c16k3p1-relu-pool2-c32k3p1-relu-pool2-c64k3p1-relu-pool2-fc128-relu"

@@ -9,13 +9,13 @@ sizes, one 3x3 stride-2 layer and one 1x1 layer, each forward and
 forward+backward, ours (``method=None``, the shape's dispatched method) against
 torch, and prints the geometric mean of the ratios and the worst cell.
 ``--methods`` adds every forced method of ``Conv2d.METHODS`` as a column (what
-the dispatch rule in :mod:`numpy_cnn.layers.conv` was learnt from). Writes
+the dispatch rule in :mod:`numpy_cnn.nn.layers.conv` was learnt from). Writes
 ``benchmarks/results/bench_conv_grid.json``.
 
 For each layer, pass and batch it times, in interleaved rounds (see
 ``_common.interleaved``):
 
-* ``naive``: the plain loops of :mod:`numpy_cnn.naive` (forward only, batch 4 only: far too slow otherwise);
+* ``naive``: the plain loops of :mod:`numpy_cnn.nn.naive` (forward only, batch 4 only: far too slow otherwise);
 * ``reference``: the readable NumPy layer (``Conv2d(method="reference")``, im2col
   by indexing; ``MaxPool2d(method="reference")``);
 * ``default``: the layer as the network runs it (numba ``direct`` conv, numba pool);
@@ -45,9 +45,9 @@ import time
 import numpy as np
 
 from _common import fmt, interleaved, machine, set_threads, write_json
-from numpy_cnn.layers import Conv2d, MaxPool2d
-from numpy_cnn.layers.conv import METHODS
-from numpy_cnn.naive import conv2d_naive, maxpool2d_naive
+from numpy_cnn.nn.layers import Conv2d, MaxPool2d
+from numpy_cnn.nn.layers.conv import METHODS
+from numpy_cnn.nn.naive import conv2d_naive, maxpool2d_naive
 
 LAYERS = {   # name: (kind, in channels, out channels, input side)
     "conv1": ("conv", 3, 6, 48),

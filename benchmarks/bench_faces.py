@@ -23,8 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from numpy_cnn.data.faces import CASCADES, DetectorSettings, FaceDetector, iou, square_crop  # noqa: E402
-from numpy_cnn.data.synthetic import ensure_synthetic_dataset, read_boxes  # noqa: E402
-from numpy_cnn.paths import SYNTHETIC_DATA  # noqa: E402
+from numpy_cnn.data.synthetic.sfew import ensure_synthetic_dataset, read_boxes  # noqa: E402
+from numpy_cnn.cli.paths import SYNTHETIC_DATA  # noqa: E402
 
 
 def score(name: str, detect, frames: dict[str, np.ndarray], truth: dict, margin: float) -> None:

@@ -53,11 +53,11 @@ import tempfile
 import numpy as np
 
 from _common import ROOT, fmt, interleaved, machine, set_threads, vector_line, write_json
-from numpy_cnn.arch import build_model
+from numpy_cnn.nn.arch import build_model
 from numpy_cnn.data import MeanSubtraction, to_float
-from numpy_cnn.loss import cross_entropy
-from numpy_cnn.models import paper_net
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.optim import SGD
 from numpy_cnn.train.loop import (AUGMENT_CHUNK, epoch_inputs, lazy_network_input, network_input,
                                   predict_logits, train_epoch)
 
@@ -287,9 +287,9 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 t0 = time.perf_counter()
 import numpy as np
 from numpy_cnn.data import augment
-from numpy_cnn.loss import cross_entropy
-from numpy_cnn.models import paper_net
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.optim import SGD
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
 model = paper_net(rng=rng)

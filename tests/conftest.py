@@ -1,6 +1,6 @@
-from numpy_cnn.process_env import set_thread_defaults
+from numpy_cnn.cli.process_env import set_thread_defaults
 
-# Before NumPy loads: BLAS at one thread, as the trainer runs (numpy_cnn/process_env.py).
+# Before NumPy loads: BLAS at one thread, as the trainer runs (numpy_cnn/cli/process_env.py).
 set_thread_defaults()
 
 import numpy as np  # noqa: E402

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from numpy_cnn.arch import DEFAULT_ARCH, build_model
+from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model
 from numpy_cnn.errors import UserError
-from numpy_cnn.models import paper_net
+from numpy_cnn.nn.models import paper_net
 
 
 def test_default_spec_is_the_paper_net_with_the_same_names_and_weights():

@@ -5,10 +5,10 @@ test_torch_oracle.py.)"""
 import numpy as np
 import pytest
 
-from numpy_cnn.arch import build_model
+from numpy_cnn.nn.arch import build_model
 from numpy_cnn.errors import UserError
-from numpy_cnn.layers import BatchNorm1d, BatchNorm2d, Dropout
-from numpy_cnn.module import Sequential
+from numpy_cnn.nn.layers import BatchNorm1d, BatchNorm2d, Dropout
+from numpy_cnn.nn.module import Sequential
 
 BN_ARCH = "c4k3-bn-relu-pool2-fc10-bn-relu-drop0.5"
 

@@ -5,10 +5,10 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from numpy_cnn.arch import DEFAULT_ARCH, build_model
-from numpy_cnn.checkpoint import Checkpoint, load_checkpoint, load_model, require_training_meta, save_checkpoint
+from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model
+from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint, load_model, require_training_meta, save_checkpoint
 from numpy_cnn.errors import UserError
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.optim import SGD
 
 
 def _checkpoint(arch=DEFAULT_ARCH, seed=0):

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from train_support import TINY_ARCH, files_snapshot, make_class_folders, make_fer_csv
 
-from numpy_cnn.arch import DEFAULT_ARCH
-from numpy_cnn.checkpoint import load_checkpoint, save_checkpoint
-from numpy_cnn.cli import main
-from numpy_cnn.train import rundata
+from numpy_cnn.nn.arch import DEFAULT_ARCH
+from numpy_cnn.train.checkpoint import load_checkpoint, save_checkpoint
+from numpy_cnn.cli.main import main
+from numpy_cnn.train import run_split as rundata
 
 RUN_FILES = {"checkpoint.npz", "metrics.csv", "metrics.json", "train.txt", "test.txt", "table1.md",
              "results.json", "loss.png", "accuracy.png", "confusion_matrix.png"}

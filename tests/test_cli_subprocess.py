@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from train_support import TINY_ARCH, make_class_folders
 
-from numpy_cnn.checkpoint import load_checkpoint
-from numpy_cnn.cli import main
+from numpy_cnn.train.checkpoint import load_checkpoint
+from numpy_cnn.cli.main import main
 
 SCRIPT = Path(__file__).resolve().parent.parent / "train_numpy.py"
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

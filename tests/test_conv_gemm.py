@@ -12,10 +12,10 @@ few hundred float32 products carries a relative rounding error of ~1e-6).
 import numpy as np
 import pytest
 
-from numpy_cnn.gradcheck import TOLERANCE, check_layer
+from numpy_cnn.nn.gradcheck import TOLERANCE, check_layer
 from numpy_cnn.kernels import conv_gemm, gemm_conv_backward, gemm_conv_forward
 from numpy_cnn.kernels import threads as threads_module
-from numpy_cnn.layers import Conv2d
+from numpy_cnn.nn.layers import Conv2d
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 

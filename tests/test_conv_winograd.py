@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.gradcheck import TOLERANCE, check_layer
+from numpy_cnn.nn.gradcheck import TOLERANCE, check_layer
 from numpy_cnn.kernels import threads as threads_module
 from numpy_cnn.kernels import winograd
 from numpy_cnn.kernels import winograd_backward, winograd_forward
-from numpy_cnn.layers import Conv2d
-from numpy_cnn.layers.conv import choose_method
+from numpy_cnn.nn.layers import Conv2d
+from numpy_cnn.nn.layers.conv import choose_method
 from test_kernels_conv import RTOL, assert_close, reference_backward, reference_forward
 
 # (N, C, F, H, W, padding)
@@ -170,8 +170,8 @@ def test_winograd_refuses_other_shapes_in_one_line(kernel, stride):
 
 
 def test_summary_shows_the_method_each_conv_layer_runs():
-    from numpy_cnn.arch import build_model
-    from numpy_cnn.summary import summarize
+    from numpy_cnn.nn.arch import build_model
+    from numpy_cnn.study.summary import summarize
     model = build_model("c16k3p1-relu-c32k3p1-relu-c32k1-relu-c32k3s2p1-relu-pool2-fc8", image_size=16, rng=0)
     table = summarize(model, (1, 3, 16, 16))
     assert [r.method for r in table.rows if r.kind == "Conv2d"] == ["direct", "winograd", "im2col", "im2col"]

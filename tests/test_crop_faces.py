@@ -21,7 +21,7 @@ from numpy_cnn.data.faces import INSTALL_HINT, Detection, DetectorSettings, face
 from numpy_cnn.data.images import load_face_crops, load_image
 from numpy_cnn.data.splitfiles import read_split_file
 from numpy_cnn.train import config as config_module
-from numpy_cnn.train import kfold, run
+from numpy_cnn.train import kfold, trainer as run
 
 FRAME = (96, 120)   # (H, W): bigger than 48x48, so the crop and the resize both matter
 
@@ -268,7 +268,7 @@ def test_face_report_counts_each_side():
 
 def test_opencv_crops_generated_frames_around_their_faces(tmp_path):
     pytest.importorskip("cv2")
-    from numpy_cnn.data.synthetic import ensure_synthetic_dataset, read_boxes
+    from numpy_cnn.data.synthetic.sfew import ensure_synthetic_dataset, read_boxes
 
     root = ensure_synthetic_dataset(tmp_path / "syn", seed=0, counts={name: 2 for name in CLASSES})
     truth = read_boxes(root)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from numpy_cnn.data import MeanSubtraction, stratified_split, to_float, to_network_input
-from numpy_cnn.data.synthetic import SFEW_COUNTS
+from numpy_cnn.data.synthetic.sfew import SFEW_COUNTS
 from numpy_cnn.errors import UserError
 
 SFEW_LABELS = np.repeat(np.arange(7), list(SFEW_COUNTS.values()))

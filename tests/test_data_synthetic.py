@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpy_cnn.data import CLASSES, ensure_synthetic_dataset, load_dataset
-from numpy_cnn.data.face_drawing import CUES, EXPRESSIONS
-from numpy_cnn.data.generated import MANIFEST
-from numpy_cnn.data.png import encode_png
-from numpy_cnn.data.synthetic import BOXES, FILMS, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
+from numpy_cnn.data import CLASSES, load_dataset
+from numpy_cnn.data.synthetic import ensure_synthetic_dataset
+from numpy_cnn.data.synthetic.face_drawing import CUES, EXPRESSIONS
+from numpy_cnn.data.synthetic.generated import MANIFEST
+from numpy_cnn.data.synthetic.png import encode_png
+from numpy_cnn.data.synthetic.sfew import BOXES, FILMS, SFEW_COUNTS, Clip, draw_clip, plan_clips, read_boxes
 from numpy_cnn.errors import UserError
 
 SMALL = {name: 2 for name in CLASSES}
@@ -130,7 +131,7 @@ def test_only_the_expression_depends_on_the_class():
 
 def test_a_copy_finished_by_another_process_meanwhile_counts_as_done(tmp_path, monkeypatch):
     # Two runs generating at once: the second to finish must not crash on the rename.
-    from numpy_cnn.data import synthetic
+    from numpy_cnn.data.synthetic import sfew as synthetic
 
     root, counts = tmp_path / "synthetic", {"Happy": 2, "Sad": 1}
     real_write = synthetic._write_clip

@@ -4,10 +4,10 @@ import numpy as np
 from data_support import one_line_error
 from PIL import Image
 
-from numpy_cnn.cli import main
+from numpy_cnn.cli.main import main
 from numpy_cnn.data import CLASSES, load_dataset
-from numpy_cnn.data.generated import MANIFEST
-from numpy_cnn.data.synthetic_fer import ACTORS, DEFAULT_IMAGES, draw_crop, ensure_synthetic_fer, fer_counts
+from numpy_cnn.data.synthetic.generated import MANIFEST
+from numpy_cnn.data.synthetic.fer import ACTORS, DEFAULT_IMAGES, draw_crop, ensure_synthetic_fer, fer_counts
 
 
 def test_fer_layout_loads_as_train_and_test_folders(tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 from numpy_cnn.data.faces import (
     INSTALL_HINT, Detection, DetectionCounts, DetectorSettings, FaceDetector, crop, iou, require_cv2, square_crop,
 )
-from numpy_cnn.data.synthetic import ensure_synthetic_dataset, read_boxes
+from numpy_cnn.data.synthetic.sfew import ensure_synthetic_dataset, read_boxes
 from numpy_cnn.errors import UserError
 
 

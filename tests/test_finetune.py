@@ -15,15 +15,15 @@ import pytest
 from test_cli import _assert_clean_failure, cli, train_args
 from train_support import TINY_ARCH, files_snapshot, make_class_folders, no_plots  # noqa: F401 (a fixture)
 
-from numpy_cnn._fast import kernels
-from numpy_cnn.arch import build_model
-from numpy_cnn.checkpoint import load_checkpoint, save_checkpoint
+from numpy_cnn.nn._fast import kernels
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.train.checkpoint import load_checkpoint, save_checkpoint
 from numpy_cnn.errors import UserError
-from numpy_cnn.loss import cross_entropy
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.optim import SGD
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.finetune import freeze, init_from, weights_digest
-from numpy_cnn.train.run import train
+from numpy_cnn.train.trainer import train
 
 # Two convolutions, so conv1,conv2 can be frozen below trainable fc layers; 16x16 inputs keep it fast.
 TWO_CONV = "c4k3-relu-pool2-c6k3-relu-pool2-fc12-relu"

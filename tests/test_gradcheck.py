@@ -1,18 +1,18 @@
 """Every gradient proven: each layer, the loss and the whole network against finite differences.
 
 Everything runs in float64 (float32 cannot see a wrong gradient below ~1e-3).
-The tolerance and the error formula are explained in numpy_cnn.gradcheck.
+The tolerance and the error formula are explained in numpy_cnn.nn.gradcheck.
 """
 
 import numpy as np
 import pytest
 
-from numpy_cnn import gradcheck
-from numpy_cnn.gradcheck import TOLERANCE, check_layer, numerical_gradient, rel_error
-from numpy_cnn.arch import build_model
-from numpy_cnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
-from numpy_cnn.loss import cross_entropy
-from numpy_cnn.models import paper_net
+from numpy_cnn.nn import gradcheck
+from numpy_cnn.nn.gradcheck import TOLERANCE, check_layer, numerical_gradient, rel_error
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.models import paper_net
 
 # (N, C_in, H, W, C_out, kernel, stride, padding)
 CONV_SHAPES = [

@@ -6,8 +6,8 @@
 import numpy as np
 import pytest
 
-from numpy_cnn.im2col import col2im_reference, conv_output_size, im2col_reference
-from numpy_cnn.naive import conv2d_naive
+from numpy_cnn.nn.im2col import col2im_reference, conv_output_size, im2col_reference
+from numpy_cnn.nn.naive import conv2d_naive
 
 # (N, C, H, W, kH, kW, stride, padding): batch 1, odd and non-square sizes and kernels,
 # stride 2 and 3, padding 1 and 2, a 1x1 kernel, a kernel as large as the input.

@@ -340,7 +340,7 @@ def test_empty_batch_gives_empty_outputs_and_zero_weight_grads(padding):
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
     """Through Conv2d, as the network runs it: method="direct" equals method="reference"."""
-    from numpy_cnn.layers import Conv2d
+    from numpy_cnn.nn.layers import Conv2d
     rng = np.random.default_rng(6)
     x = rng.standard_normal((5, 3, 9, 9))
     layers = [Conv2d(3, 5, 3, 1, 1, rng=0, dtype=np.float64, method=m, needs_input_grad=need_dx)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.loss import cross_entropy
+from numpy_cnn.nn.loss import cross_entropy
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-6)])

@@ -7,7 +7,7 @@ at exact zeros (gradient 0, as PyTorch) and for NaN (it propagates forward).
 import numpy as np
 import pytest
 
-from numpy_cnn.layers import ReLU
+from numpy_cnn.nn.layers import ReLU
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

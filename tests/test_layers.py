@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from numpy_cnn.models import paper_net
-from numpy_cnn.module import Sequential
-from numpy_cnn.naive import conv2d_naive, maxpool2d_naive
+from numpy_cnn.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.module import Sequential
+from numpy_cnn.nn.naive import conv2d_naive, maxpool2d_naive
 
 
 def test_paper_net_shapes_names_and_parameter_count():

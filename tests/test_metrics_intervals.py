@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from numpy_cnn.metrics import format_table1, per_class_table, t_interval, t_quantile, wilson_interval
+from numpy_cnn.train.metrics import format_table1, per_class_table, t_interval, t_quantile, wilson_interval
 
 
 # Newcombe, "Two-sided confidence intervals for the single proportion", Stat. Med. 17 (1998),

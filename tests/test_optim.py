@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.module import Parameter
-from numpy_cnn.optim import SGD, Adam, AdamW, build_optimizer
+from numpy_cnn.nn.module import Parameter
+from numpy_cnn.nn.optim import SGD, Adam, AdamW, build_optimizer
 
 
 def step_with(grad, opt, p):

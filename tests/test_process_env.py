@@ -2,7 +2,7 @@
 
 import os
 
-from numpy_cnn.process_env import DEFAULTS, set_thread_defaults
+from numpy_cnn.cli.process_env import DEFAULTS, set_thread_defaults
 
 
 def test_unset_variables_get_the_defaults(monkeypatch):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpy_cnn.arch import build_model
-from numpy_cnn.checkpoint import Checkpoint, save_checkpoint
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.train.checkpoint import Checkpoint, save_checkpoint
 from numpy_cnn.data import CLASSES
-from numpy_cnn.cli import main
+from numpy_cnn.cli.main import main
 
 
 def summary_command(argv):

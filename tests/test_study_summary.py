@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from numpy_cnn.models import paper_net
-from numpy_cnn.module import Sequential
-from numpy_cnn.summary import FLOP_CONVENTION, summarize
+from numpy_cnn.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.module import Sequential
+from numpy_cnn.study.summary import FLOP_CONVENTION, summarize
 
 
 def test_paper_net_parameters_shapes_and_flops_by_hand():

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from numpy_cnn.loss import cross_entropy
-from numpy_cnn.models import paper_net
-from numpy_cnn.module import Sequential
-from numpy_cnn.trace import run_trace
+from numpy_cnn.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.module import Sequential
+from numpy_cnn.study.trace import run_trace
 
 
 def test_paper_net_trace_has_every_layer_and_shape():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.models import paper_net
-from numpy_cnn.viz import (feature_maps, gradient_norms_from_rows, input_gradients_on, load_gradient_norms,
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.study.viz import (feature_maps, gradient_norms_from_rows, input_gradients_on, load_gradient_norms,
                            plot_feature_maps, plot_filters, plot_gradient_flow, plot_saliency, saliency)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

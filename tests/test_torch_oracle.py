@@ -14,12 +14,12 @@ nn = torch.nn
 # have no fast path anyway): one torch thread keeps these tests fast.
 torch.set_num_threads(1)
 
-from numpy_cnn.arch import build_model  # noqa: E402
-from numpy_cnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from numpy_cnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU  # noqa: E402
-from numpy_cnn.loss import cross_entropy  # noqa: E402
-from numpy_cnn.models import paper_net  # noqa: E402
-from numpy_cnn.optim import SGD, Adam, AdamW  # noqa: E402
+from numpy_cnn.nn.arch import build_model  # noqa: E402
+from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from numpy_cnn.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU  # noqa: E402
+from numpy_cnn.nn.loss import cross_entropy  # noqa: E402
+from numpy_cnn.nn.models import paper_net  # noqa: E402
+from numpy_cnn.nn.optim import SGD, Adam, AdamW  # noqa: E402
 
 ATOL = 1e-10
 

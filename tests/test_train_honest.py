@@ -8,14 +8,14 @@ import re
 import pytest
 from train_support import TINY_ARCH, files_snapshot, make_class_folders, make_clips
 
-from numpy_cnn.cli import main
+from numpy_cnn.cli.main import main
 from numpy_cnn.data.groups import GroupRule
 from numpy_cnn.data.splitfiles import read_groups_file, read_split_file
 from numpy_cnn.errors import UserError
-from numpy_cnn.train import kfold, run
+from numpy_cnn.train import kfold, trainer as run
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.kfold import cross_validate
-from numpy_cnn.train.run import Interrupted
+from numpy_cnn.train.trainer import Interrupted
 
 CLIP = GroupRule("clip")
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from train_support import TINY_ARCH, make_class_folders, no_plots, train_quietly as _run  # noqa: F401 (a fixture)
 
-from numpy_cnn.arch import build_model
-from numpy_cnn.checkpoint import load_checkpoint, load_model
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.train.checkpoint import load_checkpoint, load_model
 from numpy_cnn.data import MeanSubtraction, decode_image, to_float, to_network_input
 from numpy_cnn.errors import UserError
-from numpy_cnn.optim import SGD
-from numpy_cnn.train import loop, run
+from numpy_cnn.nn.optim import SGD
+from numpy_cnn.train import loop, trainer as run
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.inference import evaluate_checkpoint, predict_images
-from numpy_cnn.train.run import Interrupted
+from numpy_cnn.train.trainer import Interrupted
 
 TIMING = ("seconds", "data_seconds")
 

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 from train_support import TINY_ARCH, make_class_folders, no_plots, train_quietly as _run  # noqa: F401 (a fixture)
 
-from numpy_cnn import trace
-from numpy_cnn.arch import DEFAULT_ARCH, build_model
-from numpy_cnn.checkpoint import load_checkpoint, load_model
+from numpy_cnn.study import trace
+from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model
+from numpy_cnn.train.checkpoint import load_checkpoint, load_model
 from numpy_cnn.errors import UserError
-from numpy_cnn.models import paper_net
-from numpy_cnn.optim import SGD
+from numpy_cnn.nn.models import paper_net
+from numpy_cnn.nn.optim import SGD
 from numpy_cnn.train import loop
 from numpy_cnn.train.config import TrainConfig
-from numpy_cnn.train.run import Interrupted
+from numpy_cnn.train.trainer import Interrupted
 
 BN_DROP_ARCH = "c4k5-bn-relu-pool4-fc16-bn-relu-drop0.5"
 

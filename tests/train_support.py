@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from numpy_cnn.data import CLASSES
-from numpy_cnn.train import run
+from numpy_cnn.train import trainer as run
 
 # A small net: an epoch of 28 images takes a few milliseconds, so tests can run many.
 TINY_ARCH = "c4k5-relu-pool4-fc16-relu"

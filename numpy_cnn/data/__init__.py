@@ -1,4 +1,7 @@
-"""Data for the experiment: loaders, preprocessing cache, split, augmentation, synthetic faces.
+"""Data for the experiment: loaders, preprocessing cache, split, augmentation.
+
+The generated data (:mod:`numpy_cnn.data.synthetic`) is a subpackage of its own:
+nothing on the loading path imports it.
 
 The trainer needs only a few names::
 
@@ -11,18 +14,15 @@ The trainer needs only a few names::
 Importing this package is cheap: only NumPy and Pillow.
 """
 
-from .augment import augment, hflip, random_horizontal_flip, random_rotation, rotate
-from .classes import CLASSES
-from .dataset import Dataset, load_dataset
-from .decode import decode_image
-from .images import load_images
-from .normalize import MeanSubtraction, to_float, to_network_input
-from .split import stratified_split
-from .synthetic import ensure_synthetic_dataset
-from .synthetic_fer import ensure_synthetic_fer
+from numpy_cnn.data.augment import augment, hflip, random_horizontal_flip, random_rotation, rotate
+from numpy_cnn.data.classes import CLASSES
+from numpy_cnn.data.dataset import Dataset, load_dataset
+from numpy_cnn.data.decode import decode_image
+from numpy_cnn.data.images import load_images
+from numpy_cnn.data.normalize import MeanSubtraction, to_float, to_network_input
+from numpy_cnn.data.split import stratified_split
 
 __all__ = [
-    "CLASSES", "Dataset", "MeanSubtraction", "augment", "decode_image", "ensure_synthetic_dataset",
-    "ensure_synthetic_fer", "hflip", "load_dataset", "load_images", "random_horizontal_flip", "random_rotation",
+    "CLASSES", "Dataset", "MeanSubtraction", "augment", "decode_image", "hflip", "load_dataset", "load_images", "random_horizontal_flip", "random_rotation",
     "rotate", "stratified_split", "to_float", "to_network_input",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._fast import kernels
+from numpy_cnn.nn._fast import kernels
 
 
 def hflip(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_atomically
+from numpy_cnn.atomic import write_atomically
 
 
 def file_fingerprint(paths: Iterable[Path]) -> list[tuple[str, int, int]]:

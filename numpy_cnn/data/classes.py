@@ -6,7 +6,7 @@ index into :data:`CLASSES`.
 
 from __future__ import annotations
 
-from ..errors import UserError
+from numpy_cnn.errors import UserError
 
 CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
 

@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .classes import CLASSES, class_index
-from .fer2013 import read_fer2013_csv, row_names
-from .faces import DetectorSettings
-from .groups import GroupRule
-from .images import load_face_crops, load_images
-from .leakage import pixel_hashes
-from .sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.classes import CLASSES, class_index
+from numpy_cnn.data.fer2013 import read_fer2013_csv, row_names
+from numpy_cnn.data.faces import DetectorSettings
+from numpy_cnn.data.groups import GroupRule
+from numpy_cnn.data.images import load_face_crops, load_images
+from numpy_cnn.data.leakage import pixel_hashes
+from numpy_cnn.data.sources import (Listing, has_subfolders, labelled_test_folder, list_class_folders, list_jaffe,
                       split_folders)
-from .split import group_split, stratified_split
-from .splitfiles import missing_images_error, read_split_file, write_split_file
+from numpy_cnn.data.split import group_split, stratified_split
+from numpy_cnn.data.splitfiles import missing_images_error, read_split_file, write_split_file
 
 TRAIN_SPLIT_FILE = "train.txt"
 TEST_SPLIT_FILE = "test.txt"

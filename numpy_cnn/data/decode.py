@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import UserError
-from .faces import Detection
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.faces import Detection
 
 RESAMPLE = Image.BILINEAR
 REDUCING_GAP = 2.0

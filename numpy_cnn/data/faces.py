@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from numpy_cnn.errors import UserError
 
 INSTALL_HINT = 'pip install -e ".[faces]"'
 Box = tuple[int, int, int, int]  # (left, top, right, bottom)

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
-from .cache import cache_key, file_fingerprint, load_entry, save_entry
-from .classes import class_index
-from .decode import RESAMPLE
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.cache import cache_key, file_fingerprint, load_entry, save_entry
+from numpy_cnn.data.classes import class_index
+from numpy_cnn.data.decode import RESAMPLE
 
 FER_SIZE = 48
 FER_PIXELS = FER_SIZE * FER_SIZE

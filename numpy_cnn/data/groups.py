@@ -34,9 +34,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import UserError
-from .classes import class_index
-from .sources import SPLIT_NAMES
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.classes import class_index
+from numpy_cnn.data.sources import SPLIT_NAMES
 
 # <movie><sep><clip digits><sep><frame digits>; the lazy movie stops at the last two digit runs.
 _SFEW = re.compile(r"^(?P<movie>.+?)[_\- ]+(?P<clip>\d+)[_\- ]+(?P<frame>\d+)$")

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_key, file_fingerprint, load_entry, save_entry
-from .decode import DECODE_VERSION, REDUCING_GAP, RESAMPLE, UnreadableImage, decode_face, decode_image
-from .faces import DetectorSettings, FaceDetector, require_cv2
-from .unreadable import unreadable_images_error
+from numpy_cnn.data.cache import cache_key, file_fingerprint, load_entry, save_entry
+from numpy_cnn.data.decode import DECODE_VERSION, REDUCING_GAP, RESAMPLE, UnreadableImage, decode_face, decode_image
+from numpy_cnn.data.faces import DetectorSettings, FaceDetector, require_cv2
+from numpy_cnn.data.unreadable import unreadable_images_error
 
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 200

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .groups import GroupRule, known_scheme
+from numpy_cnn.data.groups import GroupRule, known_scheme
 
 
 def pixel_hashes(x: np.ndarray) -> list[bytes]:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .classes import CLASSES, class_index
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.classes import CLASSES, class_index
 
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 _TRAIN_NAMES = ("train",)

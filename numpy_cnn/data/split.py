@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
-from .classes import CLASSES
+from numpy_cnn.errors import UserError
+from numpy_cnn.data.classes import CLASSES
 
 
 def stratified_split(

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .atomic import write_atomically
-from .classes import CLASSES, parse_label
-from .sources import Listing
-from .unreadable import name_some
+from numpy_cnn.errors import UserError
+from numpy_cnn.atomic import write_atomically
+from numpy_cnn.data.classes import CLASSES, parse_label
+from numpy_cnn.data.sources import Listing
+from numpy_cnn.data.unreadable import name_some
 
 GROUPS_FILE = "groups.txt"
 

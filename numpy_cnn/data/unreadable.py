@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import UserError
-from .atomic import write_atomically
+from numpy_cnn.errors import UserError
+from numpy_cnn.atomic import write_atomically
 
 MAX_NAMED = 5
 LIST_FILE = "unreadable-images.txt"

@@ -1,6 +1,6 @@
 """Adam and AdamW in numba: every parameter in one call, one pass over each.
 
-The readable rule is :meth:`numpy_cnn.optim.Adam.step` with
+The readable rule is :meth:`numpy_cnn.nn.optim.Adam.step` with
 ``method="reference"``. For one parameter (seen flat), at its step ``t``::
 
     p = p * (1 - lr * weight_decay)       AdamW (decoupled); Adam instead: g = g + weight_decay * p

@@ -1,6 +1,6 @@
 """BatchNorm in training mode, in numba: the statistics and the closed-form backward, per channel.
 
-The readable versions are :class:`numpy_cnn.layers.BatchNorm2d` with
+The readable versions are :class:`numpy_cnn.nn.layers.BatchNorm2d` with
 ``method="reference"`` (the graph, node by node) and ``"compact"`` (the
 closed form in NumPy). Both see the input as ``(N, C, M)`` (``M = H*W``, or 1
 for BatchNorm1d); so do these kernels. For each channel ``c`` over its

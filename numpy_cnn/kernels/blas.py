@@ -28,7 +28,7 @@ code calls those names as external functions. Calling the ctypes functions
 themselves would work too, but numba then bakes their addresses into the
 machine code and will not cache it on disk; a name is resolved each time
 the cached code is loaded. (OpenBLAS runs each call on the calling thread
-only: :mod:`numpy_cnn.process_env` sets ``OPENBLAS_NUM_THREADS=1``.)
+only: :mod:`numpy_cnn.cli.process_env` sets ``OPENBLAS_NUM_THREADS=1``.)
 
 Where NumPy has no such library (a build against MKL or Accelerate, say),
 the names point at :func:`_gemm_loops` instead, a plain triple loop compiled

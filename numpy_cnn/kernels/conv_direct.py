@@ -183,9 +183,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from numpy_cnn.im2col import conv_output_size
-from numpy_cnn.kernels._args import pair
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
+from numpy_cnn.shapes import conv_output_size, pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size"]
 
@@ -590,8 +589,8 @@ def _check(x, w, stride, padding):
         raise ValueError(f"conv2d: x has {x.shape[1]} channels but w{w.shape} expects {w.shape[1]}")
     if x.dtype != w.dtype or x.dtype not in (np.float32, np.float64):
         raise ValueError(f"conv2d wants x and w of one dtype, float32 or float64; got {x.dtype} and {w.dtype}")
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
+    sh, sw = pair(stride, "stride", "conv2d")
+    ph, pw = pair(padding, "padding", "conv2d", minimum=0)
     if sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ValueError(f"conv2d wants stride >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     H, W = x.shape[2], x.shape[3]

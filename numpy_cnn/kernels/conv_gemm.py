@@ -1,6 +1,6 @@
 """im2col + GEMM convolution in cache-sized chunks, channels last: any kernel, stride and padding.
 
-The algorithm is the textbook one of :mod:`numpy_cnn.im2col` (read that
+The algorithm is the textbook one of :mod:`numpy_cnn.nn.im2col` (read that
 first); only the layout and the order of work differ. For a chunk of images,
 with ``P = H'*W'`` output positions per image and ``K = kH*kW*C``::
 

@@ -1,6 +1,6 @@
 """Softmax cross-entropy in numba: one pass per row instead of a dozen NumPy calls.
 
-The readable version is :func:`numpy_cnn.loss.cross_entropy` with
+The readable version is :func:`numpy_cnn.nn.loss.cross_entropy` with
 ``method="reference"``. For logits z (N, K) and targets t (N,)::
 
     m_n    = max_k z[n, k]                      (log-sum-exp trick: exp never overflows)

@@ -32,7 +32,7 @@ much); every other window and stride uses the general pair.
 import numpy as np
 from numba import prange
 
-from numpy_cnn.kernels._args import pair
+from numpy_cnn.shapes import pair
 from numpy_cnn.kernels._jit import CONTRACT, jit
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype"]
@@ -159,7 +159,7 @@ def pool_output_size(size, k, stride):
 
 def argmax_dtype(kernel_size):
     """The dtype maxpool2d_forward uses for argmax: int8 if the window has <= 127 positions, else int32."""
-    kH, kW = pair(kernel_size, "kernel_size", minimum=1)
+    kH, kW = pair(kernel_size, "kernel_size", "maxpool2d")
     return np.dtype(np.int8) if kH * kW <= 127 else np.dtype(np.int32)
 
 
@@ -183,8 +183,8 @@ def maxpool2d_forward(x, kernel_size, stride=None, relu=False):
     x = np.ascontiguousarray(x)
     if x.ndim != 4:
         raise ValueError(f"maxpool2d wants x of shape (N, C, H, W), got {x.shape}")
-    kH, kW = pair(kernel_size, "kernel_size", minimum=1)
-    sH, sW = pair(kernel_size if stride is None else stride, "stride", minimum=1)
+    kH, kW = pair(kernel_size, "kernel_size", "maxpool2d")
+    sH, sW = pair(kernel_size if stride is None else stride, "stride", "maxpool2d")
     N, C, H, W = x.shape
     if H < kH or W < kW:
         raise ValueError(f"maxpool2d: window {kH}x{kW} is larger than the input {H}x{W}")
@@ -205,8 +205,8 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kernel_size, stride=None):
     with overlapping windows the contributions add up; an argmax of -1 (from
     ``relu=True``) sends nothing. Returns a new array.
     """
-    kH, kW = pair(kernel_size, "kernel_size", minimum=1)
-    sH, sW = pair(kernel_size if stride is None else stride, "stride", minimum=1)
+    kH, kW = pair(kernel_size, "kernel_size", "maxpool2d")
+    sH, sW = pair(kernel_size if stride is None else stride, "stride", "maxpool2d")
     N, C, H, W = x_shape
     out_shape = (N, C, pool_output_size(H, kH, sH), pool_output_size(W, kW, sW))
     grad_y = np.ascontiguousarray(grad_y)

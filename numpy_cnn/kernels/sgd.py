@@ -1,6 +1,6 @@
 """SGD with momentum in numba: every parameter in one call, one pass over each.
 
-The readable rule is :meth:`numpy_cnn.optim.SGD.step` with
+The readable rule is :meth:`numpy_cnn.nn.optim.SGD.step` with
 ``method="reference"``. For one parameter of any shape (seen flat)::
 
     d   = g + weight_decay * p

@@ -5,7 +5,7 @@ The Winograd and im2col kernels run their chunks of a batch in numba
 them (:mod:`numpy_cnn.kernels.blas`); so they use numba's thread count,
 like every other loop here (``numba.set_num_threads`` sets it). The trainer,
 tests and benchmarks set ``OPENBLAS_NUM_THREADS=1`` before NumPy loads
-(:mod:`numpy_cnn.process_env`): each of those threads runs its own GEMMs,
+(:mod:`numpy_cnn.cli.process_env`): each of those threads runs its own GEMMs,
 and OpenBLAS threads of its own would only compete with them.
 
 A thread is worth waking only for enough work: one per WORK_PER_THREAD

@@ -2,11 +2,15 @@
 
 One idea per file:
 
-* :mod:`.config` -- the hyper-parameters of a run, and their checks
+* :mod:`.config` -- the settings of a run, and every check on them
 * :mod:`.loop` -- one epoch of SGD, and batched evaluation (the hot path)
-* :mod:`.run` -- a whole run: data, model, epochs, checkpoints, resume, Ctrl-C
-* :mod:`.rundata` -- which images a run uses, and finding the same ones again
-* :mod:`.rundir` -- the files of a run directory (metrics, Table 1, results, plots)
+* :mod:`.trainer` -- a whole run: data, model, epochs, checkpoints, resume, Ctrl-C
+* :mod:`.run_split` -- which images a run uses, and finding the same ones again
+* :mod:`.run_files` -- the files of a run directory (metrics, Table 1, results, plots)
+* :mod:`.checkpoint` -- saving and loading a run's weights, optimizer state and settings
+* :mod:`.metrics` -- Table 1, the confusion matrix and confidence intervals
+* :mod:`.finetune` -- ``--init-from`` and ``--freeze``
+* :mod:`.kfold` -- K-fold cross-validation: a loop around :func:`.trainer.train`
 * :mod:`.progress` -- the one line printed per epoch
 * :mod:`.inference` -- evaluate a checkpoint on a dataset, predict single images
 """

@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..arch import DEFAULT_ARCH, build_model, check_arch
-from ..data import CLASSES
-from ..data.faces import DetectorSettings, require_cv2
-from ..data.groups import check_rule
-from ..errors import UserError
-from ..optim import DEFAULTS
-from .finetune import check_freeze
+from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model, check_arch
+from numpy_cnn.data import CLASSES
+from numpy_cnn.data.faces import DetectorSettings, require_cv2
+from numpy_cnn.data.groups import check_rule
+from numpy_cnn.errors import UserError
+from numpy_cnn.nn.optim import DEFAULTS
+from numpy_cnn.train.finetune import check_freeze
 
 MEAN_MODES = ("scalar", "pixel")
 NO_FACE_POLICIES = ("keep", "drop")   # a frame without a face: trained on whole, or left out

@@ -44,18 +44,14 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch import build_model
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..errors import UserError
-from ..module import Sequential
-from .rundir import CHECKPOINT
-
-if TYPE_CHECKING:
-    from .config import TrainConfig
+from numpy_cnn.nn.arch import build_model
+from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint
+from numpy_cnn.errors import UserError
+from numpy_cnn.nn.module import Sequential
+from numpy_cnn.train.run_files import CHECKPOINT
 
 
 # -- --freeze ----------------------------------------------------------------
@@ -201,28 +197,30 @@ def _shapes(params: Iterable[tuple[str, np.ndarray]]) -> str:
 
 # -- the trainer's one call ----------------------------------------------------
 
-def prepare(model: Sequential, config: "TrainConfig", ckpt: Checkpoint | None,
+def prepare(model: Sequential, init_from_path: str | None, freeze_names: str | None, ckpt: Checkpoint | None,
             log: Callable[[str], None]) -> dict | None:
     """Apply ``--init-from`` (a new run only) and ``--freeze`` to the freshly built ``model``.
 
-    ``ckpt`` is the run's own checkpoint when it is resumed: its weights are
-    already loaded, and its stored provenance is returned. Returns where the
-    starting weights came from (see :func:`init_from`), or ``None``.
+    ``init_from_path`` and ``freeze_names`` are the run's ``init_from`` and
+    ``freeze`` settings (``"conv1,conv2"``), or ``None``. ``ckpt`` is the run's
+    own checkpoint when it is resumed: its weights are already loaded, and its
+    stored provenance is returned. Returns where the starting weights came
+    from (see :func:`init_from`), or ``None``.
     """
     if ckpt is not None:
         origin = ckpt.meta.get("init_from")
-    elif config.init_from:
-        origin = init_from(model, config.init_from)
+    elif init_from_path:
+        origin = init_from(model, init_from_path)
         log(f"init: weights of {origin['path']} ({_described(origin)})")
     else:
         origin = None
-    if config.freeze:
-        freeze(model, config.freeze.split(","))
+    if freeze_names:
+        freeze(model, freeze_names.split(","))
         fixed = sum(p.data.size for p in model.parameters() if not p.requires_grad)
         total = sum(p.data.size for p in model.parameters())
-        log(f"freeze: {config.freeze} ({fixed:,} of {total:,} parameters fixed)")
-        if not config.init_from and ckpt is None:
-            log(f"warning: --freeze without --init-from keeps {config.freeze} at their random initial weights")
+        log(f"freeze: {freeze_names} ({fixed:,} of {total:,} parameters fixed)")
+        if not init_from_path and ckpt is None:
+            log(f"warning: --freeze without --init-from keeps {freeze_names} at their random initial weights")
     return origin
 
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_model, require_training_meta
-from ..data import MeanSubtraction, load_dataset, to_float
-from ..data.images import load_image
-from ..data.dataset import TEST_SPLIT_FILE
-from ..errors import UserError
-from ..loss import softmax
-from ..metrics import confusion_matrix, per_class_table
-from .config import TrainConfig, detector_settings_of
-from .loop import network_input, predict_logits
-from .rundata import apply_no_face, load_run_data
+from numpy_cnn.train.checkpoint import load_model, require_training_meta
+from numpy_cnn.data import MeanSubtraction, load_dataset, to_float
+from numpy_cnn.data.images import load_image
+from numpy_cnn.data.dataset import TEST_SPLIT_FILE
+from numpy_cnn.errors import UserError
+from numpy_cnn.nn.loss import softmax
+from numpy_cnn.train.metrics import confusion_matrix, per_class_table
+from numpy_cnn.train.config import TrainConfig, detector_settings_of
+from numpy_cnn.train.loop import network_input, predict_logits
+from numpy_cnn.train.run_split import apply_no_face, load_run_data
 
 
 def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
@@ -78,7 +78,7 @@ def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list
 
 def _refuse_cv_run(path: Path) -> None:
     """A K-fold run's top folder holds K models, not one: say which to use."""
-    from .kfold import CV_RESULTS, is_cv_run
+    from numpy_cnn.train.kfold import CV_RESULTS, is_cv_run
 
     if path.is_dir() and is_cv_run(path):
         raise UserError(f"{path}: a cross-validation run holds one model per fold; pass {path / 'fold1'} "

@@ -34,21 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import CLASSES
-from ..data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
-from ..data.faces import face_report
-from ..data.groups import GroupRule
-from ..data.leakage import leakage_line
-from ..data.sources import Listing
-from ..data.split import stratified_folds
-from ..data.splitfiles import GROUPS_FILE, write_split_file
-from ..errors import UserError
-from ..metrics import format_table1, per_class_table, percent_range, t_interval
-from ..plots import plot_face_sheet
-from .config import TrainConfig
-from .rundata import data_path
-from .rundir import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
-from .run import Interrupted, train
+from numpy_cnn.data import CLASSES
+from numpy_cnn.data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
+from numpy_cnn.data.faces import face_report
+from numpy_cnn.data.groups import GroupRule
+from numpy_cnn.data.leakage import leakage_line
+from numpy_cnn.data.sources import Listing
+from numpy_cnn.data.split import stratified_folds
+from numpy_cnn.data.splitfiles import GROUPS_FILE, write_split_file
+from numpy_cnn.errors import UserError
+from numpy_cnn.train.metrics import format_table1, per_class_table, percent_range, t_interval
+from numpy_cnn.study.plots import plot_face_sheet
+from numpy_cnn.train.config import TrainConfig
+from numpy_cnn.train.run_split import data_path
+from numpy_cnn.train.run_files import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
+from numpy_cnn.train.trainer import Interrupted, train
 
 CV_STATE = "cv.json"
 CV_RESULTS = "cv_results.json"
@@ -210,7 +210,7 @@ def _pooled_leakage(folds: list[dict]) -> dict:
 
 
 def _plot_pooled(out: Path, confusion: np.ndarray, k: int) -> None:
-    from ..plots import plot_confusion   # matplotlib loads only now
+    from numpy_cnn.study.plots import plot_confusion   # matplotlib loads only now
 
     plot_confusion(out / CV_CONFUSION, confusion, CLASSES, f"Pooled test confusion matrix, {k} folds")
 

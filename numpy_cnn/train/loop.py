@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import MeanSubtraction, to_float, to_network_input
-from ..data.augment import draw_flips_and_angles, flip_rotate
-from .. import loss as losses   # the background compile calls it by module: a test may patch ours
-from ..loss import cross_entropy
-from ..module import Module
-from ..optim import Optimizer
+from numpy_cnn.data import MeanSubtraction, to_float, to_network_input
+from numpy_cnn.data.augment import draw_flips_and_angles, flip_rotate
+from numpy_cnn.nn import loss as losses   # the background compile calls it by module: a test may patch ours
+from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.module import Module
+from numpy_cnn.nn.optim import Optimizer
 
 AUGMENT_CHUNK = 64
 BLOCK_IMAGES = 512

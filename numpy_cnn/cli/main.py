@@ -1,0 +1,348 @@
+"""The command line of ``train_numpy.py``: train (the default), evaluate, predict,
+and the study tools summary, trace and visualize.
+
+Commands live in :data:`COMMANDS`, a table from name to :class:`Command`
+(its help line, its arguments, its function). ``python train_numpy.py NAME
+...`` runs the command NAME; anything else is a training run. A new command
+(``summary``, ``trace``, ...) is one more :func:`register` call; the training
+code does not change.
+
+A user's mistake never shows a traceback: :func:`main` prints the one-line
+:class:`UserError` message on stderr and returns 2. So does Ctrl-C, after
+training has saved what it can, and so do a bad flag (one line, not
+argparse's whole usage), a file system that refuses a write (full disk,
+permissions) and running out of memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NoReturn
+
+from numpy_cnn.cli import data as data_cli, study as study_cli
+from numpy_cnn.errors import UserError
+from numpy_cnn.cli.paths import CACHE, RUNS, nonempty_path
+
+PROG = "train_numpy.py"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` declares its flags, ``run(args, home)`` does it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Path], int]
+
+
+COMMANDS: dict[str, Command] = {}
+DEFAULT_COMMAND = "train"
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator: ``@register("summary", "...", add_summary_args)`` on ``def run(args, home) -> int``."""
+    def decorate(run: Callable[[argparse.Namespace, Path], int]):
+        COMMANDS[name] = Command(help, add_arguments, run)
+        return run
+    return decorate
+
+
+def default_home() -> Path:
+    """The folder holding ``train_numpy.py`` (the repository): defaults live under it, not the cwd."""
+    return Path(__file__).resolve().parents[2]
+
+
+def main(argv: Sequence[str] | None = None, home: Path | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status.
+
+    ``home`` is the folder that holds ``data/`` and ``runs/`` by default.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    home = default_home() if home is None else Path(home)
+    name = argv.pop(0) if argv and argv[0] in COMMANDS else DEFAULT_COMMAND
+    parser = _parser(name)
+    args = parser.parse_args(argv)   # a bad flag exits 2 with one line (see _Parser.error)
+    try:
+        return COMMANDS[name].run(args, home)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader of the output went away (``| head``): stop quietly, as other tools do,
+        # and keep Python's final flush of stdout from failing too.
+        _silence_stdout()
+        return 1
+    except OSError as exc:
+        # The file system refused (full disk, permissions, a file where a folder should be).
+        # Every path we write is named in exc.filename, which is what the user needs.
+        what = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {what}{exc.strerror or exc}; check the path, its permissions "
+              "and the free disk space", file=sys.stderr)
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; use a smaller --arch or --batch-size, or less data",
+              file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):   # not a real file (tests capture stdout): nothing to flush
+        pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a mistake prints one line, not the usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _parser(name: str) -> argparse.ArgumentParser:
+    command = COMMANDS[name]
+    if name == DEFAULT_COMMAND:
+        others = "\n".join(f"  {n:<10} {c.help}" for n, c in COMMANDS.items() if n != name)
+        parser = _Parser(
+            prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f"{command.help}\n\nother commands (python {PROG} COMMAND --help):\n{others}")
+    else:
+        parser = _Parser(prog=f"{PROG} {name}", description=command.help)
+    command.add_arguments(parser)
+    return parser
+
+
+# -- train -----------------------------------------------------------------
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from numpy_cnn.nn.optim import DEFAULTS
+    from numpy_cnn.train.config import TrainConfig as C
+
+    # Hyper-parameters default to None so a resumed run can tell what was given explicitly.
+    add = parser.add_argument
+    add("--data", type=nonempty_path, help="dataset folder or FER2013 .csv (default: the generated "
+        "synthetic set in data/synthetic_sfew, made on first use)")
+    add("--test-data", type=nonempty_path, help="a separate test set (folder or .csv), used whole")
+    add("--epochs", type=int, help=f"epochs to train to (default {C.epochs})")
+    per_optimizer = {key: ", ".join(f"{name} {d[k]}" for name, d in DEFAULTS.items())
+                     for k, key in ((1, "lr"), (2, "wd"))}   # DEFAULTS: name -> (class, lr, wd)
+    add("--optimizer", choices=tuple(DEFAULTS), help=f"sgd (the paper's), adam or adamw (default {C.optimizer})")
+    add("--lr", type=float, help=f"learning rate (default per optimizer: {per_optimizer['lr']})")
+    add("--momentum", type=float, help=f"SGD momentum (default {C.momentum}; Adam uses betas 0.9, 0.999)")
+    add("--weight-decay", type=float, help="weight decay: L2 in the gradient for sgd and adam, decoupled "
+        f"for adamw (default per optimizer: {per_optimizer['wd']})")
+    add("--batch-size", type=int, help=f"images per SGD step (default {C.batch_size})")
+    add("--seed", type=int, help=f"seed of the split, the weights and the batches (default {C.seed})")
+    add("--rotation", type=float, help=f"max random rotation in degrees (default {C.rotation})")
+    add("--no-augment", dest="augment", action="store_const", const=False,
+        help="no random flips and rotations")
+    add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
+        f"or per pixel (default {C.mean})")
+    add("--arch", help=f"network spec (default {C.arch})")
+    add("--split-dir", type=nonempty_path, help="folder holding train.txt/test.txt for --reuse-split "
+        "(default: the run directory)")
+    add("--reuse-split", action="store_const", const=True,
+        help="train on the split in train.txt/test.txt instead of a new random one")
+    add("--out", type=nonempty_path, help="run directory (default runs/<timestamp>)")
+    add("--resume", type=nonempty_path, metavar="DIR", help="continue the run in DIR (same settings; "
+        "--epochs may raise the target)")
+    add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
+    add("--quiet", action="store_true", help="no progress line per epoch")
+    # Honest evaluation: group-disjoint splits and K-fold cross-validation (numpy_cnn/train/kfold.py).
+    add("--group-by", metavar="RULE", help="keep each group on one side of the split: clip, movie (SFEW "
+        "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
+    add("--folds", type=int, metavar="K", help="stratified K-fold cross-validation: fold1/ ... foldK/ "
+        "and cv_results.json (group-aware with --group-by)")
+    add("--init-from", type=nonempty_path, metavar="RUN", help="fine-tune: start from the weights of this "
+        "run (folder or checkpoint.npz); the networks must match")
+    add("--freeze", metavar="LAYERS", help="keep these layers fixed, e.g. conv1,conv2 (names as in summary)")
+    # The paper's own proposed fix: put the face in the centre (numpy_cnn/data/faces.py, the [faces] extra).
+    add("--crop-faces", action="store_const", const=True, help="find the face in every image (OpenCV's "
+        "Viola-Jones detector, on the full-resolution frame) and train on a square crop around it; "
+        'needs pip install -e ".[faces]"')
+    add("--no-face", choices=("keep", "drop"), help="with --crop-faces, a frame without a face is kept "
+        "whole or dropped (default keep)")
+
+
+# TrainConfig fields given as paths: stored absolute.
+_PATH_FIELDS = ("data", "test_data", "split_dir", "init_from")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from numpy_cnn.train.config import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if given.get("crop_faces"):   # the flag means the detector's default settings, stored in full
+        from numpy_cnn.data.faces import DetectorSettings
+
+        given["crop_faces"] = asdict(DetectorSettings())
+    for key in _PATH_FIELDS:   # absolute, so resuming from another folder finds them
+        if key in given:
+            given[key] = str(Path(given[key]).resolve())
+    return given
+
+
+def _resume_config(out: Path, given: dict):
+    """The stored settings of the run in ``out``, with ``--epochs`` raised if given.
+
+    Any other training flag that differs from the stored value is an error: a
+    resumed run continues the same experiment. The one exception is a data
+    path (``--data``, ``--test-data``) whose stored folder is gone: the data
+    moved, and the run checks that its training images are still the same.
+    """
+    from numpy_cnn.train.checkpoint import load_checkpoint, require_training_meta
+    from numpy_cnn.train.config import TrainConfig
+    from numpy_cnn.train.run_split import moved_data
+    from numpy_cnn.train.run_files import CHECKPOINT
+
+    from numpy_cnn.train.kfold import is_cv_run, stored_cv_config
+
+    if is_cv_run(out):   # a K-fold run: its folds may have trained up to the stored target
+        stored = stored_cv_config(out)
+        done = stored.epochs
+    else:
+        if not (out / CHECKPOINT).is_file():
+            raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
+                            "start a new run with --out")
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
+        stored, done = TrainConfig.from_json(ckpt.meta["config"]), ckpt.meta["epoch"]
+    if given.get("epochs", done) < done:
+        raise UserError(f"{out} has already trained {done} epochs; --epochs must be at least that")
+    allowed = {"epochs", *moved_data(stored)}
+    changed = [_describe_change(k, v, getattr(stored, k)) for k, v in given.items()
+               if k not in allowed and v != getattr(stored, k)]
+    if changed:
+        raise UserError(f"--resume continues the same run, but {'; '.join(changed)}; "
+                        "drop those flags or start a new run with --out")
+    return TrainConfig(**{**stored.to_json(), **{k: v for k, v in given.items() if k in allowed}})
+
+
+def _describe_change(key: str, given: object, stored: object) -> str:
+    """``--lr 0.5 (the run used 0.001)``; on/off flags by the flag the user typed."""
+    if key == "augment":
+        return "--no-augment (the run used augmentation)"
+    if key == "reuse_split":
+        return "--reuse-split (the run made its own split)"
+    if key == "crop_faces":
+        return ("--crop-faces (the run used whole frames)" if stored is None
+                else f"--crop-faces (the run used other detector settings: {stored})")
+    return f"--{key.replace('_', '-')} {given} (the run used {stored})"
+
+
+def _new_run_dir(home: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = home / RUNS / stamp, 1
+    while out.exists():
+        n += 1
+        out = home / RUNS / f"{stamp}-{n}"
+    return out
+
+
+@register("train", "Train the paper's network (data, split, augmentation, SGD) and print Table 1.",
+          _train_arguments)
+def run_train(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.train.metrics import format_table1
+    from numpy_cnn.train.config import TrainConfig
+    from numpy_cnn.train.trainer import train
+    from numpy_cnn.train.run_files import CHECKPOINT
+
+    given = _config_from_args(args)
+    if given.get("optimizer", "sgd") != "sgd" and "momentum" in given:
+        raise UserError(f"--momentum is SGD's; {given['optimizer']} keeps its own moving averages "
+                        "(betas 0.9, 0.999): drop --momentum")
+    if args.split_dir and not args.reuse_split:   # else it is ignored and a new random split is made
+        raise UserError(f"--split-dir {args.split_dir} is read only with --reuse-split; add --reuse-split "
+                        "to train on its train.txt/test.txt, or drop --split-dir")
+    if args.resume:
+        # evaluate and predict take a run directory or its checkpoint.npz; so does --resume.
+        out = args.resume.parent if args.resume.name == CHECKPOINT and args.resume.is_file() else args.resume
+        if args.out and args.out.resolve() != out.resolve():
+            raise UserError("give either --out (a new run) or --resume DIR (continue one), not both")
+        config = _resume_config(out, given)
+    else:
+        out = args.out or _new_run_dir(home)
+        config = TrainConfig(**given)
+    cache_dir = args.cache_dir or home / CACHE
+    log = None if args.quiet else (lambda line: print(line, flush=True))
+    if config.folds:
+        return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
+    results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
+    data = results["data"]
+    print(f"\nTable 1: test set after {results['epochs']} epochs "
+          f"({data['source']}, {data['n_test']} images)\n")
+    print(format_table1(results["table1"]))
+    print(f"run directory: {out}")
+    return 0
+
+
+def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool, log) -> int:
+    """``--folds K``: the K runs, then the pooled Table 1 and ``mean ± SD (95% CI lo–hi)``."""
+    from numpy_cnn.train.metrics import format_table1
+    from numpy_cnn.train.kfold import cross_validate
+
+    cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
+    print(f"\nTable 1: {config.folds} test folds pooled after {config.epochs} epochs "
+          f"({cv['table1'][-1]['total']} images, each tested once)\n")
+    print(format_table1(cv["table1"]))
+    print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))
+    print(cv["summary"])
+    print(f"run directory: {out}")
+    return 0
+
+
+# -- evaluate --------------------------------------------------------------
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("--data", type=nonempty_path, help="evaluate on this dataset's test part "
+                        "(default: the run's own test split)")
+    parser.add_argument("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
+
+
+@register("evaluate", "Run a checkpoint on a test set and print Table 1.", _evaluate_arguments)
+def run_evaluate(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.train.metrics import format_table1
+    from numpy_cnn.train.inference import evaluate_checkpoint
+
+    rows, _, what = evaluate_checkpoint(args.checkpoint, data=args.data, home=home,
+                                        cache_dir=args.cache_dir or home / CACHE)
+    print(f"Table 1: {args.checkpoint} on {what}\n")
+    print(format_table1(rows))
+    return 0
+
+
+# -- predict ---------------------------------------------------------------
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("images", type=nonempty_path, nargs="+", metavar="IMAGE")
+
+
+@register("predict", "Print the most likely expression and all class probabilities per image.",
+          _predict_arguments)
+def run_predict(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.train.inference import predict_images
+
+    probabilities, classes, found = predict_images(args.checkpoint, args.images)
+    for image, p, face in zip(args.images, probabilities, found):
+        top = int(p.argmax())
+        spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
+        note = "   (no face found: the whole image was used)" if face is False else ""
+        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{note}")
+    return 0
+
+
+# -- study tools (numpy_cnn/cli/study.py) ----------------------------------
+
+register("summary", study_cli.SUMMARY_HELP, study_cli.add_summary_arguments)(study_cli.run_summary)
+register("trace", study_cli.TRACE_HELP, study_cli.add_trace_arguments)(study_cli.run_trace)
+register("visualize", study_cli.VISUALIZE_HELP, study_cli.add_visualize_arguments)(study_cli.run_visualize)
+register("make-data", data_cli.MAKE_DATA_HELP, data_cli.add_make_data_arguments)(data_cli.run_make_data)
