@@ -14,15 +14,12 @@ is only set if it is not set already, so your own choice wins.
   (GNU libgomp) spin for a while before they sleep, so the next loop starts
   at once; by default 300,000 times, milliseconds here. A Winograd or im2col
   layer that follows runs its second thread on a core a worker is still
-  spinning on. With 30,000, one epoch of the README's ``--arch`` network of
-  3x3 layers at batch 64 took 0.19 s instead of 0.25-0.28 s (2 threads, Zen 4);
-  batch 4 and the paper's network kept their times (at 3,000 the paper's
-  network lost 10%, its many short loops waiting to wake the workers).
-  libgomp reads it when numba first starts its threads. PyTorch's timings
-  were the same either way. (Since the GEMM kernels run on numba's own
-  threads, :mod:`numpy_cnn.kernels.blas`, it matters less: that network's
-  epoch against PyTorch's was 0.62-0.68 at batch 4 and 64 with 3,000, 30,000
-  and 300,000 alike, the run-to-run spread larger than the settings'.)
+  spinning on. 30,000 sped up a network of 3x3 layers and left the paper's
+  network as it was; far fewer spins made the paper's many short loops wait
+  to wake the workers. libgomp reads it when numba first starts its threads.
+  Since the GEMM kernels run on numba's own threads
+  (:mod:`numpy_cnn.kernels.blas`) it matters less (measurements:
+  ``docs/performance.md``, "Thread settings of the process").
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ model sets the tuning flag ``prefer-256-bit``: its vectoriser then uses
 256-bit ``ymm`` registers although 512-bit ``zmm`` ones exist, to spare the
 clock drop that 512-bit code once cost. Our hot loops are long runs of FMAs
 on contiguous float32, the case 512-bit units are built for: on a 2-core
-Xeon (Emerald Rapids, two FMA units) turning the flag off made conv2's
-forward pass 1.9x faster (1.64 -> 0.87 ms at batch 64) and a training epoch
-0.54 -> 0.42 of PyTorch's time. AMD's Zen 4 has no such flag, so there the
-change does nothing. Without AVX-512 the flag has nothing to choose between.
+Xeon (Emerald Rapids) turning the flag off made conv2's forward pass 1.9x
+faster (``docs/performance.md``, "512-bit vectors on AVX-512 CPUs"). AMD's
+Zen 4 has no such flag, so there the change does nothing. Without AVX-512
+the flag has nothing to choose between.
 
 How, and why this way
 ---------------------

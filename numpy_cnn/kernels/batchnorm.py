@@ -19,7 +19,8 @@ whatever the batch size; ``REDUCE`` lets LLVM vectorise them.
 Loop layout: channels outermost, then images, then the ``M`` contiguous
 positions of one image's channel. Serial: ``prange`` over the 6 or 16
 channels made the epoch slower on the loaded 2-core machine (thread start-up
-beside tiny per-channel work), measured at batch 4 and 64.
+beside tiny per-channel work), measured at batch 4 and 64 (see
+``docs/performance.md``, "BatchNorm").
 """
 
 import numpy as np

@@ -9,14 +9,11 @@ Why
 ---
 Winograd and im2col are built on GEMMs. Called from Python, each thread of
 a batch needs a Python thread (``np.matmul`` cannot run inside numba), and
-handing work to one and waiting for it costs ~50 us on the 2-core VM these
-kernels were tuned on, plus a wait for the GIL after every call. A layer at
-batch 4 is 100-500 us of work, so there two threads ran no faster than one
-while PyTorch's (OpenMP) ran 1.3-1.6x faster. Called from inside a numba
-``prange`` loop, a GEMM runs on numba's OpenMP threads like any other loop:
-16 GEMMs of 144x64 @ 64x64 (Winograd at batch 4, 64 channels, 12x12) took
-169 us on one thread and 86 us on two this way. (That layer's whole forward
-had taken 0.29 ms on one thread and 0.35 ms on two Python threads.)
+handing work to one, waiting for it and for the GIL cost about as much as a
+layer's whole GEMM work at batch 4: there two threads ran no faster than
+one. Called from inside a numba ``prange`` loop, a GEMM runs on numba's
+OpenMP threads like any other loop, and two threads nearly halve its time
+(measurements: ``docs/performance.md``, "GEMMs on numba's threads").
 
 How
 ---

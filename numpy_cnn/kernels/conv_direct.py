@@ -86,92 +86,48 @@ The backward pass reuses the same loops on the same layout:
 
 Loop layout, and why
 --------------------
-Figures: the 2-core Zen 4 (AVX-512, 2 MB L2 per core), float32, one thread,
-CPU time, batch 64 unless said, against the code before each change.
+The rules below were each measured against the code before them; the
+figures, and what was tried and dropped, are in ``docs/performance.md``,
+section "Direct convolution".
 
 * Chunks (``chunk_starts``). ``prange`` over chunks of images (forward) or
   over one run of chunks per thread (backward, so each thread sums its own
   dw and no two threads write to the same memory; the parts are reduced
-  with one NumPy sum). The rule: an unpadded image wider than 16 columns is
-  its own chunk; otherwise as many images as keep a chunk's buffers within
-  CHUNK_BYTES (512 KB, a quarter of L2), at most N/threads so every thread
-  has work. Measured forward / backward (ms), one image per chunk against
-  stacked chunks: 3x3 padding 1, 3->16, 12x12: 0.30 / 0.31 -> 0.18 / 0.21;
-  24x24: 0.62 / 0.67 -> 0.55 / 0.60; 48x48: even (2.1 / 2.2), but a whole
-  batch of 48x48 images in one chunk (no CHUNK_BYTES) was 50% slower
-  forward (out of L2). Unpadded, stacking one under another adds kH-1
-  dropped rows per image and loses: the paper's conv2 (22x22, 5x5) forward
-  1.54 ms alone, 1.66 in chunks of 4, 1.94 in chunks of 16; conv1 1.47 ->
-  1.67. Below 16 columns it wins even unpadded (6->16, 12x12, 5x5: 0.64 ->
-  0.52-0.56). Above, three of conv2's images side by side (no dropped rows,
-  passes of 1,188 instead of 392): forward 1.58 -> 1.43 ms (one thread),
-  0.81 -> 0.72 ms (two). The forward's sums keep their order, so its
-  numbers are the same to the last bit. The backward stays one image per
-  chunk although side by side ran it 3.50 -> 3.01 ms: its dw dot products
-  would sum in another order, and every trained network's weights change
-  in the last bits (the README's results with them).
-  Together with the four-channel passes below, against a padded copy per
-  image (the code before): forward / forward+backward 0.70 / 0.67 of the
-  time at 12x12 (batch 64), 0.75 / 0.67 at 24x24, 0.80 / 0.74 at 48x48.
-  The paper's layers (unpadded, one image per chunk, as before) keep their
-  speed: forward 1.00-1.02 of the time, forward+backward 0.93-1.02.
+  with one NumPy sum). The rule: an unpadded image wider than 16 columns
+  goes in a chunk of :func:`images_across` images side by side; otherwise
+  as many images, one under another, as keep a chunk's buffers within
+  CHUNK_BYTES (a quarter of L2), at most N/threads so every thread has
+  work. Why: small images stacked make long passes over j, and a chunk that
+  outgrows L2 slows down; stacked one under another, an unpadded image adds
+  kH-1 dropped rows, side by side it adds none. The forward's sums keep
+  their order either way, so its numbers are the same to the last bit. The
+  backward keeps such images one per chunk: side by side, its dw dot
+  products would sum in another order, and every trained network's weights
+  would change in the last bits (the README's results with them).
 * The innermost loop is always j (contiguous). Around it, two output channels
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
-  and stored once per five taps instead of once per tap. Measured at batch
-  64: five taps per pass was 1.8x faster than one, the channel pair another
-  10-15%; four channels, or two kernel rows per pass, were slower (too many
-  live registers). Kernel widths that are not a multiple of 5 do three
-  leftover taps per pass if they can (a 3x3 kernel row is one such pass:
-  1.4-2x faster at 3x3 than one tap per pass), then the rest one at a time.
-  An odd number of output channels gets one zero row of weights so the pairs
-  always line up.
+  and stored once per five taps instead of once per tap (1.8x faster than
+  one tap per pass; four channels, or two kernel rows, per pass were slower:
+  too many live registers). Kernel widths that are not a multiple of 5 do
+  three leftover taps per pass if they can (a 3x3 kernel row is one such
+  pass), then the rest one at a time. An odd number of output channels gets
+  one zero row of weights so the pairs always line up.
 * Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
   then skips its three-tap pass): twelve FMAs per three input loads and
   four accumulator loads and stores, against six per three and two. Its
   loop keeps 12 weights, 3 inputs and one sum at a time in 16 of the 32
-  zmm registers (``inspect_asm``: no spills). The loop alone (3->16, 3x3, passes of 5400):
-  40 -> 49 G multiply-adds/s, 88% of the core's peak; nine taps (all three
-  kernel rows) per pass with two channels was slower (36 G). Same in the
-  dw dot products: 39 -> 54 G/s at 3x3 (5x5 unchanged, 46 G/s). Forward
-  3x3 layers: 12x12 0.219 -> 0.186 ms, 48x48 2.41 -> 2.19 ms. Four
-  channels with FIVE taps (29 registers: it fits in AVX-512's 32) was
-  re-measured and not kept: conv2's passes of 392 went 40.3 -> 40.8 G/s,
-  long passes 45.8 -> 48.7 G/s, and the paper's conv1 has 6 channels.
-* Tried and dropped: blocking j so a pass's rows stay in L1 (blocks of 512
-  to 2048 outputs): no gain at any size here (L2 keeps up with these
-  loops), 512 was 5-10% slower.
-* What is left at 12x12 (forward, batch 64, 3->16; PyTorch 0.135 ms): the
-  loop 0.103 ms (wrap-around included: 169 computed per 144 kept), copying
-  the outputs into y 0.045 ms, the stacked copy 0.012 ms, setting the sums
-  to the bias 0.006 ms. The copies cost per row (12 floats), not per
-  byte: a 1-D view per row, or an index that numba must check for being
-  negative, costs about 15 cycles a row; unsigned offsets from one view per
-  image cut that by a quarter. Tried and dropped: each short row copied as
-  one 16-float vector spilling into the next row (rewritten after): slower
-  (0.171 -> 0.191 ms).
+  zmm registers (``inspect_asm``: no spills). The dw dot products are
+  blocked the same way.
+* The copies between the stacked layout and y, g and dx cost per row, not
+  per byte, so they index with unsigned offsets from one view per image
+  (numba then has no negative index to check).
 * The j loop is bound by FMA throughput (ten vector FMAs per 16 outputs),
   so the wrap-around columns are the main cost left: conv2 (22 -> 18 wide)
   computes 22% more than it keeps, which is why it is the one layer where
-  PyTorch's forward (oneDNN, no waste) stays ahead at batch 64 (1.3x with
-  images side by side). Tried and
-  dropped: kW shifted copies of each input row (an "im2col along the width
-  only", no wrap-around waste): 5% faster for conv2, 25% slower for conv1.
-* Why conv2's forward at batch 64 cannot catch up by tuning this loop, as
-  measured on the 2-core Zen 4 at about 3.5 GHz (one 16-float FMA per cycle
-  per core: 56 G multiply-adds/s). With one thread, oneDNN runs conv2's
-  49.8 M multiply-adds at 48 G/s, 85% of that peak. This loop runs at 72-74%
-  in conv2's 392-long passes and 82-88% in long ones (side by side, the
-  passes are 1,188 long), and it does 60.2 M (wrap-around included): even
-  with no waste and long passes it would only tie. Only fewer
-  multiplications can win. Also tried and dropped: im2col with one GEMM per
-  image (OpenBLAS's GEMM alone, 14.5-17 us an image, is as long as oneDNN's
-  whole layer) and a loop vectorised over the 16 output channels (numba
-  keeps its sums in memory: 3 G/s). Tried and dropped: Winograd
-  F(2,5) along the height (6 transformed rows per 2 output rows, 40% fewer
-  multiply-adds) halved this loop's time, but with 6 input and 16 output
-  channels the input and output transforms and their layouts cost as much
-  as they saved (1.6-1.75 ms against 1.58 ms, one thread, batch 64).
+  PyTorch's forward (oneDNN, no waste) stays ahead at batch 64. Only fewer
+  multiplications could win there; Winograd along the height and im2col
+  with one GEMM per image were tried and did not beat this loop.
 * Stride > 1 is computed as stride 1 followed by taking every s-th output
   (and, backward, grad_y spread out with zeros in between). That is correct
   and simple but does s*s times the work; the paper's network uses stride 1.
@@ -631,10 +587,9 @@ def images_across(H, W, kH, kW, ph, pw):
 
     Stacked one under another, such images would add kH-1 thrown-away rows
     each; side by side they add nothing (the wrap-around columns are the
-    same), and the longer passes run closer to the loop's peak. Measured on
-    conv2 (22x22 -> 18x18, 5x5, passes of 392 for one image), the pass's time
-    per image for 1, 2, 3 and 4 images side by side: 24.0, 21.5, 19.6 and
-    20.6 us (one thread, Zen 4); conv1's passes (2,108) are long already.
+    same), and the longer passes run closer to the loop's peak: three of
+    conv2's images side by side were fastest per image (``docs/performance.md``,
+    "Direct convolution"); conv1's passes (2,108) are long already.
     """
     if ph or pw or W <= 16:
         return 1

@@ -22,8 +22,8 @@ layout) copied runs of W' floats read at stride s, 12 floats at a time on a
 Why chunks: a chunk is whole images whose ``cols`` fill about
 COLS_PER_CHUNK floats, so the columns stay in the L2 cache from unfold to
 GEMM (and in backward from GEMM to col2im). OpenBLAS multiplies such
-in-cache operands at ~90% of this CPU's peak and the whole-batch matrix (10
-MB at batch 64 on the stride-2 grid layer) at ~75%. One numba ``prange``
+in-cache operands closer to the CPU's peak than a whole-batch matrix
+(``docs/performance.md``, "im2col + GEMM"). One numba ``prange``
 loop runs every chunk, each thread its own slice of the batch, summing its
 own dW; the GEMMs are single-threaded OpenBLAS called from inside it
 (:mod:`numpy_cnn.kernels.blas`, :mod:`numpy_cnn.kernels.threads`).
@@ -44,15 +44,10 @@ A 1x1 kernel at stride 1 without padding needs no unfold: in NCHW its
 columns are the image itself, ``y[n] = w2d @ x[n]`` with w2d (F, C) and
 x[n] (C, H*W), so that case runs one GEMM per image on the arrays as given.
 
-Measured per image on the grid's stride-2 layer (3x3, 32 -> 64 channels,
-24x24 -> 12x12, float32, one thread, AMD EPYC Zen 4): the GEMM 56 us, the
-channels-last copy 6 us, the unfold 4 us, the copy of y to NCHW with the
-bias 3-7 us; PyTorch's whole forward is 55-57 us, so the GEMM alone ties it
-and the copies are what is left to win. Tried and slower: a K-major unfold
-straight from NCHW (the layout whose GEMM writes y in NCHW at once) in the
-same chunks, 55 us, as its runs of W' floats read at stride s are too short
-to vectorise; one gather from NCHW into cols, 20 us against the 15 of copy +
-unfold at the time; the GEMM with y^T as its output, 70 us.
+On the grid's stride-2 layer the GEMM alone takes as long as PyTorch's whole
+forward, so the copies around it are what is left to win; the per-step
+figures and the layouts tried and dropped are in ``docs/performance.md``,
+section "im2col + GEMM".
 """
 
 from __future__ import annotations
@@ -69,10 +64,9 @@ from numpy_cnn.kernels.threads import share, threads_for
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
 # Floats of cols per chunk (whole images, at least one): 1 MB in float32,
-# half the L2 cache of a Zen 4 core. On the stride-2 grid layer at batch 64
-# (one thread, fwd+bwd against torch) 64, 128, 256 and 512 Ki floats gave
-# 1.13, 1.08, 1.05 and 1.08: bigger chunks spend less per image on the
-# calls around the GEMM, until dcols no longer stays in L2 for col2im.
+# half the L2 cache of a Zen 4 core. Bigger chunks spend less per image on
+# the calls around the GEMM, until dcols no longer stays in L2 for col2im
+# (the sizes measured: docs/performance.md, "im2col + GEMM").
 COLS_PER_CHUNK = 1 << 18
 
 
@@ -84,8 +78,7 @@ COLS_PER_CHUNK = 1 << 18
 # holds image row r, and the kW taps of one output position in one kernel
 # row are the contiguous run xp2[i*Hp + r, ox*s*C : (ox*s + kW)*C].
 # Indices are unsigned (U, see numpy_cnn.kernels.layout): numba then has no
-# negative index to check and LLVM vectorises the copy of each run (the
-# unfold ran 4.1 -> 3.4 us per image of the stride-2 grid layer).
+# negative index to check and LLVM vectorises the copy of each run.
 
 
 @jit()

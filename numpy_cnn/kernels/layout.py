@@ -26,14 +26,11 @@ __all__ = ["U", "channels_last", "channels_first", "scratch"]
 # layout copies here, winograd's forward transforms and conv_gemm's unfold
 # therefore index 2-D arrays (one row per pixel, plane or tile) with
 # unsigned integers (U = np.uint64: nothing to check), so the loop over
-# channels runs over contiguous memory from two base pointers. Measured
-# against the versions before them: the copies between layouts ran
-# 1.5-2.5x faster; the transforms, which read
-# and wrote sixteen 1-D views per tile (the other way to have no negative
-# index, but LLVM must then prove the views apart at run time), 1.3-2.9x
-# faster at 16 and 32 channels and the same at 64. The backward transforms
-# still use views, or plain indexing in _input_grad_tiles (views ran 1.8x
-# slower there).
+# channels runs over contiguous memory from two base pointers. (Sixteen 1-D
+# views per tile are the other way to have no negative index, but LLVM must
+# then prove the views apart at run time.) The backward transforms still use
+# views, except _input_grad_tiles, which indexes plainly (views ran slower
+# there). The gains: docs/performance.md, "Layout copies and scratch memory".
 U = np.uint64
 
 
@@ -82,8 +79,8 @@ def channels_first(src, n0, off, dst):
 # Scratch memory lives on between calls, one set per thread: a fresh array of
 # a few MB is given its pages by the OS on first touch, one fault per 4 KB,
 # and with Winograd's V, M and tile buffers made anew on every call those
-# faults cost as much as its transforms (batch 4, 16 -> 32 channels, 48x48:
-# 2.3 ms a call with fresh arrays, 1.2 ms with reused ones, one thread).
+# faults cost as much as its transforms (docs/performance.md, "Layout
+# copies and scratch memory").
 _THREAD_SCRATCH = threading.local()
 
 

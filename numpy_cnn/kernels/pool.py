@@ -25,8 +25,9 @@ gradient is the sum: hence ``+=`` into a zeroed dx.
 Loop layout: ``prange`` over images; each thread writes only its own images
 of y, argmax and dx, so there are no races. Inside, plain loops over channel,
 output row and column, then the window. The network's 2x2, stride-2 pool has
-its own written-out pair of kernels (see their docstrings for why and by how
-much); every other window and stride uses the general pair.
+its own written-out pair of kernels (see their docstrings for why, and
+``docs/performance.md``, "Max-pooling", for by how much); every other
+window and stride uses the general pair.
 """
 
 import numpy as np
@@ -71,8 +72,8 @@ def _maxpool_forward(x, KH, KW, SH, SW, relu, y, arg):
 def _maxpool_forward_2x2(x, relu, y, arg):
     """The network's pool (2x2 window, stride 2), written out: the four
     values of a window come from two input rows, and with no inner window
-    loops LLVM turns the compares into vector selects. About 25x faster than
-    the general loop above at batch 64 (0.14 vs 3.8 ms for 64x6x44x44, 1 thread)."""
+    loops LLVM turns the compares into vector selects: about 25x faster
+    than the general loop above."""
     N, C = x.shape[0], x.shape[1]
     HO, WO = y.shape[2], y.shape[3]
     for n in prange(N):
@@ -174,11 +175,10 @@ def maxpool2d_forward(x, kernel_size, stride=None, relu=False):
     ``relu=True`` computes ``maxpool(relu(x))`` in the same pass, exactly as
     the two layers would (ReLU is non-decreasing, so it commutes with max):
     a window whose max is <= 0 gives 0 and argmax -1, which backward reads as
-    "no gradient". This saves a full-size ReLU pass forward and backward.
-    Measured against ReLU and MaxPool2d layers (forward + backward, 2 threads):
-    69 -> 36 us on conv1's (4, 6, 44, 44) output, 534 -> 300 us at batch 64,
-    about 5% of a training epoch. The network does not use it yet: it would
-    need a layer option that keeps the layers one idea each.
+    "no gradient". This saves a full-size ReLU pass forward and backward,
+    about 5% of a training epoch (``docs/performance.md``, "Max-pooling").
+    The network does not use it yet: it would need a layer option that keeps
+    the layers one idea each.
     """
     x = np.ascontiguousarray(x)
     if x.ndim != 4:

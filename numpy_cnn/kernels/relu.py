@@ -2,9 +2,9 @@
 
 The readable version is :class:`numpy_cnn.nn.layers.ReLU` with
 ``method="reference"``: ``np.maximum(x, 0)`` forward, ``dy * (x > 0)``
-backward. NumPy's ``maximum`` takes its NaN-aware path and ran at ~18 us for
-conv1's (4, 6, 44, 44) output, four times a plain elementwise pass; the
-loops below take ~4 us forward and ~7 us backward.
+backward. NumPy's ``maximum`` takes its NaN-aware path and costs about four
+times a plain elementwise pass; the loops below are one plain pass each
+(measurements: ``docs/performance.md``, "ReLU").
 
 Semantics kept exactly: a NaN input stays NaN (``not v <= 0`` is true for NaN,
 as ``np.maximum`` propagates it), and the gradient at ``x <= 0`` (or NaN)

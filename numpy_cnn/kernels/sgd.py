@@ -10,11 +10,10 @@ The readable rule is :meth:`numpy_cnn.nn.optim.SGD.step` with
     p   = p - lr * d
 
 Written with NumPy that is up to five whole-array passes (and temporaries)
-per parameter: fc1's 155,520 weights (622 KB in float32) made it 195 us per
-step at batch 4. Here every element is read once and written once, and all
-parameters go to the kernel together as tuples of flat views: that was
-52 us a step against 79 us for one kernel call per parameter (each call
-costs ~2.5 us of Python and numba dispatch, ten parameters).
+per parameter. Here every element is read once and written once, and all
+parameters go to the kernel together as tuples of flat views, since every
+kernel call pays for Python and numba dispatch (measurements:
+``docs/performance.md``, "SGD and Adam").
 
 Same numbers as the NumPy rule: the scalars are cast to the parameters'
 dtype first (as NumPy does with a Python float), every product and sum is

@@ -10,12 +10,9 @@ and OpenBLAS threads of its own would only compete with them.
 
 A thread is worth waking only for enough work: one per WORK_PER_THREAD
 multiply-adds. Waking numba's OpenMP workers costs a few microseconds, so
-that is low. Measured on Winograd layers at batch 2 to 4 (2-core Zen 4),
-two threads against one: 2 us slower at 0.05-0.2 M multiply-adds (48 -> 51
-us, 36 -> 38 us), faster from about 0.2 M on (36 -> 34 us at 0.22 M, 72 ->
-65 us at 1.3 M). (When these kernels handed slices to Python threads, each
-hand-off and GIL wait cost ~50 us on this VM and the threshold was 3.75 M;
-at batch 4 two threads then ran no faster than one.)
+that is low: on Winograd layers two threads lost slightly to one below
+about 0.2 M multiply-adds and won above (measurements: ``docs/performance.md``,
+"GEMMs on numba's threads").
 """
 
 from __future__ import annotations

@@ -69,8 +69,9 @@ SIGNS = np.array([-1.0, 1.0, -1.0, -1.0])   # the sign of the second term of eac
 # (16, tiles, C): the innermost loop of every transform then runs over
 # channels, contiguous in memory, and vectorises (8 or 16 channels per
 # instruction). Transforms over
-# NCHW rows vectorise only along a tile row, 6 tiles long on a 12x12 input;
-# that version spent 45-70% of its time in the transforms, this one ~25%.
+# NCHW rows vectorise only along a tile row, 6 tiles long on a 12x12 input,
+# and took a far larger share of the layer's time (docs/performance.md,
+# "Winograd F(2x2, 3x3)").
 
 @jit()
 def _b(v0, v1, v2, v3):
@@ -270,8 +271,8 @@ def _weight_tiles_kernel(taps, half, u):
     """taps: (9, P), taps[3i + j, p] = w[.., .., i, j] of pair p -> u: (16, P), u[4a+b, p] = (G w G^T)[a, b].
 
     One loop over the (channel, channel) pairs, contiguous in every row, so
-    it vectorises (a loop per pair over its 3x3 kernel did not: 60 us for
-    32 x 64 channels against 10 now). half = 0.5 in the arrays' dtype.
+    it vectorises (a loop per pair over its 3x3 kernel did not, and was
+    several times slower). half = 0.5 in the arrays' dtype.
     """
     for p in range(U(taps.shape[1])):
         # G w: G down each of the three columns of the kernel ...
@@ -314,9 +315,9 @@ def _weight_grad(du_t):
 
 # A chunk is as many whole images (at least one) as make its V and M, 16 *
 # (C + F) floats a tile, about CHUNK_BYTES: few enough that they stay in the
-# L2 cache from transform to GEMM to transform. Measured on Zen 4 (1 MB of L2
-# a core), one thread, 12x12 to 48x48 inputs, 16 to 64 channels: 0.5-1 MB
-# was within 5% of the best everywhere; chunks of 2 MB and more lost 10-20%.
+# L2 cache from transform to GEMM to transform. 0.5-1 MB was near the best
+# on every shape measured, bigger chunks lost (docs/performance.md,
+# "Winograd F(2x2, 3x3)").
 CHUNK_BYTES = 1 << 20
 
 

@@ -19,8 +19,8 @@ The draws are made up front, per chunk of AUGMENT_CHUNK images (flips, then
 angles), exactly as when each chunk was augmented in turn: the same seed gives
 the same epochs as before, whatever the block or batch size, and a Generator
 restored from a checkpoint continues the same sequence. Augmentation runs the
-numba kernel (:mod:`numpy_cnn.kernels.augment`, ~5 ms for 540 images); the
-NumPy reference took 35-65 ms.
+numba kernel (:mod:`numpy_cnn.kernels.augment`), several times faster than
+the NumPy reference (``docs/performance.md``, "The training loop").
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from numpy_cnn.nn.optim import Optimizer
 AUGMENT_CHUNK = 64
 BLOCK_IMAGES = 512
 EVAL_BATCH = 256
-# The gradient norms are a diagnostic: sampling every 8th step costs ~0.3 ms
-# per epoch at batch 4 instead of ~5 ms for every step, and the mean over
-# an epoch barely changes.
+# The gradient norms are a diagnostic: sampling every 8th step costs a
+# fraction of norming every step (docs/performance.md, "The training loop"),
+# and the mean over an epoch barely changes.
 GRAD_NORM_EVERY = 8
 
 

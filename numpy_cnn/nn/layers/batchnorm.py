@@ -28,9 +28,8 @@ Backward in training mode has two forms, and the tests prove them equal:
 
 * ``method="numba"`` (the default) runs the same closed form, and the training
   forward, as numba loops (:mod:`numpy_cnn.kernels.batchnorm`): 3-5x faster than
-  ``"compact"`` on the paper's conv outputs (65 us against 357 us for forward
-  plus backward on conv1's (4, 6, 44, 44)), which keeps a BatchNorm network's
-  epoch within 1.3x of the same network without it.
+  ``"compact"`` on the paper's conv outputs, which keeps a BatchNorm network's
+  epoch close to the same network's without it (``docs/performance.md``, "BatchNorm").
 
 Eval mode is the same few NumPy lines for every method.
 """
