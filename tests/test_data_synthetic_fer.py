@@ -1,6 +1,7 @@
 """The FER2013-like companion set: layout, class balance, determinism, other actors; and make-data."""
 
 import numpy as np
+import pytest
 from data_support import one_line_error
 from PIL import Image
 
@@ -63,3 +64,10 @@ def test_make_data_command_writes_either_set_and_refuses_bad_flags(tmp_path, cap
     assert not (tmp_path / "data").exists()  # refused before anything was written
     one_line_error(lambda: ensure_synthetic_fer(tmp_path / "tiny", images=5), "at least 14")
     assert sorted(CLASSES) == sorted(fer_counts()["train"])
+
+
+@pytest.mark.parametrize("images", [14, 15, 20, 70, 1000, 5000, 28709])
+def test_make_data_fer_writes_exactly_the_images_asked_for(images):
+    counts = fer_counts(images)
+    assert sum(sum(per_class.values()) for per_class in counts.values()) == images
+    assert min(min(per_class.values()) for per_class in counts.values()) >= 1

@@ -214,6 +214,7 @@ def _fill_with_progress(arrays: dict[str, np.ndarray], results) -> list[tuple[in
         now = time.monotonic()
         if now - last > _PROGRESS_SECONDS:
             bad = f", {len(failures)} unreadable so far" if failures else ""
-            print(f"decoding images: {i + 1}/{len(x)} ({now - start:.0f} s){bad}", file=sys.stderr, flush=True)
+            what = "finding faces" if "faces" in arrays else "decoding images"   # detection is the slow part
+            print(f"{what}: {i + 1}/{len(x)} ({now - start:.0f} s){bad}", file=sys.stderr, flush=True)
             last = now
     return failures

@@ -37,8 +37,12 @@ def leakage_report(train_files: Sequence[str], test_files: Sequence[str], x_trai
     """Count the test images that leak, as a JSON-ready dict whose ``line`` says it in words.
 
     Args:
-        train_files, test_files: image names as the split files hold them.
-        x_train, x_test: (N, S, S) decoded images; y_train, y_test: (N,) labels.
+        train_files: training image names as the split files hold them.
+        test_files: test image names, likewise.
+        x_train: (N_train, S, S) decoded training images.
+        x_test: (N_test, S, S) decoded test images.
+        y_train: (N_train,) labels.
+        y_test: (N_test,) labels.
         group_by: the run's ``--group-by`` rule, or None to use a known naming scheme.
 
     Returns:

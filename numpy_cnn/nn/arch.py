@@ -10,8 +10,10 @@ Tokens, separated by ``-``:
 ``fc<N>``       ``Linear(in, N)``; a ``Flatten`` goes before the first one
 ``bn``          BatchNorm of the kind its position needs: ``BatchNorm2d(C)``
                 before the first fc, ``BatchNorm1d(N)`` after one; it must
-                follow a conv or an fc (it normalises what a layer computed)
-``drop<P>``     ``Dropout(P)``, ``0 <= P < 1``: ``drop0.5``; its masks come from
+                come right after a conv or an fc (it normalises what that
+                layer computed): ``c6k5-bn-relu``, not ``c6k5-relu-bn`` or ``bn-bn``
+``drop<P>``     ``Dropout(P)``, ``0 <= P < 1``: ``drop0.5``; it must come after a
+                layer, and not right after another drop; its masks come from
                 the Generator the model is built with (the run's)
 ==============  ===========================================================
 
@@ -154,11 +156,16 @@ def _plan(spec: str, in_channels: int, image_size: int, num_classes: int) -> lis
         elif layer.kind == "relu":
             add("relu")
         elif layer.kind == "drop":
+            if not plan or plan[-1].kind == "drop":
+                what = "starts the spec" if not plan else "follows another drop"
+                raise UserError(f"{where} {what}; dropout zeroes a layer's outputs, so put it after a layer "
+                                "(one drop at a time), e.g. fc120-relu-drop0.5")
             add("drop", *layer.args)
         elif layer.kind == "bn":
-            if not any(p.kind in ("conv", "fc") for p in plan):
-                raise UserError(f"{where} has no conv or fc before it; bn normalises a layer's output, "
-                                "so put it after one, e.g. c6k5-bn-relu")
+            if not plan or plan[-1].kind not in ("conv", "fc"):
+                after = f"follows {plan[-1].name}" if plan else "starts the spec"
+                raise UserError(f"{where} {after}; bn normalises what a conv or fc computed, "
+                                "so put it right after one, e.g. c6k5-bn-relu")
             width = channels if features is None else features
             add("bn2d" if features is None else "bn1d", width, prefix="bn")
             parameters += 2 * width

@@ -29,6 +29,7 @@ def plot_curves(path: Path, epochs: Sequence[int], series: dict[str, Sequence[fl
     for label, values in series.items():
         ax.plot(epochs, values, label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)   # epoch 1, 2, 3: never 1.5
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -61,36 +62,51 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str], ti
 
 
 def plot_face_sheet(path: Path, x: np.ndarray, y: np.ndarray, faces: np.ndarray, classes: Sequence[str],
-                    per_class: int = 12) -> None:
-    """A contact sheet of face crops, one row per class, so the user sees what the detector did.
+                    per_class: int = 8) -> None:
+    """Face crops and misses side by side, one row per class, so the user sees what the detector did.
 
-    Frames without a face (kept whole, or dropped) come first in their row, in a
-    red frame, so a missed face is never hidden by the sample; each row is titled
-    with its class and how many of its frames had no face.
+    Left panel: frames where a face was found, as the crops the network sees.
+    Right panel: frames without a face, kept whole (or dropped), framed in red.
+    Each row is labelled with its counts, so neither the crops nor the misses
+    hide behind the other in a sample (on real film frames the misses are many).
 
     Args:
-        x: (N, S, S) uint8 crops; y: (N,) labels; faces: (N,) faces found per frame.
+        x: (N, S, S) uint8 crops (whole frames where no face was found).
+        y: (N,) labels.
+        faces: (N,) faces found per frame (0: none).
+        classes: the class names, indexed by label.
+        per_class: how many images each panel shows per class at most.
     """
     plt = pyplot()
-    n, size = len(x), x.shape[-1]
+    size = x.shape[-1]
     pad = max(2, size // 12)
     cell = size + 2 * pad
-    sheet = np.full((len(classes) * cell, per_class * cell, 3), 255, np.uint8)
-    titles = []
-    for row, name in enumerate(classes):
-        members = np.flatnonzero(y == row)
-        missed = members[faces[members] == 0]
-        chosen = np.concatenate([missed, members[faces[members] > 0]])[:per_class]
-        titles.append(f"{name}: {len(missed)} of {len(members)} without a face")
-        for col, i in enumerate(chosen):
-            top, left = row * cell, col * cell
-            if faces[i] == 0:
-                sheet[top + 1:top + cell - 1, left + 1:left + cell - 1] = (220, 30, 30)
-            sheet[top + pad:top + pad + size, left + pad:left + pad + size] = x[i][..., None]
-    fig, ax = plt.subplots(figsize=(per_class * 0.75 + 0.5, len(classes) * 0.9 + 0.6))
-    ax.imshow(sheet, interpolation="nearest")
-    ax.set_yticks([r * cell + cell / 2 for r in range(len(classes))], titles, fontsize=8)
-    ax.set_xticks([])
-    ax.set_title(f"Face crops per class ({n} frames; red: no face found, whole frame)", fontsize=9)
+
+    def sheet(pick_missed: bool) -> np.ndarray:
+        out = np.full((len(classes) * cell, per_class * cell, 3), 255, np.uint8)
+        for row in range(len(classes)):
+            members = np.flatnonzero(y == row)
+            chosen = members[(faces[members] == 0) == pick_missed][:per_class]
+            for col, i in enumerate(chosen):
+                top, left = row * cell, col * cell
+                if pick_missed:
+                    out[top + 1:top + cell - 1, left + 1:left + cell - 1] = (220, 30, 30)
+                out[top + pad:top + pad + size, left + pad:left + pad + size] = x[i][..., None]
+        return out
+
+    found = [int(np.sum((y == r) & (faces > 0))) for r in range(len(classes))]
+    missed = [int(np.sum((y == r) & (faces == 0))) for r in range(len(classes))]
+    width = 2 * (per_class * 0.75) + 2.5
+    fig, (left, right) = plt.subplots(1, 2, figsize=(width, len(classes) * 0.9 + 0.8))
+    ticks = [r * cell + cell / 2 for r in range(len(classes))]
+    for ax, image, title, labels in (
+            (left, sheet(False), f"face found: {sum(found)} crops", [f"{n}: {f}" for n, f in zip(classes, found)]),
+            (right, sheet(True), f"no face found: {sum(missed)} whole frames (red)", [str(m) for m in missed])):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_yticks(ticks, labels, fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"Face crops per class ({len(x)} frames)", fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

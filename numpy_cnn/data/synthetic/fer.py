@@ -57,10 +57,31 @@ _CUE_NOISE = 0.25
 
 
 def fer_counts(images: int = DEFAULT_IMAGES) -> dict[str, dict[str, int]]:
-    """Images per split and class: FER2013's counts scaled to ``images`` in all, at least 1 each."""
-    total = sum(sum(per_class.values()) for per_class in FER2013_COUNTS.values())
-    return {split: {name: max(1, round(n * images / total)) for name, n in per_class.items()}
-            for split, per_class in FER2013_COUNTS.items()}
+    """Images per split and class: FER2013's counts scaled to exactly ``images`` in all, at least 1 each.
+
+    Largest remainders: every cell gets the floor of its share (at least 1), and the
+    images left over go to the cells whose shares lost the most to the floor, so
+    ``make-data fer --images N`` writes N images (plain rounding wrote 5,001 for 5,000).
+    Only a set smaller than 14 + a few images cannot keep every cell at 1 or more; it gets
+    one image per cell.
+    """
+    cells = [(split, name, n) for split, per_class in FER2013_COUNTS.items() for name, n in per_class.items()]
+    total = sum(n for _, _, n in cells)
+    shares = [n * images / total for _, _, n in cells]
+    counts = [max(1, int(share)) for share in shares]
+    by_remainder = sorted(range(len(cells)), key=lambda i: (counts[i] - shares[i], i))   # most lost first
+    for i in by_remainder[:max(0, images - sum(counts))]:
+        counts[i] += 1
+    # A tiny set (the "at least 1" cells overshoot): take back from the cells most over their share.
+    for i in reversed(by_remainder):
+        if sum(counts) <= images:
+            break
+        if counts[i] > 1:
+            counts[i] -= 1
+    out: dict[str, dict[str, int]] = {split: {} for split in FER2013_COUNTS}
+    for (split, name, _), count in zip(cells, counts):
+        out[split][name] = count
+    return out
 
 
 def ensure_synthetic_fer(root: Path | str, seed: int = 0, *, images: int = DEFAULT_IMAGES,

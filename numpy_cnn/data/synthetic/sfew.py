@@ -34,7 +34,9 @@ the number of worker processes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,11 +162,14 @@ def ensure_synthetic_dataset(
         jobs = [(folder, seed, clip) for clip in plan_clips(seed, counts)]
         for name in CLASSES:
             (folder / name).mkdir()
+        frames = sum(counts.values())
+        print(f"drawing the generated dataset: {frames} frames in {len(jobs)} clips into {folder.parent} "
+              "(once; later runs read the files)", file=sys.stderr, flush=True)
         if workers > 1 and len(jobs) > 4:
             with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_write_clip, jobs, chunksize=4))
+                results = _with_progress(pool.map(_write_clip, jobs, chunksize=4), len(jobs))
         else:
-            results = [_write_clip(job) for job in jobs]
+            results = _with_progress(map(_write_clip, jobs), len(jobs))
         boxes = {file: box for result in results for file, box in result.items()}
         # One frame per line: readable, and diffable between two copies.
         lines = (f"{json.dumps(file)}: {json.dumps(list(boxes[file]))}" for file in sorted(boxes))
@@ -176,6 +181,19 @@ def ensure_synthetic_dataset(
 
     manifest = {"recipe_version": RECIPE_VERSION, "seed": seed, "counts": counts}
     return make_once(root, manifest, fill, complete, "synthetic dataset")
+
+
+def _with_progress(results: Iterable[dict], total: int, every: float = 3.0) -> list[dict]:
+    """Collect the clips' results, printing ``drawing: 120/266 clips (4 s)`` to stderr every few seconds."""
+    out, start = [], time.monotonic()
+    last = start
+    for result in results:
+        out.append(result)
+        now = time.monotonic()
+        if now - last > every:
+            print(f"drawing: {len(out)}/{total} clips ({now - start:.0f} s)", file=sys.stderr, flush=True)
+            last = now
+    return out
 
 
 def read_boxes(root: Path | str) -> dict[str, Box]:
