@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model
+from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model, trainable_layer_names
 from numpy_cnn.errors import UserError
 from numpy_cnn.nn.models import paper_net
 
@@ -57,3 +57,15 @@ def test_impossible_specs_are_one_line_errors_naming_the_token(spec, needle):
         build_model(spec)
     message = str(info.value)
     assert needle in message and "\n" not in message
+
+
+@pytest.mark.parametrize("spec", [DEFAULT_ARCH, "c6k5-bn-relu-pool2-c16k5-bn-relu-pool2-fc120-bn-relu-drop0.5-fc84-relu",
+                                  "c2k5", "fc10-drop0.2-relu"])
+def test_trainable_layer_names_are_the_built_layers_with_parameters_without_building(spec):
+    built = build_model(spec, rng=0)
+    assert trainable_layer_names(spec) == [n for n, layer in built.named_children() if layer.parameters()]
+
+
+def test_trainable_layer_names_of_a_bad_spec_is_the_arch_error():
+    with pytest.raises(UserError, match="'pool64'"):
+        trainable_layer_names("c6k5-pool64")

@@ -20,7 +20,6 @@ from numpy_cnn.data import images as images_module
 from numpy_cnn.data.faces import INSTALL_HINT, Detection, DetectorSettings, face_report, square_crop
 from numpy_cnn.data.images import load_face_crops, load_image
 from numpy_cnn.data.splitfiles import read_split_file
-from numpy_cnn.train import config as config_module
 from numpy_cnn.train import kfold, trainer as run
 
 FRAME = (96, 120)   # (H, W): bigger than 48x48, so the crop and the resize both matter
@@ -49,7 +48,7 @@ def fake_detector(monkeypatch):
     SquareDetector.calls = 0
     monkeypatch.setattr(images_module, "_detector", SquareDetector)
     monkeypatch.setattr(images_module, "require_cv2", lambda: None)
-    monkeypatch.setattr(config_module, "require_cv2", lambda: None)
+    monkeypatch.setattr(run, "require_cv2", lambda: None)   # trainer.require_tools: where a run starts
     return SquareDetector
 
 

@@ -184,3 +184,20 @@ def test_too_few_and_no_images(tmp_path):
     one_line_error(lambda: load_dataset(tmp_path / "nowhere"), "nowhere")
     (tmp_path / "empty").mkdir()
     one_line_error(lambda: load_dataset(tmp_path / "empty"), "no images")
+
+
+def test_a_data_spec_loads_as_load_dataset_does_and_writes_its_split_last(tmp_path):
+    from dataclasses import FrozenInstanceError
+
+    from numpy_cnn.data import DataSpec, load_spec
+
+    root = class_folders(tmp_path / "faces", per_class=3)
+    spec = DataSpec(root, split_dir=tmp_path / "split", image_size=8, seed=2)
+    with pytest.raises(FrozenInstanceError):
+        spec.seed = 3
+    ds = load_spec(spec)
+    again = load_dataset(root, split_dir=tmp_path / "again", image_size=8, seed=2)
+    assert ds.train_files == again.train_files and (ds.x_test == again.x_test).all()
+    assert (tmp_path / "split" / "test.txt").read_text() == (tmp_path / "again" / "test.txt").read_text()
+    reused = load_spec(DataSpec(root, split_dir=tmp_path / "split", reuse_split=True, image_size=8, test_only=True))
+    assert reused.source == "split files" and reused.test_files == ds.test_files and len(reused.x_train) == 0

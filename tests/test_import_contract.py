@@ -30,3 +30,24 @@ def test_importing_the_core_loads_neither_numba_nor_the_data_or_training_floors(
             "or m.startswith(('numpy_cnn.data', 'numpy_cnn.train', 'numpy_cnn.cli', 'numpy_cnn.study'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_training_floor_reads_the_data_floor_through_its_public_names():
+    """``numpy_cnn.train`` imports ``numpy_cnn.data`` itself (and the generated-data subpackage),
+    never the loaders' modules or their private names: the data floor may rearrange its rooms."""
+    import ast
+
+    allowed = {"numpy_cnn.data", "numpy_cnn.data.synthetic"}
+    # The hot path draws an epoch's flips and angles with augment's own two helpers (loop.py).
+    allowed_in = {"loop.py": {"numpy_cnn.data.augment"}}
+    leaks = []
+    for path in sorted((ROOT / "numpy_cnn" / "train").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("numpy_cnn.data"):
+                names = [a.name for a in node.names]
+                if node.module not in allowed | allowed_in.get(path.name, set()) or any(n.startswith("_") for n in names):
+                    leaks.append(f"{path.name}: from {node.module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                leaks += [f"{path.name}: import {a.name}" for a in node.names
+                          if a.name.startswith("numpy_cnn.data.") and a.name not in allowed]
+    assert leaks == []

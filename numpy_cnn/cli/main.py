@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -170,73 +170,6 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "whole or dropped (default keep)")
 
 
-# TrainConfig fields given as paths: stored absolute.
-_PATH_FIELDS = ("data", "test_data", "split_dir", "init_from")
-
-
-def _config_from_args(args: argparse.Namespace):
-    from numpy_cnn.train.config import TrainConfig
-
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    if given.get("crop_faces"):   # the flag means the detector's default settings, stored in full
-        from numpy_cnn.data.faces import DetectorSettings
-
-        given["crop_faces"] = asdict(DetectorSettings())
-    for key in _PATH_FIELDS:   # absolute, so resuming from another folder finds them
-        if key in given:
-            given[key] = str(Path(given[key]).resolve())
-    return given
-
-
-def _resume_config(out: Path, given: dict):
-    """The stored settings of the run in ``out``, with ``--epochs`` raised if given.
-
-    Any other training flag that differs from the stored value is an error: a
-    resumed run continues the same experiment. The one exception is a data
-    path (``--data``, ``--test-data``) whose stored folder is gone: the data
-    moved, and the run checks that its training images are still the same.
-    """
-    from numpy_cnn.train.checkpoint import load_checkpoint, require_training_meta
-    from numpy_cnn.train.config import TrainConfig
-    from numpy_cnn.train.run_split import moved_data
-    from numpy_cnn.train.run_files import CHECKPOINT
-
-    from numpy_cnn.train.kfold import is_cv_run, stored_cv_config
-
-    if is_cv_run(out):   # a K-fold run: its folds may have trained up to the stored target
-        stored = stored_cv_config(out)
-        done = stored.epochs
-    else:
-        if not (out / CHECKPOINT).is_file():
-            raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
-                            "start a new run with --out")
-        ckpt = load_checkpoint(out / CHECKPOINT)
-        require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
-        stored, done = TrainConfig.from_json(ckpt.meta["config"]), ckpt.meta["epoch"]
-    if given.get("epochs", done) < done:
-        raise UserError(f"{out} has already trained {done} epochs; --epochs must be at least that")
-    allowed = {"epochs", *moved_data(stored)}
-    changed = [_describe_change(k, v, getattr(stored, k)) for k, v in given.items()
-               if k not in allowed and v != getattr(stored, k)]
-    if changed:
-        raise UserError(f"--resume continues the same run, but {'; '.join(changed)}; "
-                        "drop those flags or start a new run with --out")
-    return TrainConfig(**{**stored.to_json(), **{k: v for k, v in given.items() if k in allowed}})
-
-
-def _describe_change(key: str, given: object, stored: object) -> str:
-    """``--lr 0.5 (the run used 0.001)``; on/off flags by the flag the user typed."""
-    if key == "augment":
-        return "--no-augment (the run used augmentation)"
-    if key == "reuse_split":
-        return "--reuse-split (the run made its own split)"
-    if key == "crop_faces":
-        return ("--crop-faces (the run used whole frames)" if stored is None
-                else f"--crop-faces (the run used other detector settings: {stored})")
-    return f"--{key.replace('_', '-')} {given} (the run used {stored})"
-
-
 def _new_run_dir(home: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out, n = home / RUNS / stamp, 1
@@ -249,24 +182,21 @@ def _new_run_dir(home: Path) -> Path:
 @register("train", "Train the paper's network (data, split, augmentation, SGD) and print Table 1.",
           _train_arguments)
 def run_train(args: argparse.Namespace, home: Path) -> int:
-    from numpy_cnn.train.metrics import format_table1
     from numpy_cnn.train.config import TrainConfig
-    from numpy_cnn.train.trainer import train
+    from numpy_cnn.train.metrics import format_table1
     from numpy_cnn.train.run_files import CHECKPOINT
+    from numpy_cnn.train.trainer import train
 
-    given = _config_from_args(args)
-    if given.get("optimizer", "sgd") != "sgd" and "momentum" in given:
-        raise UserError(f"--momentum is SGD's; {given['optimizer']} keeps its own moving averages "
-                        "(betas 0.9, 0.999): drop --momentum")
-    if args.split_dir and not args.reuse_split:   # else it is ignored and a new random split is made
-        raise UserError(f"--split-dir {args.split_dir} is read only with --reuse-split; add --reuse-split "
-                        "to train on its train.txt/test.txt, or drop --split-dir")
+    # The settings typed, checked against each other; each value is checked as the config is built.
+    given = TrainConfig.given_settings(vars(args))
     if args.resume:
         # evaluate and predict take a run directory or its checkpoint.npz; so does --resume.
         out = args.resume.parent if args.resume.name == CHECKPOINT and args.resume.is_file() else args.resume
         if args.out and args.out.resolve() != out.resolve():
             raise UserError("give either --out (a new run) or --resume DIR (continue one), not both")
-        config = _resume_config(out, given)
+        from numpy_cnn.train.kfold import resume_config   # a single run's checkpoint or a K-fold run's cv.json
+
+        config = resume_config(out, given)
     else:
         out = args.out or _new_run_dir(home)
         config = TrainConfig(**given)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.data.faces import DetectorSettings
+from numpy_cnn.data import DetectorSettings
 from numpy_cnn.nn.module import Sequential
 from numpy_cnn.cli.paths import CACHE, RUNS, SYNTHETIC_DATA, nonempty_path
 
@@ -126,8 +126,7 @@ def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path,
                           crop_faces: DetectorSettings | None = None) -> tuple[np.ndarray, int, str]:
     """The first image a run's ``test.txt`` lists, as (S, S) uint8 (cropped to its face as the run
     did), its label, and where it came from."""
-    from numpy_cnn.data.images import load_image
-    from numpy_cnn.data.splitfiles import read_split_file
+    from numpy_cnn.data import load_image, read_split_file
     if source.is_file():   # a FER2013 CSV: the entries name its rows
         from numpy_cnn.data.fer2013 import read_fer2013_csv, row_names
         rows = read_fer2013_csv(source, size, home / CACHE)
@@ -147,11 +146,9 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
     channels, minus the training mean (the checkpoint's, else that of the
     dataset's training split, else none for a fresh model on its own image).
     """
-    from numpy_cnn.data import MeanSubtraction, load_dataset, to_float
-    from numpy_cnn.data.images import load_image
-    from numpy_cnn.train.loop import network_input
+    from numpy_cnn.data import TEST_SPLIT_FILE, MeanSubtraction, load_dataset, load_image, to_float
     from numpy_cnn.data.classes import parse_label
-    from numpy_cnn.data.dataset import TEST_SPLIT_FILE
+    from numpy_cnn.train.loop import network_input
 
     mean, mean_note = loaded.mean, "training mean from the checkpoint"
     run_test = None if loaded.run_dir is None else loaded.run_dir / TEST_SPLIT_FILE

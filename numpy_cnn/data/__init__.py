@@ -11,18 +11,36 @@ The trainer needs only a few names::
     mean = MeanSubtraction.fit(to_float(ds.x_train))       # a scalar, on training data only
     x = mean(to_network_input(augment(to_float(ds.x_train), rng)))   # (N, 3, 48, 48) float32
 
+The training floor (:mod:`numpy_cnn.train`) imports from here only, never from
+the modules below: what a run, its split files, K-fold and the reports use is
+exported here, grouped by stage.
+
 Importing this package is cheap: only NumPy and Pillow.
 """
 
-from numpy_cnn.data.augment import augment, hflip, random_horizontal_flip, random_rotation, rotate
+# Loading: a DataSpec says what, load_spec (or load_dataset, the same by keywords) loads it.
 from numpy_cnn.data.classes import CLASSES
-from numpy_cnn.data.dataset import Dataset, load_dataset
+from numpy_cnn.data.dataset import (TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, DataSpec, Dataset, Labelled, load_dataset,
+                                    load_pool, load_spec)
 from numpy_cnn.data.decode import decode_image
-from numpy_cnn.data.images import load_images
+from numpy_cnn.data.images import load_image, load_images
+# Splits: random, group-disjoint and K-fold, and the files that record them.
+from numpy_cnn.data.groups import GroupRule, check_rule
+from numpy_cnn.data.sources import Listing
+from numpy_cnn.data.split import stratified_folds, stratified_split
+from numpy_cnn.data.splitfiles import GROUPS_FILE, read_split_file, write_groups_file, write_split_file
+# Reports: leakage between train and test, and what the face detector found.
+from numpy_cnn.data.faces import DetectorSettings, face_report, require_cv2
+from numpy_cnn.data.leakage import leakage_line, leakage_report
+# Preprocessing and augmentation.
+from numpy_cnn.data.augment import augment, hflip, random_horizontal_flip, random_rotation, rotate
 from numpy_cnn.data.normalize import MeanSubtraction, to_float, to_network_input
-from numpy_cnn.data.split import stratified_split
 
 __all__ = [
-    "CLASSES", "Dataset", "MeanSubtraction", "augment", "decode_image", "hflip", "load_dataset", "load_images", "random_horizontal_flip", "random_rotation",
-    "rotate", "stratified_split", "to_float", "to_network_input",
+    "CLASSES", "DataSpec", "Dataset", "DetectorSettings", "GROUPS_FILE", "GroupRule", "Labelled", "Listing",
+    "MeanSubtraction", "TEST_SPLIT_FILE", "TRAIN_SPLIT_FILE", "augment", "check_rule", "decode_image",
+    "face_report", "hflip", "leakage_line", "leakage_report", "load_dataset", "load_image", "load_images",
+    "load_pool", "load_spec", "random_horizontal_flip", "random_rotation", "read_split_file", "require_cv2",
+    "rotate", "stratified_folds", "stratified_split", "to_float", "to_network_input", "write_groups_file",
+    "write_split_file",
 ]

@@ -1,6 +1,8 @@
 """One entry point for the trainer: any supported dataset -> train and test arrays.
 
-:func:`load_dataset` recognises, in this order:
+A :class:`DataSpec` says what to load; :func:`load_spec` runs the stages for
+it (list -> split -> decode), and :func:`load_dataset` is the same with the
+spec's fields as keyword arguments. The data is recognised in this order:
 
 1. ``reuse_split=True``: ``train.txt`` / ``test.txt`` in ``split_dir`` (paper
    format, see :mod:`.splitfiles`) with paths relative to ``data``
@@ -101,12 +103,13 @@ class Dataset:
 
 
 @dataclass
-class _Part:
+class Labelled:
     """Labelled images of one root: a whole source, or one side of a split.
 
     ``files`` are relative to ``root`` (``<file>.csv:<line>`` for CSV rows);
-    ``x`` (N, S, S) is None until the decode stage (a CSV's rows come decoded);
-    ``faces`` (N,) is the faces found per image when the decode stage cropped faces.
+    ``y`` (N,) int64 labels; ``x`` (N, S, S) uint8 is None until the decode stage
+    (a CSV's rows come decoded); ``faces`` (N,) is the faces found per image when
+    the decode stage cropped faces.
     """
 
     files: list[str]
@@ -115,39 +118,23 @@ class _Part:
     x: np.ndarray | None = None
     faces: np.ndarray | None = None
 
-    def take(self, index: np.ndarray) -> _Part:
-        return _Part([self.files[i] for i in index], self.y[index], self.root,
-                     None if self.x is None else self.x[index],
-                     None if self.faces is None else self.faces[index])
+    def take(self, index: np.ndarray) -> Labelled:
+        """The images at ``index`` (in that order), as a part of the same root."""
+        return Labelled([self.files[i] for i in index], self.y[index], self.root,
+                        None if self.x is None else self.x[index],
+                        None if self.faces is None else self.faces[index])
 
 
-def load_dataset(
-    data: Path | str,
-    *,
-    test_data: Path | str | None = None,
-    split_dir: Path | str | None = None,
-    reuse_split: bool = False,
-    seed: int = 0,
-    test_fraction: float = 0.2,
-    image_size: int = 48,
-    cache_dir: Path | str | None = None,
-    group_by: str | None = None,
-    test_only: bool = False,
-    crop_faces: DetectorSettings | None = None,
-) -> Dataset:
-    """Load a dataset folder or FER2013 CSV as train and test arrays.
+@dataclass(frozen=True)
+class DataSpec:
+    """What :func:`load_spec` loads: the data, where its split comes from, and how images are decoded.
 
-    The stages, each in one place::
+    Three fields choose the mode (one list function each, see :func:`load_spec`):
+    ``reuse_split`` reads the split files in ``split_dir``; ``test_only`` with
+    ``test_data`` lists only that test set; otherwise the data is listed and,
+    if it defines no test set, split at random.
 
-        list    list_source, _list_whole, _read_split  (.sources, .splitfiles; a CSV is parsed here)
-        groups  split_part: GroupRule.names            (.groups; only with group_by)
-        split   split_part: stratified_split / group_split  (.split)
-        decode  _decode: one load_images call for both sides of a root  (.images)
-                (or load_face_crops: each image cropped to its face first, .faces)
-        cache   load_images keys the decoded array by the set of files  (.cache)
-        faces   Dataset.without_faceless, for --no-face drop: the caller's choice, after the split
-
-    Args:
+    Attributes:
         data: a dataset folder (any layout in the module docstring) or a FER2013 CSV.
         test_data: a separate folder or CSV used, whole, as the test set.
         split_dir: where a random split is written (``train.txt``, ``test.txt``)
@@ -163,42 +150,104 @@ def load_dataset(
         crop_faces: detector settings: every image is cropped to its face
             (found on the full-resolution frame) before the resize, and the
             Dataset carries the faces found per image. Not for a CSV's rows.
+    """
 
-    Returns:
-        A :class:`Dataset`.
+    data: Path | str
+    test_data: Path | str | None = None
+    split_dir: Path | str | None = None
+    reuse_split: bool = False
+    seed: int = 0
+    test_fraction: float = 0.2
+    image_size: int = 48
+    cache_dir: Path | str | None = None
+    group_by: str | None = None
+    test_only: bool = False
+    crop_faces: DetectorSettings | None = None
+
+
+def load_dataset(data: Path | str, **options) -> Dataset:
+    """Load a dataset folder or FER2013 CSV as train and test arrays: ``load_spec(DataSpec(data, **options))``.
+
+    ``options`` are the other fields of :class:`DataSpec` (``test_data``,
+    ``split_dir``, ``reuse_split``, ``seed``, ``test_fraction``, ``image_size``,
+    ``cache_dir``, ``group_by``, ``test_only``, ``crop_faces``), by keyword.
+    Returns a :class:`Dataset`; raises :class:`UserError` for any problem with
+    the data, naming the file or line.
+    """
+    return load_spec(DataSpec(data, **options))
+
+
+def load_spec(spec: DataSpec) -> Dataset:
+    """The train and test arrays ``spec`` describes.
+
+    The stages, each in one place::
+
+        check   _checked_paths: every path, before minutes of decoding
+        list    one function per mode: _from_split_files, _test_data_alone, _from_source
+                (.sources, .splitfiles; a CSV is parsed here)
+        groups  split_part: GroupRule.names            (.groups; only with group_by)
+        split   split_part: stratified_split / group_split  (.split)
+        decode  _decode: one load_images call for both sides of a root  (.images)
+                (or load_face_crops: each image cropped to its face first, .faces)
+        cache   load_images keys the decoded array by the set of files  (.cache)
+        record  a new random split is written to split_dir, last
+        faces   Dataset.without_faceless, for --no-face drop: the caller's choice, after the split
 
     Raises:
         UserError: for any problem with the data, naming the file or line.
     """
-    data, test_data, cache = _checked_paths(data, test_data, split_dir, cache_dir, crop_faces)
+    data, test_data, cache = _checked_paths(spec.data, spec.test_data, spec.split_dir, spec.cache_dir,
+                                            spec.crop_faces)
     root = data.parent if data.is_file() else data
-    made_split = False
-    if reuse_split:
-        if split_dir is None:
-            raise UserError("reusing a split needs the folder holding train.txt and test.txt")
-        source, (train, test) = "split files", _read_split(data, Path(split_dir), image_size, cache, test_only)
-    elif test_only and test_data is not None:   # the training data is not even listed
-        source, train, test = "test data", _nothing(root, image_size), _list_whole(test_data, image_size, cache)
+    if spec.reuse_split:
+        source, train, test, made_split = _from_split_files(spec, data, cache)
+    elif spec.test_only and test_data is not None:
+        source, train, test, made_split = _test_data_alone(spec, test_data, root, cache)
     else:
-        source, train, test = list_source(data, image_size, cache, needs_test=test_data is None)
-        if test_data is not None:  # replaces any test set the data itself defines
-            test = _list_whole(test_data, image_size, cache)
-        elif test is None:
-            train, test = split_part(train, test_fraction, seed, group_by, data)
-            made_split = True
-    if test_only:
-        train = _nothing(root, image_size, crop_faces)
-    _decode([train, test], image_size, cache, crop_faces)
-    if test_data is not None and not test_only:
+        source, train, test, made_split = _from_source(spec, data, test_data, cache)
+    if spec.test_only:
+        train = _nothing(root, spec.image_size, spec.crop_faces)
+    _decode([train, test], spec.image_size, cache, spec.crop_faces)
+    if test_data is not None and not spec.test_only:
         _check_not_training_images(test, train, test_data)
-    if made_split and split_dir is not None:   # written last: an error never replaces a good pair
-        write_split_file(Path(split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
-        write_split_file(Path(split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
+    if made_split and spec.split_dir is not None:   # written last: an error never replaces a good pair
+        write_split_file(Path(spec.split_dir) / TRAIN_SPLIT_FILE, Listing(train.files, train.y))
+        write_split_file(Path(spec.split_dir) / TEST_SPLIT_FILE, Listing(test.files, test.y))
     return _dataset(train, test, root, source)
 
 
+# The list stage of each mode: (how the data was read, train part, test part, whether a
+# random split was made). Parts come listed, not decoded (a CSV's rows come decoded).
+
+def _from_split_files(spec: DataSpec, data: Path, cache: Path | None
+                      ) -> tuple[str, Labelled, Labelled, bool]:
+    """``reuse_split``: the split files in ``spec.split_dir``."""
+    if spec.split_dir is None:
+        raise UserError("reusing a split needs the folder holding train.txt and test.txt")
+    train, test = _read_split(data, Path(spec.split_dir), spec.image_size, cache, spec.test_only)
+    return "split files", train, test, False
+
+
+def _test_data_alone(spec: DataSpec, test_data: Path, root: Path, cache: Path | None
+                     ) -> tuple[str, Labelled, Labelled, bool]:
+    """``test_only`` with ``test_data``: the training data is not even listed."""
+    return "test data", _nothing(root, spec.image_size), _list_whole(test_data, spec.image_size, cache), False
+
+
+def _from_source(spec: DataSpec, data: Path, test_data: Path | None, cache: Path | None
+                 ) -> tuple[str, Labelled, Labelled, bool]:
+    """The data's own layout; ``test_data`` replaces its test set, and without either a random split."""
+    source, train, test = list_source(data, spec.image_size, cache, needs_test=test_data is None)
+    if test_data is not None:  # replaces any test set the data itself defines
+        return source, train, _list_whole(test_data, spec.image_size, cache), False
+    if test is None:
+        train, test = split_part(train, spec.test_fraction, spec.seed, spec.group_by, data)
+        return source, train, test, True
+    return source, train, test, False
+
+
 def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None,
-              crop_faces: DetectorSettings | None = None) -> tuple[str, _Part]:
+              crop_faces: DetectorSettings | None = None) -> tuple[str, Labelled]:
     """Every labelled image of a dataset as one decoded part (its own train and test parts
     pooled): what K-fold cross-validation deals into folds. Names are those
     :func:`load_dataset` reads back from split files. ``crop_faces`` detects here,
@@ -207,7 +256,7 @@ def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | No
     source, train, test = list_source(data, image_size, cache, needs_test=False)
     if test is not None and len(test.y):
         x = None if train.x is None else np.concatenate([train.x, test.x])
-        train = _Part(train.files + test.files, np.concatenate([train.y, test.y]), train.root, x)
+        train = Labelled(train.files + test.files, np.concatenate([train.y, test.y]), train.root, x)
     _decode([train], image_size, cache, crop_faces)
     return source, train
 
@@ -242,7 +291,7 @@ def _checked_paths(data: Path | str, test_data: Path | str | None, split_dir: Pa
 # -- list ---------------------------------------------------------------------
 
 def list_source(data: Path, image_size: int, cache: Path | None, *,
-                needs_test: bool = True) -> tuple[str, _Part, _Part | None]:
+                needs_test: bool = True) -> tuple[str, Labelled, Labelled | None]:
     """The list stage: (how the data was read, training part, its own test part or None).
 
     Folders are listed, not decoded; a CSV's rows are parsed (and cached), so they
@@ -252,7 +301,7 @@ def list_source(data: Path, image_size: int, cache: Path | None, *,
     if data.is_file():
         source = "fer2013 csv"
         rows = read_fer2013_csv(data, image_size, cache)
-        whole, usage = _Part(row_names(data, rows), rows.y, data.parent, rows.x), rows.usage
+        whole, usage = Labelled(row_names(data, rows), rows.y, data.parent, rows.x), rows.usage
         if not (usage >= 0).all():  # no Usage column
             return source, whole, None
         train, test = whole.take(np.flatnonzero(usage == 0)), whole.take(np.flatnonzero(usage == 1))
@@ -286,18 +335,18 @@ def list_source(data: Path, image_size: int, cache: Path | None, *,
     return source, _listed(listing, data), None
 
 
-def _listed(listing: Listing, root: Path) -> _Part:
+def _listed(listing: Listing, root: Path) -> Labelled:
     """Listed files of ``root``, not decoded yet."""
-    return _Part(listing.files, listing.labels, root)
+    return Labelled(listing.files, listing.labels, root)
 
 
-def _csv_part(path: Path, image_size: int, cache: Path | None) -> _Part:
+def _csv_part(path: Path, image_size: int, cache: Path | None) -> Labelled:
     """A whole CSV as one part, decoded (parsing is its listing)."""
     rows = read_fer2013_csv(path, image_size, cache)
-    return _Part(row_names(path, rows), rows.y, path.parent, rows.x)
+    return Labelled(row_names(path, rows), rows.y, path.parent, rows.x)
 
 
-def _list_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
+def _list_whole(path: Path, image_size: int, cache: Path | None) -> Labelled:
     """Every image of a folder (class folders or JAFFE) or CSV, as one part."""
     if path.is_file():
         if path.suffix.casefold() != ".csv":
@@ -313,7 +362,7 @@ def _list_whole(path: Path, image_size: int, cache: Path | None) -> _Part:
 
 
 def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None,
-                test_only: bool = False) -> tuple[_Part, _Part]:
+                test_only: bool = False) -> tuple[Labelled, Labelled]:
     """The two split files of ``split_dir`` as parts (``test_only``: train.txt is not read).
 
     CSV rows are named ``<file>.csv:<line>`` and come decoded.
@@ -325,7 +374,7 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
         for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE):
             listing = read_split_file(split_dir / name, data.parent, known=row_of.keys())
             part = whole.take(np.array([row_of[f] for f in listing.files], dtype=np.int64))
-            parts.append(_Part(part.files, listing.labels, part.root, part.x))
+            parts.append(Labelled(part.files, listing.labels, part.root, part.x))
         _check_disjoint(parts[0].files, parts[1].files, split_dir, str)
         return parts[0], parts[1]
     if test_only:  # the training images may be gone; they are not decoded (28.7k of them on FER2013)
@@ -341,8 +390,8 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
 
 # -- groups and split ---------------------------------------------------------
 
-def split_part(whole: _Part, test_fraction: float, seed: int, group_by: str | None,
-               data: Path) -> tuple[_Part, _Part]:
+def split_part(whole: Labelled, test_fraction: float, seed: int, group_by: str | None,
+               data: Path) -> tuple[Labelled, Labelled]:
     """A seeded stratified split of ``whole``, group-disjoint under a ``group_by`` rule."""
     rng = np.random.default_rng(seed)
     if group_by is None:
@@ -356,7 +405,7 @@ def split_part(whole: _Part, test_fraction: float, seed: int, group_by: str | No
 
 # -- decode (and cache) -------------------------------------------------------
 
-def _decode(parts: list[_Part], image_size: int, cache: Path | None,
+def _decode(parts: list[Labelled], image_size: int, cache: Path | None,
             crop_faces: DetectorSettings | None = None) -> None:
     """Decode, in place, the parts not decoded yet. Parts of one root go in one
     :func:`load_images` call: one cache entry for the whole dataset, whichever way it is split.
@@ -378,13 +427,13 @@ def _decode(parts: list[_Part], image_size: int, cache: Path | None,
             start = end
 
 
-def _nothing(root: Path, image_size: int, crop_faces: DetectorSettings | None = None) -> _Part:
+def _nothing(root: Path, image_size: int, crop_faces: DetectorSettings | None = None) -> Labelled:
     """An empty, decoded part: the training side when only the test images are wanted."""
-    return _Part([], np.empty(0, np.int64), root, np.empty((0, image_size, image_size), np.uint8),
+    return Labelled([], np.empty(0, np.int64), root, np.empty((0, image_size, image_size), np.uint8),
                  None if crop_faces is None else np.empty(0, np.int64))
 
 
-def _dataset(train: _Part, test: _Part, root: Path, source: str) -> Dataset:
+def _dataset(train: Labelled, test: Labelled, root: Path, source: str) -> Dataset:
     if not len(test.y):
         raise UserError(f"{root}: the test set is empty; add test images or let a random split make one")
     return Dataset(train.x, train.y, test.x, test.y, train.files, test.files, root, source,
@@ -400,7 +449,7 @@ def _no_images_hints(folder: Path, flag: str) -> str:
                if class_index(folder.name) is not None else ""))
 
 
-def _check_not_training_images(test: _Part, train: _Part, test_data: Path) -> None:
+def _check_not_training_images(test: Labelled, train: Labelled, test_data: Path) -> None:
     """Stop when most test images are training images, e.g. ``--test-data fer2013.csv`` next to
     Kaggle's train.csv: used whole, the CSV's Training rows would be tested on. A few equal
     images are normal (FER2013 has duplicates), so only a majority counts."""

@@ -194,6 +194,21 @@ def check_arch(spec: str, in_channels: int = 3, image_size: int = 48, num_classe
     _plan(spec, in_channels, image_size, num_classes)
 
 
+# The planned kinds that hold parameters: weights and biases, or BatchNorm's scale and shift.
+_WITH_PARAMETERS = ("conv", "fc", "bn2d", "bn1d")
+
+
+def trainable_layer_names(spec: str, in_channels: int = 3, image_size: int = 48, num_classes: int = 7) -> list[str]:
+    """The names of the layers of ``spec`` that have parameters (``conv1``, ``bn1``, ``fc1``, ...), in order.
+
+    What ``--freeze`` may name, read from the plan without making weights: the
+    same names as ``[n for n, layer in build_model(spec).named_children() if layer.parameters()]``.
+    Raises the :class:`UserError` :func:`check_arch` raises for a bad spec.
+    """
+    return [layer.name for layer in _plan(spec, in_channels, image_size, num_classes)
+            if layer.kind in _WITH_PARAMETERS]
+
+
 def build_model(spec: str = DEFAULT_ARCH, in_channels: int = 3, image_size: int = 48,
                 num_classes: int = 7, *, rng: np.random.Generator | int | None = None,
                 dtype: type = np.float32, conv_method: str | None = None,

@@ -2,24 +2,32 @@
 
 A :class:`TrainConfig` is stored in every checkpoint (as JSON), so a resumed
 run continues with exactly the settings it started with.
+
+Every rule about the settings lives here: each value, each pair of flags that
+need or exclude each other (:meth:`TrainConfig.given_settings`), and what
+``--resume`` may change (:meth:`TrainConfig.resumed`). Building a config has no
+side effects: it makes no weights (``--freeze`` is checked against the arch
+spec's plan) and imports no OpenCV (the trainer checks for it when a run starts).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model, check_arch
-from numpy_cnn.data import CLASSES
-from numpy_cnn.data.faces import DetectorSettings, require_cv2
-from numpy_cnn.data.groups import check_rule
+from numpy_cnn.data import CLASSES, DetectorSettings, check_rule
 from numpy_cnn.errors import UserError
+from numpy_cnn.nn.arch import DEFAULT_ARCH, check_arch, trainable_layer_names
 from numpy_cnn.nn.optim import DEFAULTS
 from numpy_cnn.train.finetune import check_freeze
 
 MEAN_MODES = ("scalar", "pixel")
 NO_FACE_POLICIES = ("keep", "drop")   # a frame without a face: trained on whole, or left out
 IN_CHANNELS = 3   # the paper copies the gray channel three times (its net was built for RGB)
+# Settings given as paths: stored absolute, so resuming from another folder finds them.
+PATH_FIELDS = ("data", "test_data", "split_dir", "init_from")
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,10 @@ class TrainConfig:
             raise UserError("; ".join(problems))
         check_arch(self.arch, in_channels=IN_CHANNELS, image_size=self.image_size, num_classes=len(CLASSES))
         if self.crop_faces is not None:
-            self.detector_settings()   # a bad setting is a one-line error, and so is a missing OpenCV
-            require_cv2()
-        if self.freeze is not None:   # the names must exist in this network: build it (no data needed)
-            model = build_model(self.arch, IN_CHANNELS, self.image_size, len(CLASSES), rng=0)
-            object.__setattr__(self, "freeze", ",".join(check_freeze(model, self.freeze.split(","))))
+            self.detector_settings()   # a bad setting is a one-line error (OpenCV: see trainer.require_tools)
+        if self.freeze is not None:   # the names must exist in this network: its plan says (no weights made)
+            valid = trainable_layer_names(self.arch, IN_CHANNELS, self.image_size, len(CLASSES))
+            object.__setattr__(self, "freeze", ",".join(check_freeze(valid, self.freeze.split(","))))
 
     def _evaluation_problems(self) -> list[str]:
         """``--group-by`` must be a known rule or a regex with one group; ``--folds`` needs >= 2
@@ -122,6 +129,59 @@ class TrainConfig:
         if self.reuse_split:
             problems.append("--folds makes its own folds, so --reuse-split has no place; drop one of them")
         return problems
+
+    @classmethod
+    def given_settings(cls, flags: Mapping[str, object]) -> dict:
+        """The settings a command line gave, checked against each other and made storable.
+
+        ``flags`` maps names to the values typed, ``None`` for a flag not given
+        (argparse's namespace as a dict; names that are no setting are ignored).
+        Returns ``{setting: value}`` for the settings given, paths made absolute
+        (:data:`PATH_FIELDS`) and ``crop_faces=True`` made the face detector's
+        default settings, stored in full: a new run's ``TrainConfig(**given)``,
+        or a resumed run's :meth:`resumed`. Raises the one-line :class:`UserError`
+        of a flag that the other flags leave without effect; each value is checked
+        when the config is built.
+        """
+        given = {f.name: flags[f.name] for f in fields(cls) if flags.get(f.name) is not None}
+        if given.get("optimizer", "sgd") != "sgd" and "momentum" in given:
+            raise UserError(f"--momentum is SGD's; {given['optimizer']} keeps its own moving averages "
+                            "(betas 0.9, 0.999): drop --momentum")
+        if given.get("split_dir") and not given.get("reuse_split"):   # else ignored: a new random split is made
+            raise UserError(f"--split-dir {given['split_dir']} is read only with --reuse-split; add --reuse-split "
+                            "to train on its train.txt/test.txt, or drop --split-dir")
+        if given.get("crop_faces"):   # the flag means the detector's default settings, stored in full
+            given["crop_faces"] = asdict(DetectorSettings())
+        for key in PATH_FIELDS:   # absolute, so resuming from another folder finds them
+            if key in given:
+                given[key] = str(Path(given[key]).resolve())
+        return given
+
+    def resumed(self, given: Mapping[str, object], *, done: int, run: Path) -> TrainConfig:
+        """These stored settings of the run in ``run``, continued with the settings ``given`` again.
+
+        ``given`` is :meth:`given_settings`' output; ``done`` the epochs the run
+        has trained. ``epochs`` may be raised (not below ``done``). Any other
+        setting that differs from the stored value is an error: a resumed run
+        continues the same experiment. The one exception is a data path
+        (``data``, ``test_data``) whose stored folder is gone (:meth:`moved_data`):
+        the data moved, and the run checks that its training images are still the same.
+        """
+        if given.get("epochs", done) < done:
+            raise UserError(f"{run} has already trained {done} epochs; --epochs must be at least that")
+        allowed = {"epochs", *self.moved_data()}
+        changed = [_describe_change(k, v, getattr(self, k)) for k, v in given.items()
+                   if k not in allowed and v != getattr(self, k)]
+        if changed:
+            raise UserError(f"--resume continues the same run, but {'; '.join(changed)}; "
+                            "drop those flags or start a new run with --out")
+        return TrainConfig(**{**self.to_json(), **{k: v for k, v in given.items() if k in allowed}})
+
+    def moved_data(self) -> list[str]:
+        """The data settings (``"data"``, ``"test_data"``) whose stored path is gone: the data moved,
+        so a resumed run may be given its new place."""
+        return [key for key in ("data", "test_data")
+                if getattr(self, key) is not None and not Path(getattr(self, key)).exists()]
 
     def detector_settings(self) -> DetectorSettings | None:
         """The face detector's settings, or None when whole frames are used."""
@@ -143,6 +203,18 @@ class TrainConfig:
         if unknown:
             raise UserError(f"checkpoint settings hold unknown keys {unknown}; was it written by a newer version?")
         return cls(**values)
+
+
+def _describe_change(key: str, given: object, stored: object) -> str:
+    """``--lr 0.5 (the run used 0.001)``; on/off flags by the flag the user typed."""
+    if key == "augment":
+        return "--no-augment (the run used augmentation)"
+    if key == "reuse_split":
+        return "--reuse-split (the run made its own split)"
+    if key == "crop_faces":
+        return ("--crop-faces (the run used whole frames)" if stored is None
+                else f"--crop-faces (the run used other detector settings: {stored})")
+    return f"--{key.replace('_', '-')} {given} (the run used {stored})"
 
 
 def detector_settings_of(meta: dict) -> DetectorSettings | None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,14 +61,15 @@ def trainable_layers(model: Sequential) -> list[str]:
     return [name for name, layer in model.named_children() if layer.parameters()]
 
 
-def check_freeze(model: Sequential, names: Iterable[str]) -> list[str]:
-    """``names`` checked against ``model`` and put in the model's order; a bad name is a one-line error.
+def check_freeze(valid: Sequence[str], names: Iterable[str]) -> list[str]:
+    """``names`` checked against ``valid`` and put in its order; a bad name is a one-line error.
 
+    ``valid`` is the network's layers with parameters, in order: :func:`trainable_layers`
+    of a model, or :func:`numpy_cnn.nn.arch.trainable_layer_names` of a spec (no weights made).
     Raises :class:`UserError` for an unknown name or one without parameters
     (listing the valid names), and for freezing every such layer.
     """
     names = [n.strip() for n in names if n.strip()]
-    valid = trainable_layers(model)
     unknown = [n for n in names if n not in valid]
     if unknown or not names:
         what = f"no layer with parameters is called {', '.join(unknown)}" if unknown else "no layer named"
@@ -86,7 +87,7 @@ def freeze(model: Sequential, names: Iterable[str]) -> None:
     False`` on the lowest layer still trained (nothing below it learns, so its
     input gradient would be thrown away). ``Sequential.backward`` then stops there.
     """
-    for name in check_freeze(model, names):
+    for name in check_freeze(trainable_layers(model), names):
         for p in model[name].parameters():
             p.requires_grad = False
     lowest = model[model.backward_floor()]

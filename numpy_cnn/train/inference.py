@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.train.checkpoint import load_model, require_training_meta
-from numpy_cnn.data import MeanSubtraction, load_dataset, to_float
-from numpy_cnn.data.images import load_image
-from numpy_cnn.data.dataset import TEST_SPLIT_FILE
+from numpy_cnn.data import TEST_SPLIT_FILE, DataSpec, MeanSubtraction, load_image, load_spec, to_float
 from numpy_cnn.errors import UserError
 from numpy_cnn.nn.loss import softmax
-from numpy_cnn.train.metrics import confusion_matrix, per_class_table
+from numpy_cnn.train.checkpoint import load_model, require_training_meta
 from numpy_cnn.train.config import TrainConfig, detector_settings_of
+from numpy_cnn.train.metrics import confusion_matrix, per_class_table
 from numpy_cnn.train.loop import network_input, predict_logits
 from numpy_cnn.train.run_split import apply_no_face, load_run_data
 
@@ -32,7 +30,7 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
 
     Without ``data`` it is the run's own test split (``test.txt`` beside the
     checkpoint). With ``data``, the test part of that dataset as
-    :func:`numpy_cnn.data.load_dataset` defines it: its own test folder or
+    :func:`numpy_cnn.data.load_spec` defines it: its own test folder or
     CSV rows if it has them, else a stratified split with the run's seed.
     """
     _refuse_cv_run(path)
@@ -51,9 +49,9 @@ def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path,
         # A model-only checkpoint is split like a default run (the settings only choose the test part).
         config = TrainConfig.from_json(ckpt.meta["config"]) if "config" in ckpt.meta else TrainConfig()
         crop_faces = None if Path(data).is_file() else config.detector_settings()   # a CSV's rows are face crops
-        ds = apply_no_face(config, load_dataset(data, seed=config.seed, test_fraction=config.test_fraction,
-                                                image_size=ckpt.meta["image_size"], cache_dir=cache_dir,
-                                                test_only=True, crop_faces=crop_faces))
+        spec = DataSpec(data, seed=config.seed, test_fraction=config.test_fraction,
+                        image_size=ckpt.meta["image_size"], cache_dir=cache_dir, test_only=True, crop_faces=crop_faces)
+        ds = apply_no_face(config, load_spec(spec))
         what = f"the test set of {data} ({ds.source}, {len(ds.y_test)} images)"
     x = network_input(to_float(ds.x_test), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
     predicted = predict_logits(model, x).argmax(axis=1)

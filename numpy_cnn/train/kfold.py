@@ -1,4 +1,4 @@
-"""Stratified K-fold cross-validation: a loop around :func:`.run.train`, one whole run per fold.
+"""Stratified K-fold cross-validation: a loop around :func:`.trainer.train`, one whole run per fold.
 
 ::
 
@@ -28,27 +28,21 @@ final numbers are those of an uninterrupted run.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.data import CLASSES
-from numpy_cnn.data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, load_pool
-from numpy_cnn.data.faces import face_report
-from numpy_cnn.data.groups import GroupRule
-from numpy_cnn.data.leakage import leakage_line
-from numpy_cnn.data.sources import Listing
-from numpy_cnn.data.split import stratified_folds
-from numpy_cnn.data.splitfiles import GROUPS_FILE, write_split_file
+from numpy_cnn.data import (CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, GroupRule, Listing, face_report,
+                            leakage_line, load_pool, stratified_folds, write_split_file)
 from numpy_cnn.errors import UserError
-from numpy_cnn.train.metrics import format_table1, per_class_table, percent_range, t_interval
 from numpy_cnn.study.plots import plot_face_sheet
 from numpy_cnn.train.config import TrainConfig
-from numpy_cnn.train.run_split import data_path
+from numpy_cnn.train.metrics import format_table1, per_class_table, percent_range, t_interval
 from numpy_cnn.train.run_files import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
-from numpy_cnn.train.trainer import Interrupted, train
+from numpy_cnn.train.run_split import data_path
+from numpy_cnn.train.trainer import Interrupted, require_tools, stored_config, train
 
 CV_STATE = "cv.json"
 CV_RESULTS = "cv_results.json"
@@ -68,6 +62,18 @@ def stored_cv_config(out: Path) -> TrainConfig:
         raise UserError(f"{out / CV_STATE}: unreadable ({exc}); start a new run with --out") from None
 
 
+def resume_config(out: Path, given: Mapping[str, object]) -> TrainConfig:
+    """The settings ``--resume out`` continues with: the stored ones (a K-fold run's ``cv.json``,
+    else the run's checkpoint), with the settings ``given`` again checked against them
+    (:meth:`TrainConfig.resumed`: only ``--epochs`` may rise, and a moved data path follow)."""
+    if is_cv_run(out):   # a K-fold run: its folds may have trained up to the stored target
+        stored = stored_cv_config(out)
+        done = stored.epochs
+    else:
+        stored, done = stored_config(out)
+    return stored.resumed(given, done=done, run=out)
+
+
 def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
                    resume: bool = False, log: Callable[[str], None] | None = print,
                    on_epoch_end: Callable[[int, int], None] | None = None) -> dict:
@@ -82,6 +88,7 @@ def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Pat
     Returns:
         The contents of ``cv_results.json``.
     """
+    require_tools(config)
     k = config.folds
     if not resume:
         if is_cv_run(out):

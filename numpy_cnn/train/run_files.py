@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
-from numpy_cnn.data.splitfiles import GROUPS_FILE
 from numpy_cnn.atomic import write_atomically
+from numpy_cnn.data import CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
 from numpy_cnn.errors import UserError
 
 CHECKPOINT = "checkpoint.npz"
@@ -129,7 +128,6 @@ def write_plots(out: Path, history: Sequence[dict], confusion: np.ndarray, class
 
 def write_face_sheet(out: Path, ds) -> None:
     """``faces.png``: the crops of a run's images per class, frames without a face marked."""
-    from numpy_cnn.data import CLASSES
     from numpy_cnn.study.plots import plot_face_sheet
 
     out.mkdir(parents=True, exist_ok=True)

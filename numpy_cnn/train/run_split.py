@@ -1,6 +1,6 @@
 """Which images a run trains and tests on, and how a later command finds the same ones again.
 
-A new run loads its dataset through :func:`numpy_cnn.data.load_dataset` and
+A new run loads its dataset (:func:`new_run_spec`, :func:`numpy_cnn.data.load_spec`) and
 writes the split it got to ``train.txt`` / ``test.txt`` in the run
 directory. Resuming or evaluating a run reads those files back (paths are
 relative to the data folder), so it sees exactly the same images in the same
@@ -19,13 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.data import CLASSES, Dataset, load_dataset
+from numpy_cnn.data import (CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, DataSpec, Dataset, GroupRule,
+                            Listing, face_report, load_spec, write_groups_file, write_split_file)
 from numpy_cnn.data.synthetic import SYNTHETIC_DATA, ensure_synthetic_dataset
-from numpy_cnn.data.dataset import TEST_SPLIT_FILE, TRAIN_SPLIT_FILE
-from numpy_cnn.data.sources import Listing
-from numpy_cnn.data.faces import face_report
-from numpy_cnn.data.groups import GroupRule
-from numpy_cnn.data.splitfiles import GROUPS_FILE, write_groups_file, write_split_file
 from numpy_cnn.errors import UserError
 from numpy_cnn.train.config import TrainConfig
 
@@ -48,16 +44,20 @@ def reuses_split_in(config: TrainConfig, out: Path) -> bool:
     return config.reuse_split and split_dir_of(config, out).resolve() == out.resolve()
 
 
+def new_run_spec(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> DataSpec:
+    """What a new run loads: its data, split as the settings say (a new random split, or ``--reuse-split``)."""
+    return DataSpec(data_path(config, home), test_data=config.test_data,
+                    split_dir=split_dir_of(config, out) if config.reuse_split else None,
+                    reuse_split=config.reuse_split, seed=config.seed,
+                    test_fraction=config.test_fraction, image_size=config.image_size,
+                    cache_dir=cache_dir, group_by=config.group_by, crop_faces=config.detector_settings())
+
+
 def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> Dataset:
     """Load the data of a new run and record its split in ``out`` (written only after loading succeeded)."""
-    split_dir = split_dir_of(config, out)
-    data = data_path(config, home)
-    ds = load_dataset(data, test_data=config.test_data,
-                      split_dir=split_dir if config.reuse_split else None,
-                      reuse_split=config.reuse_split, seed=config.seed,
-                      test_fraction=config.test_fraction, image_size=config.image_size,
-                      cache_dir=cache_dir, group_by=config.group_by, crop_faces=config.detector_settings())
-    check_trainable(ds, split_dir / TRAIN_SPLIT_FILE if config.reuse_split else data)
+    spec = new_run_spec(config, out, home, cache_dir)
+    ds = load_spec(spec)
+    check_trainable(ds, Path(spec.split_dir) / TRAIN_SPLIT_FILE if config.reuse_split else spec.data)
     if not reuses_split_in(config, out):
         write_split_file(out / TRAIN_SPLIT_FILE, Listing(ds.train_files, ds.y_train))
         write_split_file(out / TEST_SPLIT_FILE, Listing(ds.test_files, ds.y_test))
@@ -82,28 +82,27 @@ def check_trainable(ds: Dataset, source: Path) -> None:
                         "at least two classes, so add images of the others")
 
 
-def moved_data(config: TrainConfig) -> list[str]:
-    """The data settings (``"data"``, ``"test_data"``) whose stored path is gone: the data moved,
-    so a resumed run may be given its new place."""
-    return [key for key in ("data", "test_data")
-            if getattr(config, key) is not None and not Path(getattr(config, key)).exists()]
+def run_spec(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None, *,
+             test_only: bool = False) -> DataSpec:
+    """What a run's later command (resume, evaluate) loads: the images of its split files.
+
+    A run with ``--test-data`` is reloaded from the same arguments instead (its split is fixed anyway).
+    ``test_only``: decode only the test images (``x_train`` is empty), for evaluation.
+    """
+    if moved := config.moved_data():
+        key = moved[0]
+        raise UserError(f"{getattr(config, key)}: the run's data is not there any more; if it moved, "
+                        f"pass its new place with --{key.replace('_', '-')}")
+    return DataSpec(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
+                    reuse_split=config.test_data is None, seed=config.seed, test_fraction=config.test_fraction,
+                    image_size=config.image_size, cache_dir=cache_dir, test_only=test_only,
+                    crop_faces=config.detector_settings())
 
 
 def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None, *,
                   test_only: bool = False) -> Dataset:
-    """The same train and test images a run used, from its split files (see the module docstring).
-
-    ``test_only``: decode only the test images (``x_train`` is empty), for evaluation.
-    """
-    if moved := moved_data(config):
-        key = moved[0]
-        raise UserError(f"{getattr(config, key)}: the run's data is not there any more; if it moved, "
-                        f"pass its new place with --{key.replace('_', '-')}")
-    reuse = config.test_data is None
-    return load_dataset(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
-                        reuse_split=reuse, seed=config.seed, test_fraction=config.test_fraction,
-                        image_size=config.image_size, cache_dir=cache_dir, test_only=test_only,
-                        crop_faces=config.detector_settings())
+    """The same train and test images a run used, from its split files (see the module docstring)."""
+    return load_spec(run_spec(config, run_dir, home, cache_dir, test_only=test_only))
 
 
 def apply_no_face(config: TrainConfig, ds: Dataset) -> Dataset:

@@ -23,23 +23,23 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.nn.arch import build_model
-from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from numpy_cnn.data import CLASSES, Dataset, MeanSubtraction
-from numpy_cnn.data.leakage import leakage_report
+from numpy_cnn.data import CLASSES, Dataset, MeanSubtraction, leakage_report, require_cv2
 from numpy_cnn.errors import UserError
+from numpy_cnn.nn.arch import build_model
 from numpy_cnn.nn.loss import cross_entropy
-from numpy_cnn.train.metrics import confusion_matrix, format_table1, per_class_table
 from numpy_cnn.nn.module import Sequential
 from numpy_cnn.nn.optim import Optimizer, build_optimizer
+from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint, require_training_meta, save_checkpoint
 from numpy_cnn.train.config import IN_CHANNELS, TrainConfig
 from numpy_cnn.train.finetune import prepare as prepare_finetune
-from numpy_cnn.train.loop import Diverged, compile_in_background, epoch_inputs, evaluate, lazy_network_input, train_epoch
+from numpy_cnn.train.loop import (Diverged, EpochStats, compile_in_background, epoch_inputs, evaluate,
+                                  lazy_network_input, train_epoch)
+from numpy_cnn.train.metrics import confusion_matrix, format_table1, per_class_table
 from numpy_cnn.train.progress import epoch_line
-from numpy_cnn.train.run_split import (apply_no_face, check_same_data, digest, face_summary, load_new_run_data, load_run_data,
-                      reuses_split_in)
-from numpy_cnn.train.run_files import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run, write_face_sheet,
-                     write_json, write_metrics, write_plots, write_text)
+from numpy_cnn.train.run_files import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run,
+                                       write_face_sheet, write_json, write_metrics, write_plots, write_text)
+from numpy_cnn.train.run_split import (apply_no_face, check_same_data, digest, face_summary, load_new_run_data,
+                                       load_run_data, reuses_split_in)
 
 FORMAT = "numpy_cnn checkpoint v1"
 # Writing the checkpoint costs ~10 ms, a lot beside a fast epoch. Each epoch is
@@ -87,6 +87,7 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         The contents of ``results.json``.
     """
     started = time.perf_counter()
+    require_tools(config)
     ckpt = load_checkpoint(out / CHECKPOINT) if resume else None
     own_split = reuses_split_in(config, out)
     if not resume:
@@ -105,49 +106,50 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         raise
 
 
+def require_tools(config: TrainConfig) -> None:
+    """Stop with a one-line error, before anything is loaded or written, when the settings need a
+    package that is missing: OpenCV for ``--crop-faces`` (building a config imports nothing)."""
+    if config.crop_faces is not None:
+        require_cv2()
+
+
+def stored_config(out: Path) -> tuple[TrainConfig, int]:
+    """The settings of the run in ``out`` and the epochs it has trained, from its checkpoint."""
+    if not (out / CHECKPOINT).is_file():
+        raise UserError(f"{out}: no {CHECKPOINT} to resume from; check the run directory, or "
+                        "start a new run with --out")
+    ckpt = load_checkpoint(out / CHECKPOINT)
+    require_training_meta(ckpt, out / CHECKPOINT, "be resumed; start a new run with --out")
+    return TrainConfig.from_json(ckpt.meta["config"]), ckpt.meta["epoch"]
+
+
 def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, cache_dir: Path | None,
            log: Callable[[str], None] | None, on_epoch_end: Callable[[int], None] | None,
            started: float) -> dict:
-    """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one."""
+    """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one.
+
+    As CS231n's ``Solver.train``: the steps that set the run up, each a function
+    below, then the epoch loop (train, evaluate, snapshot, save now and then), then
+    Table 1 and the plots (:func:`_finish`).
+    """
     say = log or (lambda line: None)
+    # The model, its optimizer and the run's Generator: from the seed, or the checkpoint's (resume).
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     origin = prepare_finetune(model, config.init_from, config.freeze, ckpt, say)   # before the data: a bad --init-from costs nothing
+    # The data, read while numba compiles; the faces in it; the training mean; what came of the split.
     say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
-    # numba compiles (or loads) the kernels in another thread while the data is read or generated.
-    compile_in_background(*_model_optimizer_rng(config, None)[:2], (IN_CHANNELS, config.image_size, config.image_size),
-                          config.augment)
-    load = load_new_run_data if ckpt is None else load_run_data   # a resumed run reads its split files
-    ds = load(config, out, home, cache_dir)
-    faces = face_summary(config, ds)
-    if faces is not None:   # what the detector did, seen before any frame is dropped
-        say(faces["line"])
-        write_face_sheet(out, ds)
-        ds = apply_no_face(config, ds)
-    if ckpt is None:
-        mean = MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel")
-        source = ds.source
-    else:
-        check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
-        mean = MeanSubtraction(ckpt.mean)
-        # A resumed run reads its images through its split files; report them as the run began.
-        source = ckpt.meta["data"]["source"]
-
-    say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
-        f"ready after {time.perf_counter() - started:.1f}s")
-    if config.group_by is not None:
-        say(f"data: test images per class (--group-by {config.group_by}): {_per_class_counts(ds)}")
-    leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
-                             config.group_by)
-    say(leakage["line"])
+    _compile_in_background(config)
+    ds = _load_data(config, out, ckpt, home, cache_dir)
+    ds, faces = _faces(config, ds, out, say)
+    mean, source = _mean_and_source(config, ds, ckpt, out)
+    _report_data(config, ds, source, started, say)
+    leakage = _leakage(config, ds, say)
     # Kept as uint8: each block of inputs is made float as a step needs it (see loop.py).
-    x_train = ds.x_train
-    x_test = lazy_network_input(ds.x_test, mean, IN_CHANNELS)
-    compile_seconds = _warm_up(model, x_train, ds.y_train, x_test, ds.y_test, mean, config)
-    if compile_seconds > 1.0:
-        say(f"numba: kernels compiled in {compile_seconds:.1f}s (cached on disk: next time it is instant)")
-    data_meta = {"source": source, "root": str(ds.root), "test_data": config.test_data,
-                 "n_train": len(ds.y_train), "n_test": len(ds.y_test),
-                 "train_digest": digest(ds.x_train)}
+    x_train, x_test = ds.x_train, lazy_network_input(ds.x_test, mean, IN_CHANNELS)
+    _compile(model, x_train, ds.y_train, x_test, ds.y_test, mean, config, say)
+    data_meta = _data_meta(config, ds, source)
+
+    # The epochs: train, evaluate, snapshot in memory; written every SAVE_EVERY_SECONDS and at the end.
     snapshot: Checkpoint | None = None   # the last completed epoch, kept in memory
     saved = len(history)                 # the epoch the checkpoint on disk holds
     last_save = time.perf_counter()
@@ -167,12 +169,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
                 if not np.isfinite(test_loss):   # finite but huge weights can still overflow
                     raise Diverged(f"the test loss became {test_loss} after the epoch's last step")
                 t2 = time.perf_counter()
-                history.append({
-                    "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
-                    "test_loss": test_loss, "test_acc": test_acc,
-                    "seconds": t2 - t0, "data_seconds": t1 - t0,   # compute; bookkeeping is timed apart
-                    **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
-                })
+                history.append(_epoch_row(epoch, stats, test_loss, test_acc, t0, t1, t2))
                 snapshot = _checkpoint(model, optimizer, mean, rng, config, history, data_meta, origin)
                 if epoch == config.epochs or t2 - last_save >= SAVE_EVERY_SECONDS:
                     saved, last_save = _save(out, snapshot, saved), t2
@@ -196,15 +193,76 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
 
     if test_predicted is None:   # resumed a finished run: nothing trained, just report
         _, _, test_predicted = evaluate(model, x_test, ds.y_test)
-    timing = {"wall_seconds": time.perf_counter() - started,
-              "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
-    return _finish(out, config, ds, history, test_predicted, data_meta, timing, leakage, origin, faces)
+    return _finish(out, config, ds, history, test_predicted, data_meta, _timing(started, bookkeeping), leakage,
+                   origin, faces)
+
+
+# -- the steps before the first epoch ------------------------------------------
+
+def _compile_in_background(config: TrainConfig) -> None:
+    """Let numba compile (or load) the kernels in another thread while the data is read or generated."""
+    compile_in_background(*_model_optimizer_rng(config, None)[:2], (IN_CHANNELS, config.image_size, config.image_size),
+                          config.augment)
+
+
+def _load_data(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path,
+               cache_dir: Path | None) -> Dataset:
+    """A new run's data, split (split files written to ``out``); a resumed run's, read through its split files."""
+    load = load_new_run_data if ckpt is None else load_run_data
+    return load(config, out, home, cache_dir)
+
+
+def _faces(config: TrainConfig, ds: Dataset, out: Path, say: Callable[[str], None]
+           ) -> tuple[Dataset, dict | None]:
+    """With ``--crop-faces``: report what the detector did (before any frame is dropped), draw
+    ``faces.png`` and apply ``--no-face``; returns the data trained on and the face report (or None)."""
+    faces = face_summary(config, ds)
+    if faces is None:
+        return ds, None
+    say(faces["line"])
+    write_face_sheet(out, ds)
+    return apply_no_face(config, ds), faces
+
+
+def _mean_and_source(config: TrainConfig, ds: Dataset, ckpt: Checkpoint | None, out: Path
+                     ) -> tuple[MeanSubtraction, str]:
+    """A new run fits the training mean; a resumed run checks its images are unchanged and keeps its own."""
+    if ckpt is None:
+        return MeanSubtraction.fit(ds.x_train, per_pixel=config.mean == "pixel"), ds.source
+    check_same_data(ds, ckpt.meta["data"]["train_digest"], out)
+    # A resumed run reads its images through its split files; report them as the run began.
+    return MeanSubtraction(ckpt.mean), ckpt.meta["data"]["source"]
+
+
+def _report_data(config: TrainConfig, ds: Dataset, source: str, started: float,
+                 say: Callable[[str], None]) -> None:
+    """The data line: images per side, how they were read, seconds so far; per class under ``--group-by``."""
+    say(f"data: {len(ds.y_train)} training and {len(ds.y_test)} test images ({source}), "
+        f"ready after {time.perf_counter() - started:.1f}s")
+    if config.group_by is not None:
+        say(f"data: test images per class (--group-by {config.group_by}): {_per_class_counts(ds)}")
 
 
 def _per_class_counts(ds: Dataset) -> str:
     """``Angry 20/101, Disgust 15/74, ...``: what a group-disjoint split achieved, per class."""
     return ", ".join(f"{name} {test}/{train + test}" for name, (train, test) in ds.class_counts().items()
                      if train + test)
+
+
+def _leakage(config: TrainConfig, ds: Dataset, say: Callable[[str], None]) -> dict:
+    """The leakage report (:func:`numpy_cnn.data.leakage_report`): test images also trained on, shared groups."""
+    leakage = leakage_report(ds.train_files, ds.test_files, ds.x_train, ds.x_test, ds.y_train, ds.y_test,
+                             config.group_by)
+    say(leakage["line"])
+    return leakage
+
+
+def _compile(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+             y_test: np.ndarray, mean: MeanSubtraction, config: TrainConfig, say: Callable[[str], None]) -> None:
+    """Have every kernel compiled before epoch 1 is timed; say so when it took a while."""
+    compile_seconds = _warm_up(model, x_train, y_train, x_test, y_test, mean, config)
+    if compile_seconds > 1.0:
+        say(f"numba: kernels compiled in {compile_seconds:.1f}s (cached on disk: next time it is instant)")
 
 
 def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -220,6 +278,33 @@ def _warm_up(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_test
                             rotation=config.rotation, augment=config.augment)[0])
     model.backward(cross_entropy(model.forward(x_test[:2]), y_test[:2])[1])
     return time.perf_counter() - t0
+
+
+def _data_meta(config: TrainConfig, ds: Dataset, source: str) -> dict:
+    """What the checkpoint and ``results.json`` record of the data (the digest lets a resume check it)."""
+    return {"source": source, "root": str(ds.root), "test_data": config.test_data,
+            "n_train": len(ds.y_train), "n_test": len(ds.y_test),
+            "train_digest": digest(ds.x_train)}
+
+
+# -- the epochs -----------------------------------------------------------------
+
+def _epoch_row(epoch: int, stats: EpochStats, test_loss: float, test_acc: float,
+               t0: float, t1: float, t2: float) -> dict:
+    """One row of ``metrics.csv``: losses, accuracies, seconds (compute; bookkeeping is timed apart)
+    and the mean gradient norm per parameter. ``t0``..``t2``: the epoch's start, inputs ready, evaluated."""
+    return {
+        "epoch": epoch, "train_loss": stats.loss, "train_acc": stats.accuracy,
+        "test_loss": test_loss, "test_acc": test_acc,
+        "seconds": t2 - t0, "data_seconds": t1 - t0,
+        **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
+    }
+
+
+def _timing(started: float, bookkeeping: list[float]) -> dict:
+    """This session's seconds for ``results.json``: wall clock, and the mean snapshot-and-save cost per epoch."""
+    return {"wall_seconds": time.perf_counter() - started,
+            "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
 
 
 def _model_optimizer_rng(config: TrainConfig, ckpt: Checkpoint | None
