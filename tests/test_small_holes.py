@@ -11,7 +11,7 @@ from numpy_cnn.study import plots
 @pytest.mark.parametrize("spec, says", [
     ("c6k5-bn-bn", "token 3 'bn' follows bn1"),
     ("c6k5-relu-bn", "token 3 'bn' follows relu1"),
-    ("bn-c6k5", "token 1 'bn' starts the spec"),
+    ("bn-c6k5", "token 1 'bn' has no conv or fc before it"),
     ("drop0.5-c6k5", "token 1 'drop0.5' starts the spec"),
     ("c6k5-relu-drop0.5-drop0.2", "token 4 'drop0.2' follows another drop"),
 ])
@@ -77,3 +77,15 @@ def test_face_detection_reports_itself_as_finding_faces(capsys, monkeypatch):
     assert "finding faces: 2/2" in capsys.readouterr().err
     images._fill_with_progress({"x": np.zeros((2, 4, 4), np.uint8)}, [np.ones((4, 4), np.uint8)] * 2)
     assert "decoding images: 2/2" in capsys.readouterr().err
+
+
+def test_one_epoch_is_singular_and_a_run_near_chance_says_why():
+    from numpy_cnn.train.progress import epochs, near_chance_note
+
+    assert (epochs(1), epochs(3)) == ("1 epoch", "3 epochs")
+    note = near_chance_note(0.16, 0.13, 7, 3, "sgd", 0.001)
+    assert note.startswith("note: after 3 epochs the network is still near chance (train 16.0%, test 13.0%, "
+                           "chance 14.3%)")
+    assert "about 25 epochs to leave its starting plateau" in note
+    assert "has not fitted" in near_chance_note(0.2, 0.2, 7, 2, "adam", 0.001)
+    assert near_chance_note(0.9, 0.3, 7, 200, "sgd", 0.001) is None   # it learned: nothing to explain

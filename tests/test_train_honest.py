@@ -163,7 +163,7 @@ def test_folds_test_every_image_once_keep_clips_whole_and_pool_their_results(wor
     assert cv["ci95"][0] <= cv["mean_test_accuracy"] <= cv["ci95"][1] and cv["std_test_accuracy"] >= 0
     assert sum(map(sum, cv["confusion_matrix"])) == 84 and set(cv["per_class_test_accuracy"]) >= {"Angry", "Sad"}
     assert re.search(r"fold 2/3  epoch 1/2  loss ", out)
-    assert re.search(r"^3-fold test accuracy: \d+\.\d% \u00b1 \d+\.\d% \(95% CI \d+\.\d\u2013\d+\.\d%\)$", out, re.M)
+    assert re.search(r"^3-fold test accuracy: \d+\.\d% \u00b1 \d+\.\d% SD over folds \(95% CI \d+\.\d\u2013\d+\.\d%\)$", out, re.M)
     assert "| **Overall** | 84 |" in out and "| **Overall** | 84 |" in (cv_dir / "table1.md").read_text()
     code, _, err = cli("evaluate", cv_dir, home=world["home"])
     assert code == 2 and "holds one model per fold; pass" in err and err.count("\n") == 1

@@ -28,6 +28,7 @@ from typing import NoReturn
 from numpy_cnn.cli import data as data_cli, study as study_cli
 from numpy_cnn.errors import UserError
 from numpy_cnn.cli.paths import CACHE, RUNS, nonempty_path
+from numpy_cnn.train.progress import epochs, near_chance_note
 
 PROG = "train_numpy.py"
 
@@ -206,9 +207,13 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
         return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
     data = results["data"]
-    print(f"\nTable 1: test set after {results['epochs']} epochs "
+    print(f"\nTable 1: test set after {epochs(results['epochs'])} "
           f"({data['source']}, {data['n_test']} images)\n")
     print(format_table1(results["table1"]))
+    note = near_chance_note(results["final_train_accuracy"], results["overall_test_accuracy"],
+                            len(results["per_class_test_accuracy"]), results["epochs"], config.optimizer, config.lr)
+    if note:
+        print(note)
     print(f"run directory: {out}")
     return 0
 
@@ -219,7 +224,7 @@ def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool
     from numpy_cnn.train.kfold import cross_validate
 
     cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
-    print(f"\nTable 1: {config.folds} test folds pooled after {config.epochs} epochs "
+    print(f"\nTable 1: {config.folds} test folds pooled after {epochs(config.epochs)} "
           f"({cv['table1'][-1]['total']} images, each tested once)\n")
     print(format_table1(cv["table1"]))
     print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))

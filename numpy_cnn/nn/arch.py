@@ -162,9 +162,11 @@ def _plan(spec: str, in_channels: int, image_size: int, num_classes: int) -> lis
                                 "(one drop at a time), e.g. fc120-relu-drop0.5")
             add("drop", *layer.args)
         elif layer.kind == "bn":
-            if not plan or plan[-1].kind not in ("conv", "fc"):
-                after = f"follows {plan[-1].name}" if plan else "starts the spec"
-                raise UserError(f"{where} {after}; bn normalises what a conv or fc computed, "
+            if not any(p.kind in ("conv", "fc") for p in plan):
+                raise UserError(f"{where} has no conv or fc before it; bn normalises a layer's output, "
+                                "so put it after one, e.g. c6k5-bn-relu")
+            if plan[-1].kind not in ("conv", "fc"):
+                raise UserError(f"{where} follows {plan[-1].name}; bn normalises what a conv or fc computed, "
                                 "so put it right after one, e.g. c6k5-bn-relu")
             width = channels if features is None else features
             add("bn2d" if features is None else "bn1d", width, prefix="bn")

@@ -40,6 +40,7 @@ from numpy_cnn.errors import UserError
 from numpy_cnn.study.plots import plot_face_sheet
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.metrics import format_table1, per_class_table, percent_range, t_interval
+from numpy_cnn.train.progress import epochs
 from numpy_cnn.train.run_files import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
 from numpy_cnn.train.run_split import data_path
 from numpy_cnn.train.trainer import Interrupted, require_tools, stored_config, train
@@ -179,7 +180,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     rows[-1]["ci95"] = None   # the pooled images come from K models: the interval is the t-interval below
     mean, sd = float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
     ci = [max(0.0, lo_hi) if i == 0 else min(1.0, lo_hi) for i, lo_hi in enumerate(t_interval(accuracies))]
-    summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% "
+    summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% SD over folds "
                f"(95% CI {percent_range(ci)})")
     cv = {
         "folds": [{"fold": i + 1, "test_accuracy": a, "n_test": r["table1"][-1]["total"]}
@@ -200,7 +201,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     }
     write_json(out / CV_RESULTS, cv)
     write_text(out / TABLE1, f"Pooled test results of {len(results)}-fold cross-validation after "
-                             f"{config.epochs} epochs ({int(confusion.sum())} images, each tested once)\n\n"
+                             f"{epochs(config.epochs)} ({int(confusion.sum())} images, each tested once)\n\n"
                              f"{format_table1(rows)}\n{summary}\n")
     _plot_pooled(out, confusion, len(results))
     return cv

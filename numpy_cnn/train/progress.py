@@ -14,6 +14,30 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def epochs(n: int) -> str:
+    """``1 -> '1 epoch'``, ``3 -> '3 epochs'``."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def near_chance_note(train_accuracy: float, test_accuracy: float, classes: int, epochs_trained: int,
+                     optimizer: str, lr: float) -> str | None:
+    """One line saying why a run that ended near chance is not broken, or None.
+
+    Near chance: the training accuracy is within 10 points of guessing (1/classes),
+    so the network has not even fitted its training images yet. At the paper's
+    SGD lr 0.001 the loss barely moves for about 25 epochs before it drops
+    (docs/training.md, "BatchNorm and Dropout"), so a short run looks like this.
+    """
+    chance = 1 / classes
+    if train_accuracy >= chance + 0.10:
+        return None
+    why = (f"at SGD's lr {lr:g} the paper's net needs about 25 epochs to leave its starting plateau"
+           if optimizer == "sgd" and lr <= 0.001 else "the network has not fitted its training images yet")
+    return (f"note: after {epochs(epochs_trained)} the network is still near chance (train "
+            f"{100 * train_accuracy:.1f}%, test {100 * test_accuracy:.1f}%, chance {100 * chance:.1f}%): "
+            f"{why}; train longer (the paper trains 200 epochs)")
+
+
 def epoch_line(row: dict, epochs: int, seconds_per_epoch: float) -> str:
     """``epoch  12/200  loss 1.8123  train 27.4%  test 25.2%  0.84s  ETA 2m37s``.
 

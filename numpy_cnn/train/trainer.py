@@ -35,7 +35,7 @@ from numpy_cnn.train.finetune import prepare as prepare_finetune
 from numpy_cnn.train.loop import (Diverged, EpochStats, compile_in_background, epoch_inputs, evaluate,
                                   lazy_network_input, train_epoch)
 from numpy_cnn.train.metrics import confusion_matrix, format_table1, per_class_table
-from numpy_cnn.train.progress import epoch_line
+from numpy_cnn.train.progress import epoch_line, epochs
 from numpy_cnn.train.run_files import (CHECKPOINT, RESULTS, TABLE1, check_new_run_dir, remove_unfinished_run,
                                        write_face_sheet, write_json, write_metrics, write_plots, write_text)
 from numpy_cnn.train.run_split import (apply_no_face, check_same_data, digest, face_summary, load_new_run_data,
@@ -137,7 +137,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     model, optimizer, rng, history = _model_optimizer_rng(config, ckpt)
     origin = prepare_finetune(model, config.init_from, config.freeze, ckpt, say)   # before the data: a bad --init-from costs nothing
     # The data, read while numba compiles; the faces in it; the training mean; what came of the split.
-    say(f"data: {config.data or 'the generated synthetic dataset (made on first use)'}")
+    say(f"data: {config.data or 'the generated synthetic dataset'}")
     _compile_in_background(config)
     ds = _load_data(config, out, ckpt, home, cache_dir)
     ds, faces = _faces(config, ds, out, say)
@@ -364,7 +364,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
     rows = per_class_table(confusion, CLASSES)
     last = history[-1]
     table = format_table1(rows)
-    write_text(out / TABLE1, f"Test set results after {last['epoch']} epochs "
+    write_text(out / TABLE1, f"Test set results after {epochs(last['epoch'])} "
                              f"({data_meta['source']}, {data_meta['n_test']} images)\n\n{table}")
     results = {
         "overall_test_accuracy": rows[-1]["accuracy"],
