@@ -22,9 +22,10 @@ flip and the rotation, in this order:
 The last two are torchvision's ``ColorJitter(brightness=B, contrast=C)`` on a
 grey image (``adjust_brightness``, ``adjust_contrast``), except that
 ColorJitter applies them in a random order and here brightness always comes
-first. Per chunk of images the draws are: flips, angles, then the shifts
-(``(n, 2)``: rows, columns), brightness factors, contrast factors, each only
-when its transform is on.
+first. For n images drawn together (:func:`augment` draws all of its batch at
+once, training a chunk of 64 at a time) the draws are: n flips, n angles, then
+the shifts (``(n, 2)``: rows, columns), n brightness factors, n contrast
+factors, each only when its transform is on (:func:`draw_augmentation`).
 
 Apply it to the [0, 1] images *before* mean subtraction, so the zero fill is
 black, as in the torchvision pipeline (rotate the picture, then normalise).
