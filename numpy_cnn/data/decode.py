@@ -16,7 +16,9 @@ real datasets contain such files:
 * With a face detector (:func:`decode_face`, ``--crop-faces``) the square
   crop around the face is cut from the full-resolution gray frame, then resized.
 * Resizing to ``size x size`` ignores the aspect ratio (as torchvision's
-  ``Resize((48, 48))``) and uses Pillow's ``BILINEAR`` with ``reducing_gap=2``:
+  ``Resize((48, 48))``; ``fit="stretch"``, the default). ``fit="crop"`` first
+  cuts the largest centred square (as ``CenterCrop(min(H, W))``), so a 143x181
+  face is not squashed. Either way it uses Pillow's ``BILINEAR`` with ``reducing_gap=2``:
   Pillow widens the filter when shrinking, so it is antialiased, and the gap
   first box-reduces a 720x576 frame by an integer factor, which is faster
   and just as smooth.
@@ -38,6 +40,7 @@ REDUCING_GAP = 2.0
 DECODE_VERSION = 1
 
 _HIGH_BIT_MODES = ("I", "F")  # I;16, I;16B, ... are matched by prefix "I;"
+FITS = ("stretch", "crop")
 
 
 NOT_FOUND = "file not found"
@@ -61,8 +64,12 @@ class UnreadableImage(UserError):
         return type(self), (self.path, self.reason)
 
 
-def decode_image(path: Path | str, size: int = 48) -> np.ndarray:
+def decode_image(path: Path | str, size: int = 48, fit: str = "stretch") -> np.ndarray:
     """Read ``path`` as grayscale and resize it.
+
+    Args:
+        fit: ``"stretch"`` resizes the whole frame to a square, ignoring its aspect
+            ratio; ``"crop"`` resizes its largest centred square (:func:`center_square`).
 
     Returns:
         uint8 array of shape (size, size).
@@ -70,7 +77,22 @@ def decode_image(path: Path | str, size: int = 48) -> np.ndarray:
     Raises:
         UnreadableImage: the file is missing, not an image, truncated or corrupt.
     """
-    return resize_gray(decode_gray(path), size)
+    if fit not in FITS:
+        raise UserError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+    gray = decode_gray(path)
+    return resize_gray(gray.crop(center_square(*gray.size)) if fit == "crop" else gray, size)
+
+
+def center_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The largest centred square of a width x height frame, as a ``(left, top, right, bottom)`` box.
+
+    Side ``min(width, height)``: a 143x181 face keeps rows 19..161, 19 cut above
+    and 19 below. An odd leftover pixel always goes to the right or bottom
+    (torchvision's ``CenterCrop`` rounds half to even, so it sometimes puts it first).
+    """
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
 
 
 def decode_face(path: Path | str, size: int, detector) -> tuple[np.ndarray, Detection]:

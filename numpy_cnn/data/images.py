@@ -12,6 +12,11 @@ unreadable files are reported together in one error (see :mod:`.unreadable`),
 whether decoded in this process or in the pool. The cache entry stands for
 the whole set, so nothing is cached until every file decodes.
 
+``fit="crop"`` (``--fit crop``) resizes each image's largest centred square
+instead of stretching the whole frame (:func:`.decode.decode_image`); the
+cache key then holds ``"fit": "crop"`` so crops and stretches never share an
+entry (a stretched entry's key is what it always was).
+
 With face detection (:func:`load_face_crops`, ``--crop-faces``) each image is
 the square crop around its face, cut from the full-resolution frame
 (:func:`.decode.decode_face`). The entry then also holds each image's number
@@ -32,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from numpy_cnn.data.cache import cache_key, file_fingerprint, load_entry, save_entry
-from numpy_cnn.data.decode import DECODE_VERSION, REDUCING_GAP, RESAMPLE, UnreadableImage, decode_face, decode_image
+from numpy_cnn.data.decode import (DECODE_VERSION, FITS, REDUCING_GAP, RESAMPLE, UnreadableImage, decode_face,
+                                   decode_image)
+from numpy_cnn.errors import UserError
 from numpy_cnn.data.faces import DetectorSettings, FaceDetector, require_cv2
 from numpy_cnn.data.unreadable import unreadable_images_error
 
@@ -48,6 +55,7 @@ def load_images(
     *,
     workers: int = 2,
     root: Path | str | None = None,
+    fit: str = "stretch",
 ) -> np.ndarray:
     """Grayscale, resized pixels of ``paths``, decoded once and cached.
 
@@ -58,6 +66,8 @@ def load_images(
             list of unreadable files goes when the error cannot name them all.
         workers: decoding processes for large lists.
         root: the dataset folder; errors name files relative to it.
+        fit: ``"stretch"`` (the whole frame, squashed to a square) or ``"crop"``
+            (its largest centred square).
 
     Returns:
         uint8 array of shape (N, S, S), in the order of ``paths``.
@@ -66,7 +76,9 @@ def load_images(
         UserError: after trying every file, one line for all that are missing,
             not images, truncated or corrupt (see :mod:`.unreadable`).
     """
-    return _load(paths, image_size, cache_dir, None, workers, root)["x"]
+    if fit not in FITS:   # before any decoding
+        raise UserError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+    return _load(paths, image_size, cache_dir, None, workers, root, fit)["x"]
 
 
 def load_face_crops(
@@ -95,7 +107,8 @@ def load_face_crops(
 
 
 def _load(paths: Sequence[Path | str], image_size: int, cache_dir: Path | str | None,
-          faces: DetectorSettings | None, workers: int, root: Path | str | None) -> dict[str, np.ndarray]:
+          faces: DetectorSettings | None, workers: int, root: Path | str | None,
+          fit: str = "stretch") -> dict[str, np.ndarray]:
     """The arrays of both loaders, rows in the order of ``paths``: ``x``, and with ``faces``
     also ``faces`` and ``boxes``; from the cache, or decoded (and detected) and cached."""
     cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -109,12 +122,14 @@ def _load(paths: Sequence[Path | str], image_size: int, cache_dir: Path | str | 
     settings = {"size": image_size, "resample": int(RESAMPLE), "gap": REDUCING_GAP, "version": DECODE_VERSION}
     if faces is not None:   # only then: the key of an entry without crops stays what it always was
         settings["faces"] = faces.key()
+    if fit != "stretch":    # likewise: a stretched entry keeps its key
+        settings["fit"] = fit
     key = cache_key("images" if faces is None else "faces", {"settings": settings, "files": fingerprint})
     cached = None if fingerprint is None else load_entry(cache_dir, key)
     if not _whole_entry(cached, len(unique), image_size, faces is not None):
         if faces is not None:
             require_cv2()   # one line with the install command, before minutes of decoding
-        cached, failures = _decode_all(unique, image_size, workers, faces)
+        cached, failures = _decode_all(unique, image_size, workers, faces, fit)
         if failures:
             base = None if root is None else Path(root).absolute()
             raise unreadable_images_error([(_name(unique[i], base), reason) for i, reason in failures],
@@ -143,14 +158,14 @@ def _name(path: Path, root: Path | None) -> str:
     return str(path)
 
 
-def _decode_all(paths: list[Path], size: int, workers: int, faces: DetectorSettings | None
+def _decode_all(paths: list[Path], size: int, workers: int, faces: DetectorSettings | None, fit: str = "stretch"
                 ) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
     """Decode every file; (the arrays of :func:`_load`, ``(index, reason)`` of each file that failed)."""
     arrays = {"x": np.empty((len(paths), size, size), np.uint8)}
     if faces is not None:
         arrays["faces"] = np.zeros(len(paths), np.int64)
         arrays["boxes"] = np.zeros((len(paths), 4), np.int64)
-    decode = partial(_decode_or_reason, size=size, faces=faces)
+    decode = partial(_decode_or_reason, size=size, faces=faces, fit=fit)
     if workers > 1 and len(paths) >= _POOL_MIN_FILES:
         with ProcessPoolExecutor(workers) as pool:
             results = pool.map(decode, paths, chunksize=64)
@@ -158,33 +173,34 @@ def _decode_all(paths: list[Path], size: int, workers: int, faces: DetectorSetti
     return arrays, _fill_with_progress(arrays, map(decode, paths))
 
 
-def _decode_or_reason(path: Path, size: int, faces: DetectorSettings | None = None):
+def _decode_or_reason(path: Path, size: int, faces: DetectorSettings | None = None, fit: str = "stretch"):
     """The image (with ``faces``: the crop, the number of faces and the crop box), or why it
     cannot be read: returned, not raised, so one bad file does not stop the pool and every
     file is tried."""
     try:
         if faces is None:
-            return decode_image(path, size)
+            return decode_image(path, size, fit)
         image, found = decode_face(path, size, _detector(faces))
         return image, len(found.faces), found.crop
     except UnreadableImage as exc:
         return exc.reason
 
 
-def load_image(path: Path | str, image_size: int, crop_faces: DetectorSettings | None = None
-               ) -> tuple[np.ndarray, bool | None]:
+def load_image(path: Path | str, image_size: int, crop_faces: DetectorSettings | None = None,
+               fit: str = "stretch") -> tuple[np.ndarray, bool | None]:
     """One image file prepared as a run prepared its images (no cache): what ``predict`` and the
     study tools read.
 
     Returns:
-        The (S, S) uint8 image (with ``crop_faces``, the crop around its face), and
-        whether a face was found (None without ``crop_faces``).
+        The (S, S) uint8 image (with ``crop_faces``, the square crop around its face,
+        and ``fit`` does not apply; else stretched or centre-cropped as ``fit`` says),
+        and whether a face was found (None without ``crop_faces``).
 
     Raises:
         UnreadableImage: the file cannot be read. UserError: OpenCV is missing.
     """
     if crop_faces is None:
-        return decode_image(path, image_size), None
+        return decode_image(path, image_size, fit), None
     image, found = decode_face(path, image_size, _detector(crop_faces))
     return image, found.found
 

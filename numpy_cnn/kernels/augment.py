@@ -1,5 +1,9 @@
 """Flip + rotate in numba: the paper's augmentation, one pass per output pixel.
 
+(:func:`augment_images`, at the end, adds the optional shift and brightness and
+contrast jitter to the same pass; :func:`flip_rotate`, which training runs by
+default, is left exactly as it was.)
+
 The readable version is :mod:`numpy_cnn.data.augment` (``method="reference"``):
 NumPy builds the (N, H, W) source coordinates, four neighbour index arrays and
 four weight arrays, then gathers with ``take_along_axis``; about a dozen
@@ -31,7 +35,7 @@ from numba import prange
 
 from numpy_cnn.kernels._jit import jit
 
-__all__ = ["flip_rotate"]
+__all__ = ["flip_rotate", "augment_images"]
 
 
 @jit(fastmath=())
@@ -96,4 +100,101 @@ def flip_rotate(x, flip, degrees):
     out = np.empty(x.shape, np.float32)
     _flip_rotate(x.reshape(n, -1, h, w), np.ascontiguousarray(flip, dtype=np.bool_),
                  np.cos(theta).astype(np.float32), np.sin(theta).astype(np.float32), out.reshape(n, -1, h, w))
+    return out
+
+
+# -- flip, rotate, shift, brightness, contrast: the whole augmentation in one pass --------------
+
+
+@jit(fastmath=(), parallel=True)
+def _augment(x, flip, cos, sin, rotate, dy, dx, bright, use_bright, contrast, keep, use_contrast, out):
+    """x, out: (N, C, H, W) float32; flip: (N,) bool; cos, sin, bright, contrast, keep: (N,) float32
+    (keep = 1 - contrast); dy, dx: (N,) int64; rotate, use_bright, use_contrast: bool."""
+    N, C, H, W = x.shape
+    one, zero = np.float32(1.0), np.float32(0.0)
+    cu = np.float32((W - 1) / 2)
+    cv = np.float32((H - 1) / 2)
+    for n in prange(N):
+        cs, sn, fl, b = cos[n], sin[n], flip[n], bright[n]
+        total = 0.0                                   # the image's sum, for the contrast's mean grey
+        for i in range(H):
+            si = i - dy[n]                            # the shift: (i, j) shows pixel (si, sj) of the rotated image
+            for j in range(W):
+                sj = j - dx[n]
+                if not (0 <= si < H and 0 <= sj < W):
+                    for c in range(C):
+                        out[n, c, i, j] = zero        # brightness keeps 0 at 0
+                    continue
+                r0 = c0 = a = bb = 0                  # (set on every path: numba types them once)
+                w00 = w01 = w10 = w11 = zero
+                inside = False
+                if rotate:                            # flip_rotate's arithmetic, at pixel (si, sj)
+                    v = np.float32(si) - cv
+                    u = np.float32(sj) - cu
+                    col = cs * u - sn * v + cu
+                    row = sn * u + cs * v + cv
+                    r0f, c0f = np.floor(row), np.floor(col)
+                    fr, fc = row - r0f, col - c0f
+                    r0, c0 = int(r0f), int(c0f)
+                    w00 = (one - fr) * (one - fc)
+                    w01 = (one - fr) * fc
+                    w10 = fr * (one - fc)
+                    w11 = fr * fc
+                    inside = 0 <= r0 and r0 + 1 < H and 0 <= c0 and c0 + 1 < W
+                    a, bb = (W - 1 - c0, W - 2 - c0) if fl else (c0, c0 + 1)
+                for c in range(C):
+                    if not rotate:
+                        value = x[n, c, si, W - 1 - sj] if fl else x[n, c, si, sj]
+                    elif inside:
+                        value = (x[n, c, r0, a] * w00 + x[n, c, r0, bb] * w01
+                                 + x[n, c, r0 + 1, a] * w10 + x[n, c, r0 + 1, bb] * w11)
+                    else:
+                        value = (_pixel(x, n, c, r0, c0, fl) * w00 + _pixel(x, n, c, r0, c0 + 1, fl) * w01
+                                 + _pixel(x, n, c, r0 + 1, c0, fl) * w10 + _pixel(x, n, c, r0 + 1, c0 + 1, fl) * w11)
+                    if use_bright:
+                        value = min(max(value * b, zero), one)
+                    out[n, c, i, j] = value
+                    total += value
+        if use_contrast:
+            mean = np.float32(total / (C * H * W))
+            ck, kk = contrast[n], keep[n]
+            for c in range(C):
+                for i in range(H):
+                    for j in range(W):
+                        out[n, c, i, j] = min(max(ck * out[n, c, i, j] + kk * mean, zero), one)
+
+
+def augment_images(x, flip, degrees, shift, brightness, contrast):
+    """Flip, rotate, shift, then brightness and contrast jitter, in one pass per output pixel.
+
+    The readable version is :func:`numpy_cnn.data.augment.apply_augmentation` with
+    ``method="reference"`` (its module docstring defines each transform). Each
+    output pixel (i, j) is the rotated image's pixel (i - dy, j - dx), or 0 when
+    that lies outside; brightness multiplies and clips it where it is written.
+    Contrast needs the image's mean, so it is a second pass over each finished
+    image. The float32 arithmetic is the reference's, in its order; the mean is
+    summed in float64 (the reference's NumPy sum adds pairwise, so the two can
+    differ by a rounding).
+
+    Args:
+        x: (N, H, W) or (N, C, H, W) images (converted to float32).
+        flip: (N,) bool or None. degrees: (N,) or None (no rotation).
+        shift: (N, 2) int (rows down, columns right) or None.
+        brightness, contrast: (N,) factors or None.
+
+    Returns:
+        A new float32 array shaped like ``x``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, (h, w) = x.shape[0], x.shape[-2:]
+    theta = np.deg2rad(np.zeros(n) if degrees is None else np.asarray(degrees, np.float64))
+    shift = np.zeros((n, 2), np.int64) if shift is None else np.asarray(shift, np.int64)
+    bright = np.ones(n) if brightness is None else np.asarray(brightness, np.float64)
+    c = np.ones(n) if contrast is None else np.asarray(contrast, np.float64)
+    out = np.empty(x.shape, np.float32)
+    _augment(x.reshape(n, -1, h, w), np.zeros(n, np.bool_) if flip is None else np.ascontiguousarray(flip, np.bool_),
+             np.cos(theta).astype(np.float32), np.sin(theta).astype(np.float32), degrees is not None,
+             np.ascontiguousarray(shift[:, 0]), np.ascontiguousarray(shift[:, 1]),
+             bright.astype(np.float32), brightness is not None,
+             c.astype(np.float32), (1 - c).astype(np.float32), contrast is not None, out.reshape(n, -1, h, w))
     return out

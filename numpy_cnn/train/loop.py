@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from numpy_cnn.data import MeanSubtraction, to_float, to_network_input
-from numpy_cnn.data.augment import draw_flips_and_angles, flip_rotate
+from numpy_cnn.data.augment import Draws, apply_augmentation, draw_augmentation, flip_rotate
+from numpy_cnn.errors import UserError
 from numpy_cnn.nn import loss as losses   # the background compile calls it by module: a test may patch ours
-from numpy_cnn.nn.loss import cross_entropy
+from numpy_cnn.nn.loss import cross_entropy, softmax
 from numpy_cnn.nn.module import Module
 from numpy_cnn.nn.optim import Optimizer
+from numpy_cnn.train.balance import balanced_order
 
 AUGMENT_CHUNK = 64
 BLOCK_IMAGES = 512
@@ -64,9 +67,9 @@ class EpochImages:
     ``np.asarray(epoch)`` builds all of it (for tests and small sets).
     """
 
-    def __init__(self, x: np.ndarray, order: np.ndarray, flip: np.ndarray | None, degrees: np.ndarray | None,
-                 mean: MeanSubtraction, channels: int):
-        self._x, self._order, self._flip, self._degrees = x, order, flip, degrees
+    def __init__(self, x: np.ndarray, order: np.ndarray, draws: Draws | None, mean: MeanSubtraction, channels: int):
+        """``draws``: the augmentation of each image of the epoch's order (None: no augmentation)."""
+        self._x, self._order, self._draws = x, order, draws
         self._mean, self._channels = mean, channels
         self.shape = (len(order), channels) + x.shape[1:]
         self._block, self._lo = np.empty((0,) + self.shape[1:], np.float32), 0   # the last block built
@@ -81,8 +84,8 @@ class EpochImages:
         """Images lo..hi-1 of the epoch: (hi - lo, C, H, W) float32."""
         x = self._x[self._order[lo:hi]]
         x = to_float(x) if x.dtype == np.uint8 else np.asarray(x, np.float32)
-        if self._flip is not None:
-            x = flip_rotate(x, self._flip[lo:hi], self._degrees[lo:hi])
+        if self._draws is not None:   # flips and angles alone: flip_rotate, as always
+            x = apply_augmentation(x, self._draws[lo:hi])
         return network_input(x, self._mean, self._channels)
 
     def __getitem__(self, index: slice) -> np.ndarray:
@@ -105,35 +108,42 @@ def lazy_network_input(x: np.ndarray, mean: MeanSubtraction, channels: int = 3) 
     For the test set: it is read in order every epoch, and keeping its
     (N, C, H, W) float32 form whole would cost 198 MB at FER2013's size.
     """
-    return EpochImages(x, np.arange(len(x)), None, None, mean, channels)
+    return EpochImages(x, np.arange(len(x)), None, mean, channels)
 
 
 def epoch_inputs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, mean: MeanSubtraction, *,
-                 channels: int = 3, rotation: float = 10.0, augment: bool = True
+                 channels: int = 3, rotation: float = 10.0, augment: bool = True, shift: int = 0,
+                 brightness: float = 0.0, contrast: float = 0.0, balanced: bool = False
                  ) -> tuple[EpochImages, np.ndarray]:
     """One epoch's shuffled (and augmented) training inputs; all of its random draws are made here.
 
     Args:
         x: (N, H, W) training images, uint8 or float32 in [0, 1].
         y: (N,) int64 labels.
-        rng: the run's Generator; this draws the order, then flips and angles.
+        rng: the run's Generator; this draws the order, then each chunk's flips and angles
+            (and shifts, brightness and contrast factors when those are on).
+        augment: the paper's flip and rotation (up to ``rotation`` degrees).
+        shift, brightness, contrast: the optional augmentations of :mod:`numpy_cnn.data.augment`;
+            at 0 (the default) they draw nothing, so the epochs are exactly the paper's.
+        balanced: draw the order with :func:`.balance.balanced_order` (N draws with
+            replacement, classes equally likely) instead of a permutation.
 
     Returns:
         (x_epoch, y_epoch (N,) int64), in the new order. ``x_epoch`` slices like a
         (N, channels, H, W) float32 array (:class:`EpochImages`).
     """
-    order = rng.permutation(len(y))
-    flip = degrees = None
-    if augment:
-        draws = [draw_flips_and_angles(len(order[s:s + AUGMENT_CHUNK]), rng, rotation)
-                 for s in range(0, len(order), AUGMENT_CHUNK)]
-        flip = np.concatenate([f for f, _ in draws]) if draws else np.zeros(0, bool)
-        degrees = np.concatenate([d for _, d in draws]) if draws else np.zeros(0)
-    return EpochImages(x, order, flip, degrees, mean, channels), y[order]
+    order = balanced_order(y, rng) if balanced else rng.permutation(len(y))
+    draws = None
+    if augment or shift or brightness or contrast:
+        draws = Draws.concatenate([
+            draw_augmentation(len(order[s:s + AUGMENT_CHUNK]), rng, flip_rotate=augment, max_degrees=rotation,
+                              shift=shift, brightness=brightness, contrast=contrast)
+            for s in range(0, len(order), AUGMENT_CHUNK)])
+    return EpochImages(x, order, draws, mean, channels), y[order]
 
 
 def compile_in_background(model: Module, optimizer: Optimizer, image_shape: tuple[int, int, int],
-                          augment: bool = True) -> threading.Thread:
+                          augment: bool = True, *, soft_loss: bool = False, jitter: bool = False) -> threading.Thread:
     """Start compiling the numba kernels a training step of this model needs, in a daemon thread.
 
     ``model`` and ``optimizer`` are throwaway copies (built like the run's);
@@ -143,14 +153,21 @@ def compile_in_background(model: Module, optimizer: Optimizer, image_shape: tupl
     first run spent 13 s compiling after the data was ready; much of that now
     overlaps. numba compiles under one lock, so the run's own warm-up simply
     waits for whatever is left. Any error is left for that warm-up to report.
+
+    ``soft_loss`` (label smoothing or class weights on) and ``jitter`` (a shift,
+    brightness or contrast on) compile the kernels those options use as well.
     """
     def work() -> None:
         try:
             x = np.zeros((2,) + tuple(image_shape), np.float32)
-            model.backward(losses.cross_entropy(model.forward(x), np.zeros(2, np.int64))[1])
+            options = {"label_smoothing": 0.1} if soft_loss else {}
+            model.backward(losses.cross_entropy(model.forward(x), np.zeros(2, np.int64), **options)[1])
             optimizer.step()
             if augment:
                 flip_rotate(x[:, 0], np.ones(2, bool), np.ones(2))
+            if jitter:
+                apply_augmentation(x[:, 0], Draws(np.ones(2, bool), np.ones(2), np.ones((2, 2), np.int64),
+                                                  np.ones(2), np.ones(2)))
         except Exception:   # the warm-up in the main thread meets it again and reports it
             pass
 
@@ -170,11 +187,19 @@ class EpochStats:
     loss: float
     accuracy: float
     grad_norms: dict[str, float]
+    lr: float | None = None   # the lr of the epoch's last step, when a schedule set it
 
 
 def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
-                batch_size: int) -> EpochStats:
+                batch_size: int, *, schedule: Callable[[int], float] | None = None, first_step: int = 0,
+                label_smoothing: float = 0.0, class_weight: np.ndarray | None = None) -> EpochStats:
     """One pass of the optimizer over (x (N, C, H, W), y (N,)) in order, in batches of ``batch_size``.
+
+    ``schedule`` (an :class:`.schedule.LRSchedule`, or any step -> lr function) sets
+    ``optimizer.lr = schedule(first_step + s)`` before the epoch's step s; ``first_step``
+    is the steps of the epochs before (``(epoch - 1) * steps_per_epoch(N, batch_size)``).
+    ``label_smoothing`` and ``class_weight`` (K,) go to :func:`~numpy_cnn.nn.loss.cross_entropy`.
+    The defaults change nothing: no lr is set, and the loss is the plain one.
 
     Puts the model in training mode (BatchNorm uses and updates batch statistics,
     Dropout drops); :func:`predict_logits` puts it back in eval mode.
@@ -191,14 +216,19 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     grads_seen = 0
     predicted = np.empty(len(y), np.int64)
     loss_sum = 0.0
+    # Only options that are on are passed: the default call is the plain cross_entropy(logits, target).
+    options = {} if label_smoothing == 0 and class_weight is None else {
+        "weight": class_weight, "label_smoothing": label_smoothing}
     model.train()
     for step, start in enumerate(range(0, len(y), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         logits = model.forward(xb)
-        loss, dlogits = cross_entropy(logits, yb)
+        loss, dlogits = cross_entropy(logits, yb, **options)
         if not math.isfinite(loss):
             raise Diverged(f"loss became {loss} at step {step + 1}")
         model.backward(dlogits)
+        if schedule is not None:
+            optimizer.lr = schedule(first_step + step)
         optimizer.step()
         loss_sum += loss * len(yb)
         predicted[start:start + len(yb)] = logits.argmax(axis=1)
@@ -210,7 +240,8 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     if broken:
         raise Diverged(f"{broken[0]} became non-finite at step {step + 1}, the epoch's last")
     return EpochStats(loss=loss_sum / len(y), accuracy=float((predicted == y).mean()),
-                      grad_norms={name: float(g / grads_seen) for (name, _), g in zip(named, grads_sum)})
+                      grad_norms={name: float(g / grads_seen) for (name, _), g in zip(named, grads_sum)},
+                      lr=None if schedule is None else float(optimizer.lr))
 
 
 def predict_logits(model: Module, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -224,8 +255,49 @@ def predict_logits(model: Module, x: np.ndarray, batch_size: int = EVAL_BATCH) -
     return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(mean loss, accuracy, (N,) predicted classes) of the model on (x (N, C, H, W), y (N,))."""
+TTA = ("none", "flip")
+
+
+def predict_proba(model: Module, x: np.ndarray, tta: str = "none", mean: MeanSubtraction | None = None,
+                  batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """(N, C, H, W) network inputs -> (N, K) float64 class probabilities, in eval mode.
+
+    ``tta="flip"`` (test-time augmentation) averages the softmax of each image and
+    of its mirror image: ``(softmax(f(x)) + softmax(f(mirror(x)))) / 2``. The inputs
+    are already minus the training mean; mirroring them is the mirror image's input
+    when the mean is a scalar (``--mean scalar``). With a per-pixel mean, pass it
+    as ``mean``: the mirror's input is then corrected to ``mirror(x_raw) - mean``.
+    """
+    if tta not in TTA:
+        raise UserError(f"--tta must be one of {', '.join(TTA)}, got {tta!r}")
+    probabilities = softmax(predict_logits(model, x, batch_size).astype(np.float64))
+    if tta == "none":
+        return probabilities
+    model.eval()
+    per_pixel = mean is not None and np.ndim(mean.mean) == 2
+    # mirror(x_raw - m) + (mirror(m) - m) = mirror(x_raw) - m
+    correction = (mean.mean[:, ::-1] - mean.mean) if per_pixel else None
+    mirrored = []
+    for i in range(0, len(x), batch_size):
+        xb = np.ascontiguousarray(np.asarray(x[i:i + batch_size])[..., ::-1])
+        mirrored.append(model.forward(xb if correction is None else xb + correction))
+    return (probabilities + softmax(np.concatenate(mirrored).astype(np.float64))) / 2
+
+
+def evaluate(model: Module, x: np.ndarray, y: np.ndarray, *, tta: str = "none",
+             mean: MeanSubtraction | None = None) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy, (N,) predicted classes) of the model on (x (N, C, H, W), y (N,)).
+
+    The loss is the plain cross-entropy (no smoothing, no weights: a measure of the
+    model that runs can compare). With ``tta="flip"`` (see :func:`predict_proba`) it is
+    ``-mean log p[n, y_n]`` of the averaged probabilities, and the prediction their argmax.
+    """
+    if tta != "none":
+        probabilities = predict_proba(model, x, tta, mean)
+        predicted = probabilities.argmax(axis=1)
+        with np.errstate(divide="ignore"):   # a probability of 0 is an infinite loss, as it should be
+            loss = float(-np.log(probabilities[np.arange(len(y)), y]).mean()) if len(y) else float("nan")
+        return loss, float((predicted == y).mean()), predicted
     logits = predict_logits(model, x)
     loss, _ = cross_entropy(logits, y)
     predicted = logits.argmax(axis=1)

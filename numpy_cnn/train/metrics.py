@@ -1,4 +1,4 @@
-"""Classification results: the confusion matrix and the paper's Table 1.
+"""Classification results: the confusion matrix, the paper's Table 1 and balanced accuracy.
 
 Table 1 of the paper lists, per expression, how many test images there are
 (total), how many the network got right (correct) and their ratio
@@ -17,6 +17,24 @@ def confusion_matrix(target: np.ndarray, predicted: np.ndarray, num_classes: int
     """(N,) true and (N,) predicted class indices -> (K, K) int64 counts, rows = true class."""
     index = np.asarray(target, np.int64) * num_classes + np.asarray(predicted, np.int64)
     return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def balanced_accuracy(confusion: np.ndarray) -> float:
+    """The mean of the per-class recalls (K, K) confusion -> float in [0, 1]; NaN without test images.
+
+    Recall of class k = ``confusion[k, k] / confusion[k].sum()`` (rows = true class).
+    The mean is over the classes present in the test set (a row sum > 0): a class
+    with no test images has no recall, not a recall of 0 (as
+    ``sklearn.metrics.balanced_accuracy_score``, which averages over the classes of
+    ``y_true``). A network that always answers the largest class scores
+    1 / (classes present), whatever the accuracy that buys.
+    """
+    confusion = np.asarray(confusion)
+    total = confusion.sum(axis=1)
+    present = total > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(np.diag(confusion)[present] / total[present]))
 
 
 def per_class_table(confusion: np.ndarray, classes: Sequence[str]) -> list[dict]:
