@@ -280,4 +280,5 @@ def run_predict(args: argparse.Namespace, home: Path) -> int:
 register("summary", study_cli.SUMMARY_HELP, study_cli.add_summary_arguments)(study_cli.run_summary)
 register("trace", study_cli.TRACE_HELP, study_cli.add_trace_arguments)(study_cli.run_trace)
 register("visualize", study_cli.VISUALIZE_HELP, study_cli.add_visualize_arguments)(study_cli.run_visualize)
+register("gradcheck", study_cli.GRADCHECK_HELP, study_cli.add_gradcheck_arguments)(study_cli.run_gradcheck)
 register("make-data", data_cli.MAKE_DATA_HELP, data_cli.add_make_data_arguments)(data_cli.run_make_data)

@@ -1,4 +1,4 @@
-"""The study commands: ``summary``, ``trace`` and ``visualize``.
+"""The study commands: ``summary``, ``trace``, ``visualize`` and ``gradcheck``.
 
 Each command is two halves that :mod:`numpy_cnn.cli.main` registers in its
 command table: ``add_summary_arguments(parser)`` declares the flags and
@@ -291,3 +291,40 @@ def save_pictures(m: Loaded, img: StudyImage, out: Path) -> list[Path]:
         else:
             paths.append(viz.plot_gradient_flow(norms, out / "gradient_flow.png"))
     return paths
+
+
+# -- gradcheck -----------------------------------------------------------------
+
+GRADCHECK_HELP = ("Prove the network's gradients: float64 central differences on every layer and parameter, "
+                  "PASS/FAIL per row; exit status 1 on a failure.")
+
+
+def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
+    from numpy_cnn.nn.gradcheck import BATCH, SAMPLES
+    _model_options(parser)
+    parser.add_argument("--layer", default=None, metavar="NAME", help="check this layer only (names as summary prints)")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"random images in the batch (default {BATCH})")
+    parser.add_argument("--samples", type=int, default=SAMPLES,
+                        help=f"entries compared per tensor, drawn at random (default {SAMPLES})")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also save the table here")
+
+
+def run_gradcheck(args: argparse.Namespace, home: Path) -> int:
+    """Check ``--arch`` (fresh weights from ``--seed``) or ``--checkpoint``'s trained weights; 1 if any row fails.
+
+    The batch, the upstream gradients and the sampled entries come from a Generator seeded
+    with ``--seed``, so a failure repeats exactly.
+    """
+    from numpy_cnn.nn.gradcheck import check_network, format_report
+    for name in ("batch", "samples"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    _check_out_file(args.out)
+    m = load_study_model(args)
+    rows = check_network(m.model, (m.in_channels, m.image_size, m.image_size), np.random.default_rng(args.seed),
+                         args.layer, batch=args.batch, samples=args.samples)
+    source = f"checkpoint {args.checkpoint}" if args.checkpoint is not None else f"fresh weights, seed {args.seed}"
+    _write_or_print(f"architecture {m.arch} ({source}), input ({args.batch}, {m.in_channels}, {m.image_size}, "
+                    f"{m.image_size}), float64\n{format_report(rows)}", args.out)
+    return 0 if all(r.passed for r in rows) else 1
+
