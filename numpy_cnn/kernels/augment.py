@@ -178,9 +178,11 @@ def augment_images(x, flip, degrees, shift, brightness, contrast):
 
     Args:
         x: (N, H, W) or (N, C, H, W) images (converted to float32).
-        flip: (N,) bool or None. degrees: (N,) or None (no rotation).
+        flip: (N,) bool or None.
+        degrees: (N,) or None (no rotation).
         shift: (N, 2) int (rows down, columns right) or None.
-        brightness, contrast: (N,) factors or None.
+        brightness: (N,) factors or None.
+        contrast: (N,) factors or None.
 
     Returns:
         A new float32 array shaped like ``x``.

@@ -372,7 +372,8 @@ def check_network(model: Module, image_shape: tuple[int, int, int], rng: np.rand
             :class:`UserError` listing the names.
         batch: images in the batch.
         samples: entries compared per tensor, drawn at random (all if fewer).
-        eps, tolerance: the step of the differences and the largest passing :func:`rel_error`.
+        eps: the step of the central differences.
+        tolerance: the largest :func:`rel_error` that passes.
 
     Returns:
         For each layer in forward order, one :class:`GradRow` per gradient it computes,

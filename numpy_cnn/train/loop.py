@@ -123,8 +123,10 @@ def epoch_inputs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, mean: M
         rng: the run's Generator; this draws the order, then each chunk's flips and angles
             (and shifts, brightness and contrast factors when those are on).
         augment: the paper's flip and rotation (up to ``rotation`` degrees).
-        shift, brightness, contrast: the optional augmentations of :mod:`numpy_cnn.data.augment`;
-            at 0 (the default) they draw nothing, so the epochs are exactly the paper's.
+        shift: the largest random translation in pixels (see :mod:`numpy_cnn.data.augment`).
+        brightness: the brightness jitter B (factors in [1-B, 1+B]).
+        contrast: the contrast jitter C (factors in [1-C, 1+C]). At 0 (the default)
+            these three draw nothing, so the epochs are exactly the paper's.
         balanced: draw the order with :func:`.balance.balanced_order` (N draws with
             replacement, classes equally likely) instead of a permutation.
 
