@@ -16,7 +16,7 @@ from numpy_cnn.kernels import threads as threads_module
 from numpy_cnn.kernels import winograd
 from numpy_cnn.kernels import winograd_backward, winograd_forward
 from numpy_cnn.nn.layers import Conv2d
-from numpy_cnn.nn.layers.conv import choose_method
+from numpy_cnn.kernels.choice import choose_method
 from test_kernels_conv import RTOL, assert_close, reference_backward, reference_forward
 
 # (N, C, F, H, W, padding)

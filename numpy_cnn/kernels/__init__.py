@@ -6,6 +6,7 @@ explains its loop layout at the top:
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.winograd` -- ``winograd_forward``, ``winograd_backward`` (3x3, stride 1)
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
+* :mod:`numpy_cnn.kernels.choice` -- ``choose_method`` (which of those three a ``Conv2d`` runs by default)
 * :mod:`numpy_cnn.kernels.blas` -- ``matmul`` (OpenBLAS's GEMM, called from inside numba loops)
 * :mod:`numpy_cnn.kernels.threads` -- ``threads_for`` (how many threads a GEMM-based kernel call uses)
 * :mod:`numpy_cnn.kernels.layout` -- NCHW <-> channels-last copies and per-thread scratch memory (for those kernels)
@@ -21,25 +22,44 @@ explains its loop layout at the top:
 Each has a readable NumPy twin that the tests prove equal: the ``method="reference"``
 path of the layer, loss, optimizer or augmentation that calls it.
 
-Importing this package imports numba; compiled code is cached on disk, so only
-the first call after a change of source pays the compile time.
+Importing this package is cheap: it imports nothing. The first use of a name
+below (``numpy_cnn.kernels.conv2d_forward``) imports its module, and numba
+with it (about half a second); the name is then kept in this module, so every
+later use is a plain attribute lookup. That lets the core import
+:mod:`numpy_cnn.kernels.choice` without importing numba (PEP 562). Compiled
+code is cached on disk, so only the first call after a change of source pays
+the compile time.
 """
 
-from numpy_cnn.kernels.adam import adam_step
-from numpy_cnn.kernels.augment import augment_images, flip_rotate
-from numpy_cnn.kernels.batchnorm import batchnorm_backward_train, batchnorm_forward_train
-from numpy_cnn.kernels.conv_direct import conv2d_backward, conv2d_forward, conv_output_size
-from numpy_cnn.kernels.conv_gemm import gemm_conv_backward, gemm_conv_forward
-from numpy_cnn.kernels.loss import cross_entropy, soft_cross_entropy
-from numpy_cnn.kernels.pool import argmax_dtype, maxpool2d_backward, maxpool2d_forward, pool_output_size
-from numpy_cnn.kernels.relu import relu_backward, relu_forward
-from numpy_cnn.kernels.sgd import sgd_step
-from numpy_cnn.kernels.winograd import winograd_backward, winograd_forward
+from importlib import import_module
 
-__all__ = [
-    "conv2d_forward", "conv2d_backward", "conv_output_size", "winograd_forward", "winograd_backward",
-    "gemm_conv_forward", "gemm_conv_backward",
-    "maxpool2d_forward", "maxpool2d_backward", "pool_output_size", "argmax_dtype",
-    "relu_forward", "relu_backward", "batchnorm_forward_train", "batchnorm_backward_train",
-    "cross_entropy", "soft_cross_entropy", "sgd_step", "adam_step", "flip_rotate", "augment_images",
-]
+# name -> the module that defines it
+_HOME = {
+    "adam_step": "adam",
+    "flip_rotate": "augment", "augment_images": "augment",
+    "batchnorm_forward_train": "batchnorm", "batchnorm_backward_train": "batchnorm",
+    "choose_method": "choice",
+    "conv2d_forward": "conv_direct", "conv2d_backward": "conv_direct", "conv_output_size": "conv_direct",
+    "gemm_conv_forward": "conv_gemm", "gemm_conv_backward": "conv_gemm",
+    "cross_entropy": "loss", "soft_cross_entropy": "loss",
+    "maxpool2d_forward": "pool", "maxpool2d_backward": "pool", "pool_output_size": "pool", "argmax_dtype": "pool",
+    "relu_forward": "relu", "relu_backward": "relu",
+    "sgd_step": "sgd",
+    "winograd_forward": "winograd", "winograd_backward": "winograd",
+}
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str) -> object:
+    """Import the module that defines ``name`` and keep the name here (called only on a miss)."""
+    if name not in _HOME:
+        # Submodules (``from numpy_cnn.kernels import winograd``) go on to the import system from here.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -9,7 +9,8 @@ the data loaders, the trainer or the command line (``lint-imports`` checks):
 * :mod:`.loss` -- softmax cross-entropy and its gradient
 * :mod:`.optim` -- ``SGD``, ``Adam``, ``AdamW``
 * :mod:`.init` -- PyTorch's default initialisation
-* :mod:`.im2col` -- the readable im2col / col2im that the reference convolution uses
+* :mod:`.im2col` -- the readable im2col / col2im, and the reference convolution built on them
+* :mod:`.winograd` -- Winograd F(2x2, 3x3) in NumPy, the readable twin of the numba kernel
 * :mod:`.naive` -- loop-by-loop convolution and max-pool, the slowest and plainest truth
 * :mod:`.gradcheck` -- finite differences in float64, the proof of every backward
 * :mod:`.arch` -- a network from a one-line spec, ``c6k5-relu-pool2-...``

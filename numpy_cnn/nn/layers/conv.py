@@ -1,68 +1,97 @@
 """Conv2d: a 2-D convolution (really a cross-correlation, as in every framework).
 
-Forward is im2col followed by one matrix multiply; backward is matrix
-multiplies followed by col2im (see :mod:`numpy_cnn.nn.im2col` for the layout)::
+For x: (N, C, H, W), weight w: (F, C, kH, kW), bias b: (F,), stride s and
+zero padding p (``xpad`` is x with p zeros around each image)::
 
-    y[n]  = W @ cols[n] + b                  W = weight.reshape(F, K), K = C*kH*kW
+    y[n, f, oy, ox] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, oy*s + i, ox*s + j]
+    H' = (H + 2p - kH) // s + 1          W' = (W + 2p - kW) // s + 1
+
+Backward is the chain rule through that one sum: each term sends
+``dy * w`` to its input pixel and ``dy * x`` to its weight::
+
+    db[f]          = sum_{n,oy,ox} dy[n, f, oy, ox]
+    dw[f, c, i, j] = sum_{n,oy,ox} dy[n, f, oy, ox] * xpad[n, c, oy*s + i, ox*s + j]
+    dxpad[n, c, oy*s + i, ox*s + j] += sum_f dy[n, f, oy, ox] * w[f, c, i, j]   (dx = dxpad without its border)
+
+The reference writes these as matrix multiplies over the im2col matrix
+``cols[n]: (K, P)``, one column per output position (its layout is drawn in
+:mod:`numpy_cnn.nn.im2col`)::
+
+    y[n]  = W @ cols[n] + b                  W = weight.reshape(F, K), K = C*kH*kW, P = H'*W'
     dW    = sum_n dy[n] @ cols[n]^T          (F, K)
     db    = sum_n sum_q dy[n, :, q]          (F,)
     dcols = W^T @ dy[n]                      (K, P), then col2im sums overlaps -> dx
 
-``method`` picks the implementation; all give the same numbers (the tests prove it):
+``method`` picks an implementation from :data:`IMPLEMENTATIONS`; all give the
+same numbers (the tests prove it):
 
-* ``"reference"``: the readable NumPy im2col above. Read this one.
+* ``"reference"``: the readable NumPy im2col above
+  (:func:`numpy_cnn.nn.im2col.conv2d_forward`, ``conv2d_backward``). Read this one.
 * ``"im2col"``: the same algorithm in cache-sized chunks of images, channels
   last (:mod:`numpy_cnn.kernels.conv_gemm`): a numba unfold into contiguous
   runs, one BLAS GEMM per chunk, each thread its own share of the batch. For a
   1x1 kernel at stride 1 the columns are the image itself: one GEMM per image.
 * ``"direct"``: numba direct convolution (:mod:`numpy_cnn.kernels.conv_direct`),
-  which never builds the column matrix. It is 2-7x faster here: conv1's column
-  matrix at batch 64 is 37 MB and falls out of cache.
+  the sum above as loops. It never builds the column matrix, which for large
+  inputs falls out of cache.
 * ``"winograd"``: Winograd F(2x2, 3x3) (:mod:`numpy_cnn.kernels.winograd`),
   3x3 kernels at stride 1 only: 16 multiplies per 2x2 outputs instead of 36,
-  as 16 GEMMs over channels.
+  as 16 GEMMs over channels. Its readable NumPy twin, :mod:`numpy_cnn.nn.winograd`,
+  is tested equal to it and to the reference (a student reads it; no layer runs it).
 
-The default, ``method=None``, picks one by :func:`choose_method`, a rule learnt
-from ``benchmarks/bench_conv.py --grid``; ``method=`` forces any of them.
+The default, ``method=None``, runs :func:`numpy_cnn.kernels.choice.choose_method`'s
+pick for the layer's shape, a rule measured for speed; ``method=`` forces any of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 import numpy as np
 
-from numpy_cnn.nn._fast import kernels
 from numpy_cnn.errors import UserError
-from numpy_cnn.nn.im2col import col2im_reference, im2col_reference
+from numpy_cnn.kernels.choice import choose_method
+from numpy_cnn.nn import im2col
+from numpy_cnn.nn._fast import kernels
 from numpy_cnn.nn.init import as_generator, default_uniform
 from numpy_cnn.nn.module import Module, Parameter
 from numpy_cnn.shapes import conv_output_size, pair, positive
 
-METHODS = ("reference", "im2col", "direct", "winograd")
 
+class Implementation(NamedTuple):
+    """One way to run the layer: a forward and its backward, as a pair of functions (CS231n's form).
 
-def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
-    """The method ``Conv2d(method=None)`` runs: the rule learnt from the conv grid.
+    Every method has the same two signatures::
 
-    Measured with ``benchmarks/bench_conv.py --grid --methods`` (float32,
-    batch 4 and 64, 3 to 64 channels, 12x12 to 48x48 inputs; README, "Conv speed"):
+        forward(x, weight, bias, stride, padding) -> (y, cache)
+        backward(grad_out, cache, weight, stride, padding, needs_input_grad) -> (dx or None, dweight, dbias)
 
-    * stride > 1: ``im2col``. The direct kernels compute stride s as stride 1
-      and keep every s-th output, s*s times the work.
-    * 3x3 at stride 1 with at least 16 input channels: ``winograd``. It does
-      0.44x the multiplies as GEMMs; its transforms cost O(C + F) per tile,
-      so it loses to ``direct`` below 16 input channels (about 3x slower at 3;
-      at 16 the two are within 5-10%, Winograd ahead at 12x12, batch 64).
-      ``im2col`` was slower than both on every such layer of the grid.
-    * 1x1: ``im2col``, which then needs no unfold: the layer is one GEMM per image.
-    * everything else (the paper's 5x5 layers, 3-channel first layers): ``direct``.
+    ``cache`` is what forward keeps for backward: the im2col matrix and x's
+    shape for the reference, x itself for the numba kernels (which recompute
+    what they need rather than hold a large array between the passes).
     """
-    if stride != 1:
-        return "im2col"
-    if kernel_size == (3, 3) and in_channels >= 16:
-        return "winograd"
-    if kernel_size == (1, 1):
-        return "im2col"
-    return "direct"
+
+    forward: Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], tuple[np.ndarray, Any]]
+    backward: Callable[[np.ndarray, Any, np.ndarray, int, int, bool],
+                       tuple[np.ndarray | None, np.ndarray, np.ndarray]]
+
+
+# The fast entries fetch their numba kernel from kernels() on each call (a
+# cached function, not an import), so building a layer never imports numba.
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "reference": Implementation(im2col.conv2d_forward, im2col.conv2d_backward),
+    "im2col": Implementation(
+        lambda x, w, b, s, p: (kernels().gemm_conv_forward(x, w, b, s, p), x),
+        lambda dy, x, w, s, p, need_dx: kernels().gemm_conv_backward(dy, x, w, s, p, need_dx)),
+    "direct": Implementation(
+        lambda x, w, b, s, p: (kernels().conv2d_forward(x, w, b, s, p), x),
+        lambda dy, x, w, s, p, need_dx: kernels().conv2d_backward(dy, x, w, s, p, need_dx)),
+    "winograd": Implementation(                               # stride 1 only (checked in Conv2d)
+        lambda x, w, b, s, p: (kernels().winograd_forward(x, w, b, p), x),
+        lambda dy, x, w, s, p, need_dx: kernels().winograd_backward(dy, x, w, p, need_dx)),
+}
+METHODS = tuple(IMPLEMENTATIONS)
 
 
 class Conv2d(Module):
@@ -89,7 +118,7 @@ class Conv2d(Module):
         self.padding = padding
         if method is None:
             method = choose_method(self.in_channels, self.kernel_size, self.stride)
-        if method not in METHODS:
+        if method not in IMPLEMENTATIONS:
             raise UserError(f"Conv2d: method must be one of {METHODS} or None, got {method!r}")
         if method == "winograd" and (self.kernel_size != (3, 3) or self.stride != 1):
             raise UserError(f"Conv2d: method 'winograd' needs a 3x3 kernel and stride 1, got "
@@ -126,46 +155,17 @@ class Conv2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
-        n, f, ho, wo = self._y_shape = self.output_shape(x.shape)
-        if self.method == "direct":
-            self._x = x
-            return kernels().conv2d_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
-        if self.method == "winograd":
-            self._x = x
-            return kernels().winograd_forward(x, self.weight.data, self.bias.data, self.padding)
-        if self.method == "im2col":
-            self._x = x
-            return kernels().gemm_conv_forward(x, self.weight.data, self.bias.data, self.stride, self.padding)
-        self._x_shape = x.shape
-        self._cols = im2col_reference(x, self.kernel_size, self.stride, self.padding)   # (N, K, P)
-        y = self.weight.data.reshape(f, -1) @ self._cols                     # (N, F, P)
-        y += self.bias.data[:, None]
-        return y.reshape(n, f, ho, wo)
+        self._y_shape = self.output_shape(x.shape)
+        y, self._cache = IMPLEMENTATIONS[self.method].forward(x, self.weight.data, self.bias.data,
+                                                              self.stride, self.padding)
+        return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.check_grad(grad_out)
-        if self.method != "reference":
-            if self.method == "direct":
-                dx, dw, db = kernels().conv2d_backward(
-                    grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
-            elif self.method == "im2col":
-                dx, dw, db = kernels().gemm_conv_backward(
-                    grad_out, self._x, self.weight.data, self.stride, self.padding, self.needs_input_grad)
-            else:
-                dx, dw, db = kernels().winograd_backward(
-                    grad_out, self._x, self.weight.data, self.padding, self.needs_input_grad)
-            # The kernels compute dW in the same pass as dx; a frozen parameter gets no gradient.
-            self.weight.grad = dw if self.weight.requires_grad else None
-            self.bias.grad = db if self.bias.requires_grad else None
-            return dx
-        n, f = grad_out.shape[:2]
-        dy = grad_out.reshape(n, f, -1)                                       # (N, F, P)
-        # A frozen parameter gets no gradient (and its GEMM is skipped).
-        # dW = sum_n dy[n] @ cols[n]^T over the batch: one tensordot is one GEMM.
-        self.weight.grad = (np.tensordot(dy, self._cols, axes=([0, 2], [0, 2])).reshape(self.weight.data.shape)
-                            if self.weight.requires_grad else None)
-        self.bias.grad = dy.sum(axis=(0, 2)) if self.bias.requires_grad else None
-        if not self.needs_input_grad:
-            return None
-        dcols = self.weight.data.reshape(f, -1).T @ dy                       # (N, K, P)
-        return col2im_reference(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
+        dx, dw, db = IMPLEMENTATIONS[self.method].backward(grad_out, self._cache, self.weight.data,
+                                                           self.stride, self.padding, self.needs_input_grad)
+        # Every method returns dW and db (the kernels compute them in the pass that computes dx);
+        # a frozen parameter gets no gradient.
+        self.weight.grad = dw if self.weight.requires_grad else None
+        self.bias.grad = db if self.bias.requires_grad else None
+        return dx

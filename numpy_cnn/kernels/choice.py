@@ -1,0 +1,32 @@
+"""Which convolution kernel ``Conv2d(method=None)`` runs: a speed rule, measured on this machine.
+
+Pure Python: the network core imports it when it builds a layer, and that
+must not import numba (see :mod:`numpy_cnn.kernels`). The measurements the
+rule was learnt from, and how to repeat them (``benchmarks/bench_conv.py
+--grid --methods``), are in ``docs/performance.md#how-conv2d-picks-its-method``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["choose_method"]
+
+
+def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
+    """The method ``Conv2d(method=None)`` runs for a layer of this shape.
+
+    * stride > 1: ``"im2col"``. The direct kernels compute stride s as stride 1
+      and keep every s-th output: s*s times the work.
+    * 3x3 at stride 1 with at least 16 input channels: ``"winograd"``. It does
+      0.44x the multiplies, but its transforms cost O(C + F) per tile, which
+      only pays off with many channels.
+    * 1x1: ``"im2col"``. The columns are then the image itself: one GEMM per image.
+    * everything else (the paper's 5x5 layers, 3-channel first layers):
+      ``"direct"``, which never builds the column matrix.
+    """
+    if stride != 1:
+        return "im2col"
+    if kernel_size == (3, 3) and in_channels >= 16:
+        return "winograd"
+    if kernel_size == (1, 1):
+        return "im2col"
+    return "direct"
