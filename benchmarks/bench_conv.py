@@ -9,7 +9,7 @@ sizes, one 3x3 stride-2 layer and one 1x1 layer, each forward and
 forward+backward, ours (``method=None``, the shape's dispatched method) against
 torch, and prints the geometric mean of the ratios and the worst cell.
 ``--methods`` adds every forced method of ``Conv2d.METHODS`` as a column (what
-the dispatch rule in :mod:`numpy_cnn.nn.layers.conv` was learnt from). Writes
+the dispatch rule in :mod:`numpy_cnn.kernels.choice` was learnt from). Writes
 ``benchmarks/results/bench_conv_grid.json``.
 
 For each layer, pass and batch it times, in interleaved rounds (see

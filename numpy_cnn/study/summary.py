@@ -71,7 +71,7 @@ class LayerRow:
     size in the model's dtype; both ``None`` for other layers. The default
     ``"direct"`` and ``"winograd"`` methods never build it: the column shows what
     they save. ``method`` is the conv method the layer runs (see
-    :func:`numpy_cnn.nn.layers.conv.choose_method`), ``None`` for other layers.
+    :func:`numpy_cnn.kernels.choice.choose_method`), ``None`` for other layers.
     """
 
     name: str
@@ -283,6 +283,6 @@ def format_summary(summary: Summary) -> str:
         FLOP_CONVENTION,
         "im2col cols: the matrix Conv2d builds with method='im2col' or 'reference'; "
         "'direct' and 'winograd' never build it. method: the conv method each layer runs "
-        "(numpy_cnn.nn.layers.conv.choose_method)",
+        "(numpy_cnn.kernels.choice.choose_method)",
     ]
     return "\n".join(body)
