@@ -27,8 +27,8 @@
 # an `.ipynb` with `jupytext --to notebook docs/tutorial.py`. Start Jupyter from the
 # repository root, with `numpy_cnn` installed (`pip install -e .`).
 #
-# The first run compiles the fast numba kernels (tens of seconds, once); later runs
-# load them from the cache.
+# The very first run also compiles the fast numba kernels (a minute or two, once);
+# later runs load them from numba's cache.
 
 # %%
 # One BLAS thread, as the trainer runs: small matrix multiplies are faster that way on
