@@ -22,7 +22,7 @@
 # 4. train the paper's network for a few epochs on a small generated dataset;
 # 5. look at what it learnt: its first filters and a saliency map.
 #
-# It runs top to bottom in well under a minute on a laptop. Open it with Jupyter
+# It runs top to bottom in well under a minute (13-30 s on a 2-core machine). Open it with Jupyter
 # (`pip install jupytext`, then open `docs/tutorial.py` as a notebook), or turn it into
 # an `.ipynb` with `jupytext --to notebook docs/tutorial.py`. Start Jupyter from the
 # repository root, with `numpy_cnn` installed (`pip install -e .`).
