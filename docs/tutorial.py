@@ -22,13 +22,13 @@
 # 4. train the paper's network for a few epochs on a small generated dataset;
 # 5. look at what it learnt: its first filters and a saliency map.
 #
-# It runs top to bottom in well under a minute on a laptop. Open it with Jupyter
+# It runs top to bottom in well under a minute (13-30 s on a 2-core machine). Open it with Jupyter
 # (`pip install jupytext`, then open `docs/tutorial.py` as a notebook), or turn it into
 # an `.ipynb` with `jupytext --to notebook docs/tutorial.py`. Start Jupyter from the
 # repository root, with `numpy_cnn` installed (`pip install -e .`).
 #
-# The first run compiles the fast numba kernels (tens of seconds, once); later runs
-# load them from the cache.
+# The very first run also compiles the fast numba kernels (a minute or two, once);
+# later runs load them from numba's cache.
 
 # %%
 # One BLAS thread, as the trainer runs: small matrix multiplies are faster that way on

@@ -52,7 +52,7 @@ def figures(cell) -> int:
     return sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
 
 
-def test_the_tutorial_runs(monkeypatch):
+def test_the_tutorial_runs(monkeypatch, tmp_path):
     jupytext, nbclient = notebook_tools()
     nb = jupytext.read(TUTORIAL)
     warm_numba_cache()
@@ -60,6 +60,7 @@ def test_the_tutorial_runs(monkeypatch):
     # (an inherited MPLBACKEND=Agg would swallow every figure).
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))      # its tempfile.mkdtemp() data lands in pytest's tmp
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(ROOT)}})
     start = time.perf_counter()
