@@ -121,7 +121,8 @@ def test_a_recipe_run_writes_its_recipe_and_replaying_it_gives_the_same_run(tmp_
                        tmp_path / "a", *common, home=tmp_path)
     assert code == 0, err
     recipe = tomllib.loads((tmp_path / "a" / "recipe.toml").read_text())
-    assert (recipe["arch"], recipe["epochs"], recipe["channels"], recipe["lr_schedule"]) == (TINY_ARCH, 2, 1, "onecycle")
+    assert (recipe["arch"], recipe["epochs"], recipe["channels"], recipe["lr_schedule"]) == (
+        TINY_ARCH, 2, 1, "onecycle")
     assert not set(recipe) & {"data", "out", "cache_dir", "init_from"}   # data-independent, machine-independent
     code, _, err = cli("--recipe", tmp_path / "a" / "recipe.toml", "--out", tmp_path / "b", *common, home=tmp_path)
     assert code == 0, err

@@ -149,7 +149,8 @@ def _config(ckpt: Checkpoint) -> TrainConfig:
 def _test_images(path: Path, ckpt: Checkpoint, data: Path | None, whole: bool, home: Path,
                  cache_dir: Path | None, split_from: TrainConfig) -> TestImages:
     """The test set as this model sees it (its image size, face crops or fit): the run's own test
-    split, ``data``'s test part (split with ``split_from``'s seed, as the ensemble's first model's), or all of ``data``."""
+    split, ``data``'s test part (split with ``split_from``'s seed: the ensemble's first model's),
+    or all of ``data``."""
     config = _config(ckpt)
     run_dir = path if path.is_dir() else path.parent
     if data is None:
@@ -179,7 +180,8 @@ def _test_images(path: Path, ckpt: Checkpoint, data: Path | None, whole: bool, h
 def _probabilities(model: Sequential, ckpt: Checkpoint, x: np.ndarray, tta: str) -> np.ndarray:
     """(N, S, S) uint8 test images -> (N, K) float64 probabilities of the checkpoint's model."""
     mean = MeanSubtraction(ckpt.mean)
-    inputs = lazy_network_input(x, mean, ckpt.meta["in_channels"])   # a block at a time: FER's test set is 198 MB as float
+    # A block at a time: FER2013's test set is 198 MB as (N, 3, 48, 48) float32.
+    inputs = lazy_network_input(x, mean, ckpt.meta["in_channels"])
     return predict_proba(model, inputs, tta, mean)
 
 
