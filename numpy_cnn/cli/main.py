@@ -142,7 +142,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, help=f"seed of the split, the weights and the batches (default {C.seed})")
     add("--rotation", type=float, help=f"max random rotation in degrees (default {C.rotation})")
     add("--no-augment", dest="augment", action="store_const", const=False,
-        help="no random flips and rotations")
+        help="no augmentation: no random flips and rotations (nor --shift, --brightness, --contrast)")
     add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
         f"or per pixel (default {C.mean})")
     add("--arch", help=f"network spec (default {C.arch})")

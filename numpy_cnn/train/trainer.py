@@ -187,13 +187,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
                 x_epoch, y_epoch = epoch_inputs(x_train, train_ds.y_train, rng, mean, **_input_options(config))
                 t1 = time.perf_counter()
                 stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size, **plan.options(epoch))
-                if val is None:   # the paper's run: the test set after every epoch
-                    side, (loss, acc, test_predicted) = "test", evaluate(model, x_test, ds.y_test)
-                else:             # the test set is not looked at until the end
-                    side, (loss, acc, _) = "val", evaluate(model, x_val, val.y)
-                if not np.isfinite(loss):   # finite but huge weights can still overflow
-                    raise Diverged(f"the {'validation' if side == 'val' else 'test'} loss became {loss} "
-                                   "after the epoch's last step")
+                side, loss, acc, test_predicted = _evaluate_epoch(model, x_test, ds.y_test, x_val, val)
                 best = selection is not None and selection.update(epoch, acc, model)
                 t2 = time.perf_counter()
                 history.append(_epoch_row(epoch, stats, side, loss, acc, t0, t1, t2))
@@ -416,6 +410,21 @@ def _epoch_row(epoch: int, stats: EpochStats, side: str, loss: float, acc: float
         **({} if stats.lr is None else {"lr": stats.lr}),
         **{f"grad_norm.{name}": g for name, g in stats.grad_norms.items()},
     }
+
+
+def _evaluate_epoch(model: Sequential, x_test, y_test: np.ndarray, x_val, val: Labelled | None
+                    ) -> tuple[str, float, float, np.ndarray | None]:
+    """After an epoch: the paper's run evaluates on the test set; with ``--val-frac``, on the
+    validation images (the test set is not looked at until the end). Returns which (``"test"``
+    or ``"val"``), the loss, the accuracy and the test predictions (None on validation)."""
+    if val is None:
+        side, (loss, acc, predicted) = "test", evaluate(model, x_test, y_test)
+    else:
+        side, (loss, acc, _), predicted = "val", evaluate(model, x_val, val.y), None
+    if not np.isfinite(loss):   # finite but huge weights can still overflow
+        raise Diverged(f"the {'validation' if side == 'val' else 'test'} loss became {loss} "
+                       "after the epoch's last step")
+    return side, loss, acc, predicted
 
 
 def _early_stop_line(selection: Selection, epoch: int) -> str:
