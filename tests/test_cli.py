@@ -20,7 +20,7 @@ from numpy_cnn.cli.main import main
 from numpy_cnn.train import run_split as rundata
 
 RUN_FILES = {"checkpoint.npz", "metrics.csv", "metrics.json", "train.txt", "test.txt", "table1.md",
-             "results.json", "loss.png", "accuracy.png", "confusion_matrix.png"}
+             "results.json", "loss.png", "accuracy.png", "confusion_matrix.png", "recipe.toml"}
 
 
 def cli(*args, home):

@@ -28,7 +28,7 @@ from typing import NoReturn
 from numpy_cnn.cli import data as data_cli, study as study_cli
 from numpy_cnn.errors import UserError
 from numpy_cnn.cli.paths import CACHE, RUNS, nonempty_path
-from numpy_cnn.train.progress import epochs, near_chance_note
+from numpy_cnn.train.progress import epochs, near_chance_note, table1_when
 
 PROG = "train_numpy.py"
 
@@ -142,7 +142,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, help=f"seed of the split, the weights and the batches (default {C.seed})")
     add("--rotation", type=float, help=f"max random rotation in degrees (default {C.rotation})")
     add("--no-augment", dest="augment", action="store_const", const=False,
-        help="no random flips and rotations")
+        help="no augmentation: no random flips and rotations (nor --shift, --brightness, --contrast)")
     add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
         f"or per pixel (default {C.mean})")
     add("--arch", help=f"network spec (default {C.arch})")
@@ -169,6 +169,37 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         'needs pip install -e ".[faces]"')
     add("--no-face", choices=("keep", "drop"), help="with --crop-faces, a frame without a face is kept "
         "whole or dropped (default keep)")
+    _modern_arguments(add, C)
+
+
+def _modern_arguments(add: Callable, C) -> None:
+    """The modern options (docs/training.md, "Recipes and the modern options"): each off by default."""
+    from numpy_cnn.train.config import BALANCE_MODES, KEEP_MODES
+    from numpy_cnn.train.schedule import SCHEDULES
+
+    add("--recipe", type=nonempty_path, metavar="FILE", help="a recipe .toml (recipes/, or a run's "
+        "recipe.toml): its settings, each overridden by a flag typed")
+    add("--lr-schedule", choices=SCHEDULES, help=f"the lr per step: constant (the paper's), step, cosine or "
+        f"onecycle (default {C.lr_schedule})")
+    add("--warmup", type=float, metavar="EPOCHS", help="epochs of linear lr warm-up, per step (default 0)")
+    add("--label-smoothing", type=float, metavar="EPS", help="label smoothing of the loss (default 0)")
+    add("--shift", type=int, metavar="PX", help="random shift up to PX pixels, beside flip and rotation (default 0)")
+    add("--brightness", type=float, metavar="B", help="random brightness factor in [1-B, 1+B] (default 0)")
+    add("--contrast", type=float, metavar="C", help="random contrast factor in [1-C, 1+C] (default 0)")
+    add("--channels", type=int, metavar="{1,3}", help="input channels: 3 copies the gray image (the "
+        f"paper's), 1 gives it once (default {C.channels})")
+    add("--fit", choices=("stretch", "crop"), help="a frame to a square: stretch it whole, or crop its "
+        f"centred square (default {C.fit})")
+    add("--val-frac", type=float, metavar="F", help="carve a validation set of this share from the training "
+        "side (stratified; whole groups with --group-by); the test set is then used once, at the end")
+    add("--keep", choices=KEEP_MODES, help="with --val-frac: keep the last epoch's weights or those of the "
+        f"best validation accuracy (default {C.keep})")
+    add("--patience", type=int, metavar="N", help="with --val-frac: stop after N epochs without a better "
+        "validation accuracy")
+    add("--balance", choices=BALANCE_MODES, help="class imbalance: none, a balanced sampler, or class weights "
+        f"in the loss (default {C.balance})")
+    add("--tta", choices=("none", "flip"), help="test-time augmentation in the final test pass: flip averages "
+        f"each image with its mirror image (default {C.tta})")
 
 
 def _new_run_dir(home: Path) -> Path:
@@ -185,11 +216,16 @@ def _new_run_dir(home: Path) -> Path:
 def run_train(args: argparse.Namespace, home: Path) -> int:
     from numpy_cnn.train.config import TrainConfig
     from numpy_cnn.train.metrics import format_table1
+    from numpy_cnn.train.progress import balanced_line
+    from numpy_cnn.train.recipe import read_recipe
     from numpy_cnn.train.run_files import CHECKPOINT
     from numpy_cnn.train.trainer import train
 
-    # The settings typed, checked against each other; each value is checked as the config is built.
-    given = TrainConfig.given_settings(vars(args))
+    if args.recipe and args.resume:
+        raise UserError("--recipe starts a new run and --resume continues one with its stored settings; "
+                        "drop one of them")
+    # The settings typed (over a recipe's), checked against each other; each value is checked as the config is built.
+    given = TrainConfig.given_settings(vars(args), read_recipe(args.recipe) if args.recipe else None)
     if args.resume:
         # evaluate and predict take a run directory or its checkpoint.npz; so does --resume.
         out = args.resume.parent if args.resume.name == CHECKPOINT and args.resume.is_file() else args.resume
@@ -207,9 +243,12 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
         return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
     data = results["data"]
-    print(f"\nTable 1: test set after {epochs(results['epochs'])} "
+    selection = results.get("selection") or {}
+    best = selection.get("kept_epoch") if selection.get("keep") == "best" else None
+    print(f"\nTable 1: test set {table1_when(results['epochs'], config.tta, best)} "
           f"({data['source']}, {data['n_test']} images)\n")
     print(format_table1(results["table1"]))
+    print(balanced_line(results["balanced_test_accuracy"]))
     note = near_chance_note(results["final_train_accuracy"], results["overall_test_accuracy"],
                             len(results["per_class_test_accuracy"]), results["epochs"], config.optimizer, config.lr)
     if note:
@@ -222,11 +261,13 @@ def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool
     """``--folds K``: the K runs, then the pooled Table 1 and ``mean ± SD (95% CI lo–hi)``."""
     from numpy_cnn.train.metrics import format_table1
     from numpy_cnn.train.kfold import cross_validate
+    from numpy_cnn.train.progress import balanced_line
 
     cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
     print(f"\nTable 1: {config.folds} test folds pooled after {epochs(config.epochs)} "
           f"({cv['table1'][-1]['total']} images, each tested once)\n")
     print(format_table1(cv["table1"]))
+    print(balanced_line(cv["balanced_test_accuracy"]))
     print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))
     print(cv["summary"])
     print(f"run directory: {out}")
@@ -236,21 +277,32 @@ def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool
 # -- evaluate --------------------------------------------------------------
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("checkpoint", type=nonempty_path, nargs="+", metavar="RUN",
+                        help="a run directory or its checkpoint.npz; several runs, or a K-fold run's "
+                             "directory, are an ensemble (their mean softmax)")
     parser.add_argument("--data", type=nonempty_path, help="evaluate on this dataset's test part "
                         "(default: the run's own test split)")
+    parser.add_argument("--whole", action="store_true", help="with --data: test on every image of it "
+                        "(a set the model never trained on)")
+    parser.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="test-time augmentation: flip averages each image with its mirror image (default none)")
     parser.add_argument("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
 
 
-@register("evaluate", "Run a checkpoint on a test set and print Table 1.", _evaluate_arguments)
+@register("evaluate", "Run a checkpoint, or an ensemble of them, on a test set and print Table 1.",
+          _evaluate_arguments)
 def run_evaluate(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.train.inference import evaluate_runs
     from numpy_cnn.train.metrics import format_table1
-    from numpy_cnn.train.inference import evaluate_checkpoint
+    from numpy_cnn.train.progress import balanced_line
 
-    rows, _, what = evaluate_checkpoint(args.checkpoint, data=args.data, home=home,
-                                        cache_dir=args.cache_dir or home / CACHE)
-    print(f"Table 1: {args.checkpoint} on {what}\n")
-    print(format_table1(rows))
+    result = evaluate_runs(args.checkpoint, data=args.data, whole=args.whole, tta=args.tta, home=home,
+                           cache_dir=args.cache_dir or home / CACHE)
+    print(f"Table 1: {' '.join(map(str, args.checkpoint))} on {result.what}\n")
+    print(format_table1(result.rows))
+    print(balanced_line(result.balanced_accuracy))
+    for path, accuracy in result.members:
+        print(f"  member {path}: {100 * accuracy:.2f}% alone")
     return 0
 
 

@@ -48,6 +48,7 @@ class Loaded:
     run_dir: Path | None
     test_source: Path | None         # what the run's test.txt names entries of: a folder or a FER2013 CSV
     crop_faces: DetectorSettings | None = None   # the run's face detector, None: whole frames
+    fit: str = "stretch"                         # how the run made a frame square (--fit)
 
 
 @dataclass
@@ -95,10 +96,10 @@ def load_study_model(args: argparse.Namespace) -> Loaded:
         model.eval()
         meta = ckpt.meta
         run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
-        from numpy_cnn.train.config import detector_settings_of
+        from numpy_cnn.train.config import detector_settings_of, fit_of
         return Loaded(model, meta["arch"], int(meta["in_channels"]), int(meta["image_size"]),
                       tuple(meta["classes"]), np.asarray(ckpt.mean, np.float32), run_dir,
-                      _test_source(meta), detector_settings_of(meta))
+                      _test_source(meta), detector_settings_of(meta), fit_of(meta))
     from numpy_cnn.nn.arch import DEFAULT_ARCH, build_model
     arch = args.arch or DEFAULT_ARCH
     if args.image_size < 1 or args.in_channels < 1:
@@ -123,9 +124,10 @@ def _test_source(meta: dict) -> Path | None:
 
 
 def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path,
-                          crop_faces: DetectorSettings | None = None) -> tuple[np.ndarray, int, str]:
-    """The first image a run's ``test.txt`` lists, as (S, S) uint8 (cropped to its face as the run
-    did), its label, and where it came from."""
+                          crop_faces: DetectorSettings | None = None, fit: str = "stretch"
+                          ) -> tuple[np.ndarray, int, str]:
+    """The first image a run's ``test.txt`` lists, as (S, S) uint8 (cropped to its face, or made
+    square, as the run did), its label, and where it came from."""
     from numpy_cnn.data import load_image, read_split_file
     if source.is_file():   # a FER2013 CSV: the entries name its rows
         from numpy_cnn.data.fer2013 import read_fer2013_csv, row_names
@@ -136,14 +138,14 @@ def _first_run_test_image(run_test: Path, source: Path, size: int, home: Path,
         return rows.x[row_of[first]], int(listing.labels[0]), f"{source.parent / first} (the run's first test image)"
     listing = read_split_file(run_test, source)
     path = source / listing.files[0]
-    return load_image(path, size, crop_faces)[0], int(listing.labels[0]), f"{path} (the run's first test image)"
+    return load_image(path, size, crop_faces, fit)[0], int(listing.labels[0]), f"{path} (the run's first test image)"
 
 
 def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> StudyImage:
     """``--image``; else the run's first test image; else the first test image of ``--data``.
 
-    Preprocessed as the trainer does: gray in [0, 1], copied to the model's
-    channels, minus the training mean (the checkpoint's, else that of the
+    Preprocessed as the trainer does (the run's face crops or ``--fit``): gray in [0, 1],
+    given to the model's channels (1, or copied to 3), minus the training mean (the checkpoint's, else that of the
     dataset's training split, else none for a fresh model on its own image).
     """
     from numpy_cnn.data import TEST_SPLIT_FILE, MeanSubtraction, load_dataset, load_image, to_float
@@ -153,13 +155,13 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
     mean, mean_note = loaded.mean, "training mean from the checkpoint"
     run_test = None if loaded.run_dir is None else loaded.run_dir / TEST_SPLIT_FILE
     if args.image is not None:
-        pixels, found = load_image(args.image, loaded.image_size, loaded.crop_faces)
+        pixels, found = load_image(args.image, loaded.image_size, loaded.crop_faces, loaded.fit)
         gray = to_float(pixels)
         label = None if args.label is None else parse_label(args.label, "--label")
         source = str(args.image) + (" (no face found: the whole image)" if found is False else "")
     elif run_test is not None and run_test.is_file() and loaded.test_source is not None:
         pixels, label, source = _first_run_test_image(run_test, loaded.test_source, loaded.image_size, home,
-                                                      loaded.crop_faces)
+                                                      loaded.crop_faces, loaded.fit)
         gray = to_float(pixels)
     else:
         data = args.data
@@ -167,7 +169,7 @@ def load_study_image(args: argparse.Namespace, loaded: Loaded, home: Path) -> St
             from numpy_cnn.data.synthetic import ensure_synthetic_dataset
             data = ensure_synthetic_dataset(home / SYNTHETIC_DATA)
         ds = load_dataset(data, seed=args.seed, image_size=loaded.image_size, cache_dir=home / CACHE,
-                          crop_faces=loaded.crop_faces)
+                          crop_faces=loaded.crop_faces, fit=loaded.fit)
         gray, label = to_float(ds.x_test[0]), int(ds.y_test[0])
         source = f"{ds.root / ds.test_files[0]} (first test image, split seed {args.seed})"
         if mean is None:

@@ -21,10 +21,10 @@ Importing this package is cheap: only NumPy and Pillow.
 # Loading: a DataSpec says what, load_spec (or load_dataset, the same by keywords) loads it.
 from numpy_cnn.data.classes import CLASSES
 from numpy_cnn.data.dataset import (TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, DataSpec, Dataset, Labelled, load_dataset,
-                                    load_pool, load_spec)
-from numpy_cnn.data.decode import decode_image
+                                    load_pool, load_spec, validation_split)
+from numpy_cnn.data.decode import FITS, decode_image
 from numpy_cnn.data.images import load_image, load_images
-# Splits: random, group-disjoint and K-fold, and the files that record them.
+# Splits: random, group-disjoint, K-fold and validation, and the files that record them.
 from numpy_cnn.data.groups import GroupRule, check_rule
 from numpy_cnn.data.sources import Listing
 from numpy_cnn.data.split import stratified_folds, stratified_split
@@ -37,10 +37,10 @@ from numpy_cnn.data.augment import augment, hflip, random_horizontal_flip, rando
 from numpy_cnn.data.normalize import MeanSubtraction, to_float, to_network_input
 
 __all__ = [
-    "CLASSES", "DataSpec", "Dataset", "DetectorSettings", "GROUPS_FILE", "GroupRule", "Labelled", "Listing",
+    "CLASSES", "DataSpec", "FITS", "Dataset", "DetectorSettings", "GROUPS_FILE", "GroupRule", "Labelled", "Listing",
     "MeanSubtraction", "TEST_SPLIT_FILE", "TRAIN_SPLIT_FILE", "augment", "check_rule", "decode_image",
     "face_report", "hflip", "leakage_line", "leakage_report", "load_dataset", "load_image", "load_images",
     "load_pool", "load_spec", "random_horizontal_flip", "random_rotation", "read_split_file", "require_cv2",
-    "rotate", "stratified_folds", "stratified_split", "to_float", "to_network_input", "write_groups_file",
-    "write_split_file",
+    "rotate", "stratified_folds", "stratified_split", "to_float", "to_network_input", "validation_split",
+    "write_groups_file", "write_split_file",
 ]

@@ -27,6 +27,7 @@ everything loaded, so an error never replaces a good pair.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -150,6 +151,9 @@ class DataSpec:
         crop_faces: detector settings: every image is cropped to its face
             (found on the full-resolution frame) before the resize, and the
             Dataset carries the faces found per image. Not for a CSV's rows.
+        fit: how a frame becomes a square (:func:`.decode.decode_image`): ``"stretch"``
+            (the whole frame, squashed) or ``"crop"`` (its largest centred square).
+            A face crop is square already, and a CSV's rows are 48x48: neither is affected.
     """
 
     data: Path | str
@@ -163,6 +167,7 @@ class DataSpec:
     group_by: str | None = None
     test_only: bool = False
     crop_faces: DetectorSettings | None = None
+    fit: str = "stretch"
 
 
 def load_dataset(data: Path | str, **options) -> Dataset:
@@ -170,7 +175,7 @@ def load_dataset(data: Path | str, **options) -> Dataset:
 
     ``options`` are the other fields of :class:`DataSpec` (``test_data``,
     ``split_dir``, ``reuse_split``, ``seed``, ``test_fraction``, ``image_size``,
-    ``cache_dir``, ``group_by``, ``test_only``, ``crop_faces``), by keyword.
+    ``cache_dir``, ``group_by``, ``test_only``, ``crop_faces``, ``fit``), by keyword.
     Returns a :class:`Dataset`; raises :class:`UserError` for any problem with
     the data, naming the file or line.
     """
@@ -207,7 +212,7 @@ def load_spec(spec: DataSpec) -> Dataset:
         source, train, test, made_split = _from_source(spec, data, test_data, cache)
     if spec.test_only:
         train = _nothing(root, spec.image_size, spec.crop_faces)
-    _decode([train, test], spec.image_size, cache, spec.crop_faces)
+    _decode([train, test], spec.image_size, cache, spec.crop_faces, spec.fit)
     if test_data is not None and not spec.test_only:
         _check_not_training_images(test, train, test_data)
     if made_split and spec.split_dir is not None:   # written last: an error never replaces a good pair
@@ -247,17 +252,18 @@ def _from_source(spec: DataSpec, data: Path, test_data: Path | None, cache: Path
 
 
 def load_pool(data: Path | str, image_size: int = 48, cache_dir: Path | str | None = None,
-              crop_faces: DetectorSettings | None = None) -> tuple[str, Labelled]:
+              crop_faces: DetectorSettings | None = None, fit: str = "stretch") -> tuple[str, Labelled]:
     """Every labelled image of a dataset as one decoded part (its own train and test parts
-    pooled): what K-fold cross-validation deals into folds. Names are those
-    :func:`load_dataset` reads back from split files. ``crop_faces`` detects here,
-    once, so every fold loads the crops from the cache."""
+    pooled): what K-fold cross-validation deals into folds, and what ``evaluate --whole``
+    tests on. Names are those :func:`load_dataset` reads back from split files.
+    ``crop_faces`` detects here, once, so every fold loads the crops from the cache;
+    ``fit`` as in :class:`DataSpec`."""
     data, _, cache = _checked_paths(data, None, None, cache_dir, crop_faces)
     source, train, test = list_source(data, image_size, cache, needs_test=False)
     if test is not None and len(test.y):
         x = None if train.x is None else np.concatenate([train.x, test.x])
         train = Labelled(train.files + test.files, np.concatenate([train.y, test.y]), train.root, x)
-    _decode([train], image_size, cache, crop_faces)
+    _decode([train], image_size, cache, crop_faces, fit)
     return source, train
 
 
@@ -390,9 +396,13 @@ def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None
 
 # -- groups and split ---------------------------------------------------------
 
-def split_part(whole: Labelled, test_fraction: float, seed: int, group_by: str | None,
+def split_part(whole: Labelled, test_fraction: float, seed: int | Sequence[int], group_by: str | None,
                data: Path) -> tuple[Labelled, Labelled]:
-    """A seeded stratified split of ``whole``, group-disjoint under a ``group_by`` rule."""
+    """A seeded stratified split of ``whole``, group-disjoint under a ``group_by`` rule.
+
+    ``seed`` is anything :func:`numpy.random.default_rng` takes (an int, or a list
+    of ints for a stream of its own). Returns (the rest, the ``test_fraction`` part).
+    """
     rng = np.random.default_rng(seed)
     if group_by is None:
         train_idx, test_idx = stratified_split(whole.y, test_fraction, rng)
@@ -403,13 +413,45 @@ def split_part(whole: Labelled, test_fraction: float, seed: int, group_by: str |
     return whole.take(train_idx), whole.take(test_idx)
 
 
+# The validation split's own random stream, default_rng([seed, VALIDATION_STREAM]): not the
+# test split's (default_rng(seed)), so carving a validation part changes nothing else.
+VALIDATION_STREAM = 1
+
+
+def validation_split(ds: Dataset, fraction: float, seed: int, group_by: str | None = None
+                     ) -> tuple[Dataset, Labelled]:
+    """Carve a validation part from the *training* side of ``ds`` (``--val-frac``).
+
+    The same stages as the random test split (:func:`split_part`): ``fraction`` of
+    each class, whole groups under a ``group_by`` rule. The test side is untouched.
+
+    Args:
+        ds: a loaded dataset; its training images are split, in their order.
+        fraction: share of each class's training images that goes to validation, in (0, 1).
+        seed: the run's seed; the split draws from its own stream (:data:`VALIDATION_STREAM`).
+
+    Returns:
+        (``ds`` with the rest as its training side, the validation part, decoded).
+
+    Raises:
+        UserError: a class with one training image (or one group), naming ``--val-frac``.
+    """
+    whole = Labelled(ds.train_files, ds.y_train, ds.root, ds.x_train, ds.faces_train)
+    try:
+        rest, val = split_part(whole, fraction, [seed, VALIDATION_STREAM], group_by, ds.root)
+    except UserError as exc:
+        raise UserError(f"--val-frac {fraction} (a validation part of the training images): {exc}") from None
+    return replace(ds, x_train=rest.x, y_train=rest.y, train_files=rest.files, faces_train=rest.faces), val
+
+
 # -- decode (and cache) -------------------------------------------------------
 
 def _decode(parts: list[Labelled], image_size: int, cache: Path | None,
-            crop_faces: DetectorSettings | None = None) -> None:
+            crop_faces: DetectorSettings | None = None, fit: str = "stretch") -> None:
     """Decode, in place, the parts not decoded yet. Parts of one root go in one
     :func:`load_images` call: one cache entry for the whole dataset, whichever way it is split.
-    With ``crop_faces`` the call is :func:`load_face_crops`, which also fills ``faces``."""
+    With ``crop_faces`` the call is :func:`load_face_crops`, which also fills ``faces``
+    (a face crop is square: ``fit`` does not apply)."""
     undecoded = [part for part in parts if part.x is None]
     same_root = len({part.root for part in undecoded}) <= 1   # else --test-data: another folder
     for batch in [undecoded] if same_root else [[part] for part in undecoded]:
@@ -417,7 +459,7 @@ def _decode(parts: list[Labelled], image_size: int, cache: Path | None,
             continue
         paths = [part.root / f for part in batch for f in part.files]
         if crop_faces is None:
-            x, faces = load_images(paths, image_size, cache, root=batch[0].root), None
+            x, faces = load_images(paths, image_size, cache, root=batch[0].root, fit=fit), None
         else:
             x, faces, _ = load_face_crops(paths, image_size, cache, crop_faces, root=batch[0].root)
         start = 0

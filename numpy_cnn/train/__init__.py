@@ -3,7 +3,10 @@
 One idea per file:
 
 * :mod:`.config` -- the settings of a run, and every check on them
+* :mod:`.recipe` -- ``recipe.toml``: a run's settings as a file, and ``--recipe`` to replay one
 * :mod:`.loop` -- one epoch of SGD, and batched evaluation (the hot path)
+* :mod:`.schedule`, :mod:`.balance` -- lr schedules; class balance (a sampler, class weights)
+* :mod:`.selection` -- ``--val-frac``'s books: the best epoch, ``--keep best``, ``--patience``
 * :mod:`.trainer` -- a whole run: data, model, epochs, checkpoints, resume, Ctrl-C
 * :mod:`.run_split` -- which images a run uses, and finding the same ones again
 * :mod:`.run_files` -- the files of a run directory (metrics, Table 1, results, plots)

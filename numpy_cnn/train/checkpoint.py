@@ -8,6 +8,9 @@ Layout of ``checkpoint.npz`` (every entry a plain array)::
     _optim.<i>.momentum_buffer                the optimizer's state, as its state_dict(): SGD's
     _optim.<i>.exp_avg, .exp_avg_sq, .step    momentum buffers, or Adam's/AdamW's moments and
                                               step counts (int64), under PyTorch's names
+    _last.conv1.weight, ...                   with --keep best only: the last epoch's weights and
+                                              buffers, which a resumed run trains on from (the
+                                              model entries above are then the best epoch's)
     _mean                                     the training mean, shape () or (H, W)
     _meta                                     a 0-d string array holding JSON: arch spec,
                                               classes, image size, epoch, seed, hyper-
@@ -44,6 +47,7 @@ from numpy_cnn.atomic import write_atomically
 META_KEY = "_meta"
 MEAN_KEY = "_mean"
 OPTIM_PREFIX = "_optim."
+LAST_PREFIX = "_last."
 
 
 @dataclass
@@ -55,12 +59,20 @@ class Checkpoint:
         meta: JSON-able settings and history (see the module docstring).
         mean: the training mean subtracted from inputs, float32 () or (H, W).
         optim: the optimizer's ``state_dict()``, empty for a model-only file.
+        last: with ``--keep best``, the last epoch's state dict, which training continues
+            from while ``model`` holds the best epoch's (:mod:`numpy_cnn.train.selection`);
+            empty otherwise (``model`` is the last epoch's).
     """
 
     model: "OrderedDict[str, np.ndarray]"
     meta: dict[str, Any]
     mean: np.ndarray = field(default_factory=lambda: np.zeros((), np.float32))
     optim: dict[str, np.ndarray] = field(default_factory=dict)
+    last: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+
+    def training_state(self) -> "OrderedDict[str, np.ndarray]":
+        """The weights a resumed run continues training from: ``last`` if kept apart, else ``model``."""
+        return self.last or self.model
 
 
 def save_checkpoint(path: Path | str, ckpt: Checkpoint) -> None:
@@ -71,6 +83,7 @@ def save_checkpoint(path: Path | str, ckpt: Checkpoint) -> None:
         raise UserError(f"model parameter names must not start with '_' (reserved), got {bad}")
     arrays: dict[str, np.ndarray] = dict(ckpt.model)
     arrays.update({OPTIM_PREFIX + k: v for k, v in ckpt.optim.items()})
+    arrays.update({LAST_PREFIX + k: v for k, v in ckpt.last.items()})
     arrays[MEAN_KEY] = np.asarray(ckpt.mean, np.float32)
     arrays[META_KEY] = np.array(json.dumps(ckpt.meta))   # 0-d unicode array: no pickle needed
     write_atomically(path, lambda f: np.savez(f, **arrays))
@@ -111,8 +124,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise UserError(f"{path}: its {META_KEY} entry is not valid JSON; the file is damaged") from None
     mean = arrays.pop(MEAN_KEY, np.zeros((), np.float32))
     optim = {k[len(OPTIM_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(OPTIM_PREFIX)}
+    last = OrderedDict((k[len(LAST_PREFIX):], arrays.pop(k)) for k in list(arrays) if k.startswith(LAST_PREFIX))
     model = OrderedDict((k, v) for k, v in arrays.items() if not k.startswith("_"))
-    return Checkpoint(model=model, meta=meta, mean=mean, optim=optim)
+    return Checkpoint(model=model, meta=meta, mean=mean, optim=optim, last=last)
 
 
 # What the trainer stores beyond the model, and needs to resume a run or find its test split.

@@ -4,11 +4,13 @@
 
     runs/<timestamp>/
         cv.json               the settings and K: what --resume continues
+        recipe.toml           every setting that defines the run, folds included (see recipe.py)
         faces.png             with --crop-faces: every frame's crop per class, no-face frames marked
         fold1/ ... foldK/     each a complete run directory (train.txt and test.txt written
                               first, then checkpoint, metrics, table1.md, results.json, plots)
         cv_results.json       per fold {fold, test_accuracy, n_test}; mean, sample SD and the
-                              95% t-interval over folds; pooled per-class accuracy and confusion
+                              95% t-interval over folds; pooled per-class and balanced accuracy,
+                              and the pooled confusion matrix
         table1.md             Table 1 over all K test folds together (every image tested once)
         confusion_matrix.png  the pooled confusion matrix
 
@@ -17,7 +19,8 @@ dealt into K test folds by :func:`numpy_cnn.data.split.stratified_folds`,
 whole groups at a time under ``--group-by``. Fold k is then an ordinary run
 with ``--reuse-split`` on its own split files, so it trains, saves, resumes
 and reports exactly like a single run, and costs what one run costs (the
-decoded images come from the same cache entry every fold).
+decoded images come from the same cache entry every fold). With ``--val-frac``
+each fold carves its validation part from its own training side.
 
 Ctrl-C stops inside a fold as in a single run; ``--resume`` on the top
 directory skips the finished folds (their ``results.json`` is read, not
@@ -39,9 +42,11 @@ from numpy_cnn.data import (CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_F
 from numpy_cnn.errors import UserError
 from numpy_cnn.study.plots import plot_face_sheet
 from numpy_cnn.train.config import TrainConfig
-from numpy_cnn.train.metrics import format_table1, per_class_table, percent_range, t_interval
-from numpy_cnn.train.progress import epochs
-from numpy_cnn.train.run_files import CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, check_new_run_dir, write_json, write_text
+from numpy_cnn.train.metrics import balanced_accuracy, format_table1, per_class_table, percent_range, t_interval
+from numpy_cnn.train.progress import balanced_line, epochs
+from numpy_cnn.train.recipe import RECIPE_FILE, write_recipe
+from numpy_cnn.train.run_files import (CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, VAL_SPLIT_FILE, check_new_run_dir,
+                                       write_json, write_text)
 from numpy_cnn.train.run_split import data_path
 from numpy_cnn.train.trainer import Interrupted, require_tools, stored_config, train
 
@@ -105,6 +110,7 @@ def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Pat
     else:
         made_folder = False
         write_json(out / CV_STATE, {"config": config.to_json()})   # --epochs may have been raised
+        write_recipe(out / RECIPE_FILE, config)
     results = []
     for fold in range(1, k + 1):
         fold_dir = out / f"fold{fold}"
@@ -134,7 +140,7 @@ def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | No
     """Pool the data, deal it into folds and write each fold's split files and ``cv.json``."""
     data = data_path(config, home)
     # With --crop-faces the faces are found here, once: every fold loads the crops from the cache.
-    source, pool = load_pool(data, config.image_size, cache_dir, config.detector_settings())
+    source, pool = load_pool(data, config.image_size, cache_dir, config.detector_settings(), config.fit)
     rule = GroupRule(config.group_by) if config.group_by else None
     groups = None if rule is None else rule.names(pool.files, str(data))
     fold_of = stratified_folds(pool.y, config.folds, np.random.default_rng(config.seed), groups,
@@ -155,6 +161,7 @@ def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | No
             index = np.flatnonzero(members)
             write_split_file(fold_dir / name, Listing([pool.files[i] for i in index], pool.y[index]))
     write_json(out / CV_STATE, {"config": config.to_json()})
+    write_recipe(out / RECIPE_FILE, config)
 
 
 def _run_fold(config: TrainConfig, fold: int, fold_dir: Path, home: Path, cache_dir: Path | None,
@@ -162,8 +169,8 @@ def _run_fold(config: TrainConfig, fold: int, fold_dir: Path, home: Path, cache_
     """Fold ``fold`` as an ordinary run on its split files: read if finished, resumed if started."""
     if (fold_dir / RESULTS).is_file():
         results = json.loads((fold_dir / RESULTS).read_text())
-        if results["epochs"] >= config.epochs:
-            return results   # finished: not retrained
+        if results["epochs"] >= config.epochs or results.get("selection", {}).get("stopped_early"):
+            return results   # finished (or stopped early, --patience): not retrained
     fold_config = replace(config, folds=None, reuse_split=True, split_dir=str(fold_dir.resolve()))
     prefix = f"fold {fold}/{config.folds}  "
     return train(fold_config, fold_dir, home=home, cache_dir=cache_dir,
@@ -178,6 +185,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     confusion = np.sum([np.array(r["confusion_matrix"]) for r in results], axis=0)
     rows = per_class_table(confusion, CLASSES)
     rows[-1]["ci95"] = None   # the pooled images come from K models: the interval is the t-interval below
+    balanced = balanced_accuracy(confusion)
     mean, sd = float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
     ci = [max(0.0, lo_hi) if i == 0 else min(1.0, lo_hi) for i, lo_hi in enumerate(t_interval(accuracies))]
     summary = (f"{len(results)}-fold test accuracy: {100 * mean:.1f}% \u00b1 {100 * sd:.1f}% SD over folds "
@@ -189,6 +197,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
         "std_test_accuracy": sd,
         "ci95": ci,
         "pooled_test_accuracy": rows[-1]["accuracy"],
+        "balanced_test_accuracy": balanced,   # the pooled confusion's mean per-class recall
         "per_class_test_accuracy": {r["class"]: r["accuracy"] for r in rows[:-1]},
         "table1": rows,
         "confusion_matrix": confusion.tolist(),
@@ -202,7 +211,7 @@ def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[st
     write_json(out / CV_RESULTS, cv)
     write_text(out / TABLE1, f"Pooled test results of {len(results)}-fold cross-validation after "
                              f"{epochs(config.epochs)} ({int(confusion.sum())} images, each tested once)\n\n"
-                             f"{format_table1(rows)}\n{summary}\n")
+                             f"{format_table1(rows)}\n{balanced_line(balanced)}\n\n{summary}\n")
     _plot_pooled(out, confusion, len(results))
     return cv
 
@@ -227,11 +236,11 @@ def _take_back(out: Path, k: int, made_folder: bool) -> None:
     """Undo a new K-fold run that stopped before any fold saved an epoch (its split files, cv.json)."""
     for fold in range(1, k + 1):
         fold_dir = out / f"fold{fold}"
-        for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE):
+        for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, VAL_SPLIT_FILE, GROUPS_FILE):
             (fold_dir / name).unlink(missing_ok=True)
         if fold_dir.is_dir() and not any(fold_dir.iterdir()):
             fold_dir.rmdir()
-    (out / CV_STATE).unlink(missing_ok=True)
-    (out / FACE_SHEET).unlink(missing_ok=True)
+    for name in (CV_STATE, RECIPE_FILE, FACE_SHEET):
+        (out / name).unlink(missing_ok=True)
     if made_folder and out.is_dir() and not any(out.iterdir()):
         out.rmdir()

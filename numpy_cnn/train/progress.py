@@ -1,4 +1,5 @@
-"""The line printed after each epoch: how far, how good, how long, and how much longer."""
+"""The lines a run prints: after each epoch (how far, how good, how long, and how much longer),
+and under Table 1 (the balanced accuracy)."""
 
 from __future__ import annotations
 
@@ -38,14 +39,37 @@ def near_chance_note(train_accuracy: float, test_accuracy: float, classes: int, 
             f"{why}; train longer (the paper trains 200 epochs)")
 
 
-def epoch_line(row: dict, epochs: int, seconds_per_epoch: float) -> str:
+def epoch_line(row: dict, epochs: int, seconds_per_epoch: float, note: str = "") -> str:
     """``epoch  12/200  loss 1.8123  train 27.4%  test 25.2%  0.84s  ETA 2m37s``.
 
     ``row`` is one row of the run's metrics; the ETA assumes the remaining
-    epochs take ``seconds_per_epoch`` each (the caller's recent mean).
+    epochs take ``seconds_per_epoch`` each (the caller's recent mean). With
+    ``--val-frac`` the row holds ``val_acc`` and the line says ``val`` instead of
+    ``test`` (the test set is not looked at during training); ``note`` is added at
+    the end (``best``, when the epoch is the best so far).
     """
     width = len(str(epochs))
     eta = format_duration(seconds_per_epoch * (epochs - row["epoch"]))
+    side = "val" if "val_acc" in row else "test"
     return (f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  "
-            f"train {100 * row['train_acc']:5.1f}%  test {100 * row['test_acc']:5.1f}%  "
-            f"{row['seconds']:.2f}s  ETA {eta}")
+            f"train {100 * row['train_acc']:5.1f}%  {side} {100 * row[f'{side}_acc']:5.1f}%  "
+            f"{row['seconds']:.2f}s  ETA {eta}" + (f"  {note}" if note else ""))
+
+
+def balanced_line(balanced_accuracy: float) -> str:
+    """The line under Table 1: ``balanced accuracy (mean of per-class recalls): 41.0%``."""
+    return f"balanced accuracy (mean of per-class recalls): {100 * balanced_accuracy:.1f}%"
+
+
+def table1_when(epoch: int, tta: str = "none", best_epoch: int | None = None) -> str:
+    """Table 1's ``after 12 epochs``, with which weights and how they were tested when that is not
+    the paper's way: ``after 12 epochs (the weights of epoch 9, the best on validation; flip TTA)``.
+
+    ``best_epoch``: the epoch whose weights were kept (``--keep best``), or None for the last.
+    """
+    notes = []
+    if best_epoch is not None:
+        notes.append(f"the weights of epoch {best_epoch}, the best on validation")
+    if tta != "none":
+        notes.append(f"{tta} TTA")
+    return f"after {epochs(epoch)}" + (f" ({'; '.join(notes)})" if notes else "")

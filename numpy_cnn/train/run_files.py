@@ -4,10 +4,13 @@
 
     runs/<timestamp>/
         checkpoint.npz        model + optimizer + settings, after the last completed epoch
+        recipe.toml           every setting that defines the run, to replay it (numpy_cnn/train/recipe.py)
         train.txt, test.txt   the split, one "relative/path label" per line
+        val.txt               with --val-frac: the validation images carved from train.txt's (a record)
         groups.txt            with --group-by: "relative/path<TAB>group" per image
-        metrics.csv, .json    one row per epoch: losses, accuracies, seconds, gradient norms
-        table1.md             the paper's Table 1 for the test set
+        metrics.csv, .json    one row per epoch: losses, accuracies (test, or val with --val-frac),
+                              seconds, gradient norms (and the lr with an --lr-schedule)
+        table1.md             the paper's Table 1 for the test set, and the balanced accuracy
         results.json          overall and per-class test accuracy, its 95% interval, the leakage report, ...
         loss.png, accuracy.png, confusion_matrix.png
         faces.png             with --crop-faces: the crops per class, frames without a face marked
@@ -38,6 +41,7 @@ TABLE1 = "table1.md"
 RESULTS = "results.json"
 PLOTS = ("loss.png", "accuracy.png", "confusion_matrix.png")
 FACE_SHEET = "faces.png"
+VAL_SPLIT_FILE = "val.txt"
 # Every file a run writes besides its split: any of them means a run (or what is left of
 # one) lives here, and a new run would overwrite it.
 _RUN_MARKERS = (CHECKPOINT, METRICS_CSV, METRICS_JSON, TABLE1, RESULTS, *PLOTS)
@@ -83,7 +87,7 @@ def remove_unfinished_run(out: Path, made_folder: bool) -> None:
     now empty. Call it only when the run wrote the split files (not when it
     trained on the user's own split files in ``out``).
     """
-    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, GROUPS_FILE, FACE_SHEET):
+    for name in (TRAIN_SPLIT_FILE, TEST_SPLIT_FILE, VAL_SPLIT_FILE, GROUPS_FILE, FACE_SHEET):
         (out / name).unlink(missing_ok=True)
     if made_folder and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
@@ -111,16 +115,21 @@ def write_metrics(out: Path, history: Sequence[dict]) -> None:
 
 
 def write_plots(out: Path, history: Sequence[dict], confusion: np.ndarray, classes: Sequence[str]) -> None:
-    """``loss.png``, ``accuracy.png`` and ``confusion_matrix.png`` (matplotlib loads only now)."""
+    """``loss.png``, ``accuracy.png`` and ``confusion_matrix.png`` (matplotlib loads only now).
+
+    The curves are train and test per epoch, or train and val with ``--val-frac`` (the
+    test set is then evaluated once, at the end: the confusion matrix).
+    """
     from numpy_cnn.study.plots import plot_confusion, plot_curves
 
     loss_png, accuracy_png, confusion_png = (out / name for name in PLOTS)
     epochs = [r["epoch"] for r in history]
+    other = "val" if "val_acc" in history[0] else "test"
     plot_curves(loss_png, epochs, {"train": [r["train_loss"] for r in history],
-                                   "test": [r["test_loss"] for r in history]},
+                                   other: [r[f"{other}_loss"] for r in history]},
                 "cross-entropy loss", "Loss")
     plot_curves(accuracy_png, epochs, {"train": [100 * r["train_acc"] for r in history],
-                                       "test": [100 * r["test_acc"] for r in history]},
+                                       other: [100 * r[f"{other}_acc"] for r in history]},
                 "accuracy (%)", "Accuracy")
     plot_confusion(confusion_png, confusion, classes,
                    f"Test confusion matrix, epoch {epochs[-1]}")

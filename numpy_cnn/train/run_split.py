@@ -2,7 +2,8 @@
 
 A new run loads its dataset (:func:`new_run_spec`, :func:`numpy_cnn.data.load_spec`) and
 writes the split it got to ``train.txt`` / ``test.txt`` in the run
-directory. Resuming or evaluating a run reads those files back (paths are
+directory; with ``--val-frac`` a validation part is then carved from the
+training side (:func:`carve_validation`). Resuming or evaluating a run reads those files back (paths are
 relative to the data folder), so it sees exactly the same images in the same
 order even if the folder gained files since. When the test set came from
 ``--test-data`` its paths are relative to that folder instead, so such a run
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from numpy_cnn.data import (CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, DataSpec, Dataset, GroupRule,
-                            Listing, face_report, load_spec, write_groups_file, write_split_file)
+                            Labelled, Listing, face_report, load_spec, validation_split, write_groups_file,
+                            write_split_file)
 from numpy_cnn.data.synthetic import SYNTHETIC_DATA, ensure_synthetic_dataset
 from numpy_cnn.errors import UserError
 from numpy_cnn.train.config import TrainConfig
@@ -50,7 +52,8 @@ def new_run_spec(config: TrainConfig, out: Path, home: Path, cache_dir: Path | N
                     split_dir=split_dir_of(config, out) if config.reuse_split else None,
                     reuse_split=config.reuse_split, seed=config.seed,
                     test_fraction=config.test_fraction, image_size=config.image_size,
-                    cache_dir=cache_dir, group_by=config.group_by, crop_faces=config.detector_settings())
+                    cache_dir=cache_dir, group_by=config.group_by, crop_faces=config.detector_settings(),
+                    fit=config.fit)
 
 
 def load_new_run_data(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None) -> Dataset:
@@ -96,7 +99,7 @@ def run_spec(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | N
     return DataSpec(data_path(config, home), test_data=config.test_data, split_dir=run_dir,
                     reuse_split=config.test_data is None, seed=config.seed, test_fraction=config.test_fraction,
                     image_size=config.image_size, cache_dir=cache_dir, test_only=test_only,
-                    crop_faces=config.detector_settings())
+                    crop_faces=config.detector_settings(), fit=config.fit)
 
 
 def load_run_data(config: TrainConfig, run_dir: Path, home: Path, cache_dir: Path | None, *,
@@ -114,6 +117,20 @@ def apply_no_face(config: TrainConfig, ds: Dataset) -> Dataset:
     detector's settings, stored in the checkpoint), and ``results.json`` lists them.
     """
     return ds.without_faceless() if config.no_face == "drop" and ds.faces_test is not None else ds
+
+
+def carve_validation(config: TrainConfig, ds: Dataset) -> tuple[Dataset, Labelled | None]:
+    """With ``--val-frac``: the validation part carved from the training side of ``ds``
+    (:func:`numpy_cnn.data.validation_split`, group-aware with ``--group-by``), and ``ds``
+    without it; else ``ds`` and None.
+
+    Carved after the split files are read or written (``train.txt`` keeps the whole
+    training side): the carving is a pure function of that list, the seed and the
+    fraction, so a resumed run, or a fold, carves the same images again.
+    """
+    if config.val_frac is None:
+        return ds, None
+    return validation_split(ds, config.val_frac, config.seed, config.group_by)
 
 
 def face_summary(config: TrainConfig, ds: Dataset) -> dict | None:
