@@ -192,14 +192,15 @@ _ZMM_STORE = re.compile(r"^\s*vmovups\s+%zmm\d+,\s*(-?\d*)\(%\w+,%\w+,4\)\s*$", 
 
 @pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
 def test_intel_forward_stores_its_sums_a_line_at_a_time(tmp_path):
-    """Compiled for Intel: every 512-bit store of a sum lands at j*4 bytes (+0 mod 64) from its row, j stepping by 16.
+    """Compiled for Intel, every 512-bit store of a sum lands a whole number of lines from its row's start.
 
+    (At j*4 bytes plus a displacement that is 0 mod 64, j stepping by 16.)
     With rows that start on cache lines (_line_aligned_rows, j from 0 in the
     forward), no such store straddles two lines.
     """
     asm = _run(ACC_STORES, tmp_path, **INTEL)
     for name, text in asm.items():
         stores = _ZMM_STORE.findall(text)
-        assert len(stores) >= 2, (name, stores)          # the 5-tap pair / the 4-channel pass: one per channel
+        assert len(stores) >= 2, (name, stores)          # one per channel of a pass
         assert all(int(d or 0) % 64 == 0 for d in stores), (name, stores)
         assert re.search(r"^\s*addq\s+\$16,", text, re.M), name     # j steps by one zmm of floats
