@@ -9,9 +9,11 @@ cannot be inspected (so each subprocess gets an empty cache directory).
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits
@@ -151,3 +153,54 @@ def test_hot_kernels_use_512_bit_vectors(tmp_path, cpu_name):
         assert any(part in k for k in vector), (part, report)
     for kernel, v in vector.items():
         assert v["zmm_lines"] > 0, (kernel, v)
+
+
+# ----------------------------------------------------------------------------
+# Cache-line alignment of the direct forward's sums (docs/performance.md,
+# "Intel: what limits each kernel")
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (6, 17), (16, 1188), (7, 2401)])
+def test_forward_sums_rows_start_on_cache_lines(rows, cols, dtype):
+    from numpy_cnn.kernels.conv_direct import _line_aligned_rows
+    for _ in range(3):                                   # fresh allocations land anywhere
+        acc = _line_aligned_rows(rows, cols, np.zeros(1, dtype))
+        assert acc.dtype == dtype and acc.flags.c_contiguous
+        assert acc.shape[0] == rows and cols <= acc.shape[1] < cols + 64 // acc.itemsize
+        assert acc.ctypes.data % 64 == 0 and acc.strides[0] % 64 == 0
+
+
+ACC_STORES = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_direct as D
+
+f32 = types.float32
+row, rows, w4 = f32[::1], f32[:, ::1], f32[:, :, :, ::1]
+i64 = types.int64
+report = {}
+for fn, sig in [(D._three_taps_four_channels, (row, w4, i64, i64, i64, i64, row, row, row, row)),
+                (D._correlate_flat, (rows, w4, i64, i64, rows, i64, i64))]:
+    fn.compile(sig)
+    report[fn.__name__] = fn.inspect_asm(sig)
+print(json.dumps(report))
+"""
+
+_ZMM_STORE = re.compile(r"^\s*vmovups\s+%zmm\d+,\s*(-?\d*)\(%\w+,%\w+,4\)\s*$", re.M)
+
+
+@pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
+def test_intel_forward_stores_its_sums_a_line_at_a_time(tmp_path):
+    """Compiled for Intel, every 512-bit store of a sum lands a whole number of lines from its row's start.
+
+    (At j*4 bytes plus a displacement that is 0 mod 64, j stepping by 16.)
+    With rows that start on cache lines (_line_aligned_rows, j from 0 in the
+    forward), no such store straddles two lines.
+    """
+    asm = _run(ACC_STORES, tmp_path, **INTEL)
+    for name, text in asm.items():
+        stores = _ZMM_STORE.findall(text)
+        assert len(stores) >= 2, (name, stores)          # one per channel of a pass
+        assert all(int(d or 0) % 64 == 0 for d in stores), (name, stores)
+        assert re.search(r"^\s*addq\s+\$16,", text, re.M), name     # j steps by one zmm of floats

@@ -119,6 +119,12 @@ section "Direct convolution".
   loop keeps 12 weights, 3 inputs and one sum at a time in 16 of the 32
   zmm registers (``inspect_asm``: no spills). The dw dot products are
   blocked the same way.
+* The forward's sums sit in rows that start on 64-byte cache lines
+  (``_line_aligned_rows``): a pass over j loads and stores them a vector at
+  a time, and on Intel's AVX-512 cores a 64-byte access that straddles two
+  lines costs two. The four-channel pass stores four vectors per twelve
+  FMAs, so there it was the limit (``docs/performance.md``, "Intel: what
+  limits each kernel"). The sums' order, and so every result, is unchanged.
 * The copies between the stacked layout and y, g and dx cost per row, not
   per byte, so they index with unsigned offsets from one view per image
   (numba then has no negative index to check).
@@ -449,6 +455,25 @@ def _stacked(x, n0, n1, kH, kW, ph, pw, across):
     return out
 
 
+@jit()
+def _line_aligned_rows(rows, cols, like):
+    """An uninitialised (rows, pitch) array of ``like``'s dtype whose every row starts on a 64-byte cache line.
+
+    pitch is ``cols`` rounded up to a multiple of 64 bytes. The forward's sums
+    live in these rows: its passes over j load and store them a vector at a
+    time, and on Intel's AVX-512 cores a 64-byte access that straddles two
+    lines costs two (``docs/performance.md``, "Intel: what limits each
+    kernel"). numba's own arrays start 32 bytes into a line half the time, and
+    a row of ``cols`` floats would start anywhere. Where each sum lives does
+    not change how it is added up: the results are the same to the last bit.
+    """
+    per_line = max(1, 64 // like.itemsize)
+    pitch = -(-cols // per_line) * per_line
+    buf = np.empty(rows * pitch + per_line, dtype=like.dtype)
+    first = (64 - buf.ctypes.data % 64) % 64 // like.itemsize
+    return buf[first:first + rows * pitch].reshape(rows, pitch)
+
+
 @jit(parallel=True)
 def _forward_stacked(x, wp, bp, ph, pw, starts, across, y):
     """x: (N, C, H, W) unpadded; wp: (F2, C, kH, kW), bp: (F2,) with F2 = F
@@ -468,7 +493,7 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, across, y):
         # The sums start from the bias, as y = b + sum(...) reads (and as the
         # kernel always did: adding it last rounds differently, which would
         # change every trained network's numbers in the last bits).
-        acc = np.empty((F2, L), dtype=y.dtype)
+        acc = _line_aligned_rows(F2, L, y)
         for f in range(F2):
             acc[f] = bp[f]
         _correlate_flat(xs, wp, R, L, acc, 0, xs.shape[1])
