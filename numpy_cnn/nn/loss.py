@@ -54,12 +54,8 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray, method: str = "numba",
     if label_smoothing != 0.0 or weight is not None:
         return _soft_cross_entropy(logits, target, _class_weight(weight, k), _smoothing(label_smoothing), method)
     if method == "numba":
-        loss, grad, first_bad = kernels().cross_entropy(logits, target)
-        if first_bad >= 0:
-            raise _bad_target(target, k)
-        return float(loss), grad
-    if target.min(initial=0) < 0 or target.max(initial=0) >= k:
-        raise _bad_target(target, k)
+        return _kernel_result(kernels().cross_entropy(logits, target), target, k)
+    _check_range(target, k)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(n)
@@ -75,12 +71,8 @@ def _soft_cross_entropy(logits: np.ndarray, target: np.ndarray, weight: np.ndarr
     """:func:`cross_entropy` with class weights (K,) float64 and label smoothing ``eps``."""
     n, k = logits.shape
     if method == "numba":
-        loss, grad, first_bad = kernels().soft_cross_entropy(logits, target, weight, eps)
-        if first_bad >= 0:
-            raise _bad_target(target, k)
-        return float(loss), grad
-    if target.min(initial=0) < 0 or target.max(initial=0) >= k:
-        raise _bad_target(target, k)
+        return _kernel_result(kernels().soft_cross_entropy(logits, target, weight, eps), target, k)
+    _check_range(target, k)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(n)
@@ -108,6 +100,23 @@ def _smoothing(eps: float) -> float:
     if not 0.0 <= eps <= 1.0:
         raise UserError(f"cross_entropy: label_smoothing must be in [0, 1], got {eps}")
     return float(eps)
+
+
+def _kernel_result(result: tuple[float, np.ndarray, int], target: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """A numba loss kernel's ``(loss, grad, first_bad)`` as ``(loss, grad)``; a label out of range is an error.
+
+    The kernel checks the labels in the same pass (``first_bad``: the first bad row, or -1).
+    """
+    loss, grad, first_bad = result
+    if first_bad >= 0:
+        raise _bad_target(target, k)
+    return float(loss), grad
+
+
+def _check_range(target: np.ndarray, k: int) -> None:
+    """The reference paths' label check: every label in ``0..k-1``."""
+    if target.min(initial=0) < 0 or target.max(initial=0) >= k:
+        raise _bad_target(target, k)
 
 
 def _bad_target(target: np.ndarray, k: int) -> UserError:
