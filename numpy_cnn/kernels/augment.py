@@ -47,28 +47,35 @@ def _pixel(x, n, c, r, s, flip):
     return np.float32(0.0)
 
 
+@jit(fastmath=())
+def _source(i, j, cs, sn, cu, cv):
+    """Where output pixel (i, j) of an image rotated by (cos, sin) = (cs, sn) samples its input:
+    the top-left neighbour (r0, c0) and the four bilinear weights w00, w01, w10, w11.
+
+    Both kernels below call it, so the paper's flip_rotate and the full augmentation
+    compute the very same float32 operations, in the same order (fastmath off: no FMA).
+    """
+    one = np.float32(1.0)
+    v = np.float32(i) - cv
+    u = np.float32(j) - cu
+    col = cs * u - sn * v + cu
+    row = sn * u + cs * v + cv
+    r0f, c0f = np.floor(row), np.floor(col)
+    fr, fc = row - r0f, col - c0f
+    return (int(r0f), int(c0f), (one - fr) * (one - fc), (one - fr) * fc, fr * (one - fc), fr * fc)
+
+
 @jit(fastmath=(), parallel=True)
 def _flip_rotate(x, flip, cos, sin, out):
     """x, out: (N, C, H, W) float32; flip: (N,) bool; cos, sin: (N,) float32."""
     N, C, H, W = x.shape
-    one = np.float32(1.0)
     cu = np.float32((W - 1) / 2)
     cv = np.float32((H - 1) / 2)
     for n in prange(N):
         cs, sn, fl = cos[n], sin[n], flip[n]
         for i in range(H):
-            v = np.float32(i) - cv
             for j in range(W):
-                u = np.float32(j) - cu
-                col = cs * u - sn * v + cu
-                row = sn * u + cs * v + cv
-                r0f, c0f = np.floor(row), np.floor(col)
-                fr, fc = row - r0f, col - c0f
-                r0, c0 = int(r0f), int(c0f)
-                w00 = (one - fr) * (one - fc)
-                w01 = (one - fr) * fc
-                w10 = fr * (one - fc)
-                w11 = fr * fc
+                r0, c0, w00, w01, w10, w11 = _source(i, j, cs, sn, cu, cv)
                 if 0 <= r0 and r0 + 1 < H and 0 <= c0 and c0 + 1 < W:
                     # All four neighbours inside (most pixels): plain reads.
                     a, b = (W - 1 - c0, W - 2 - c0) if fl else (c0, c0 + 1)
@@ -129,17 +136,7 @@ def _augment(x, flip, cos, sin, rotate, dy, dx, bright, use_bright, contrast, ke
                 w00 = w01 = w10 = w11 = zero
                 inside = False
                 if rotate:                            # flip_rotate's arithmetic, at pixel (si, sj)
-                    v = np.float32(si) - cv
-                    u = np.float32(sj) - cu
-                    col = cs * u - sn * v + cu
-                    row = sn * u + cs * v + cv
-                    r0f, c0f = np.floor(row), np.floor(col)
-                    fr, fc = row - r0f, col - c0f
-                    r0, c0 = int(r0f), int(c0f)
-                    w00 = (one - fr) * (one - fc)
-                    w01 = (one - fr) * fc
-                    w10 = fr * (one - fc)
-                    w11 = fr * fc
+                    r0, c0, w00, w01, w10, w11 = _source(si, sj, cs, sn, cu, cv)
                     inside = 0 <= r0 and r0 + 1 < H and 0 <= c0 and c0 + 1 < W
                     a, bb = (W - 1 - c0, W - 2 - c0) if fl else (c0, c0 + 1)
                 for c in range(C):
