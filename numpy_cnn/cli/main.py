@@ -155,6 +155,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs may raise the target)")
     add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
+    add("--threads", type=int, metavar="N", help="threads the kernels run on (default: the CPUs this process may "
+        "use, after its affinity mask and any container quota; NUMBA_NUM_THREADS sets the most)")
     # Honest evaluation: group-disjoint splits and K-fold cross-validation (numpy_cnn/train/kfold.py).
     add("--group-by", metavar="RULE", help="keep each group on one side of the split: clip, movie (SFEW "
         "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
@@ -214,6 +216,7 @@ def _new_run_dir(home: Path) -> Path:
 @register("train", "Train the paper's network (data, split, augmentation, SGD) and print Table 1.",
           _train_arguments)
 def run_train(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.kernels.threads import use_threads
     from numpy_cnn.train.config import TrainConfig
     from numpy_cnn.train.metrics import format_table1
     from numpy_cnn.train.progress import balanced_line
@@ -239,6 +242,7 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
         config = TrainConfig(**given)
     cache_dir = args.cache_dir or home / CACHE
     log = None if args.quiet else (lambda line: print(line, flush=True))
+    use_threads(args.threads)
     if config.folds:
         return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)

@@ -20,16 +20,25 @@ is only set if it is not set already, so your own choice wins.
   Since the GEMM kernels run on numba's own threads
   (:mod:`numpy_cnn.kernels.blas`) it matters less (measurements:
   ``docs/performance.md``, "Thread settings of the process").
+* ``NUMBA_NUM_THREADS``: the size of numba's thread pool, the most threads a
+  run can use (``--threads`` picks fewer). numba's own default counts the
+  CPUs in the affinity mask; :func:`numpy_cnn.cpus.available_cpus` also
+  honours a container's CPU quota, where more threads than the quota only
+  take turns being stopped.
 """
 
 from __future__ import annotations
 
 import os
 
+from numpy_cnn.cpus import available_cpus
+
 DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "GOMP_SPINCOUNT": "30000"}
 
 
 def set_thread_defaults() -> None:
-    """Set each of :data:`DEFAULTS` in ``os.environ`` unless it is set already."""
+    """Set each of :data:`DEFAULTS`, and ``NUMBA_NUM_THREADS`` to the CPUs available, in ``os.environ``
+    unless it is set already."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(available_cpus()))

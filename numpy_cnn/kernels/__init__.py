@@ -8,7 +8,8 @@ explains its loop layout at the top:
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
 * :mod:`numpy_cnn.kernels.choice` -- ``choose_method`` (which of those three a ``Conv2d`` runs by default)
 * :mod:`numpy_cnn.kernels.blas` -- ``matmul`` (OpenBLAS's GEMM, called from inside numba loops)
-* :mod:`numpy_cnn.kernels.threads` -- ``threads_for`` (how many threads a GEMM-based kernel call uses)
+* :mod:`numpy_cnn.kernels.threads` -- ``use_threads`` (how many threads every kernel runs on), ``threads_for``
+  (how many of them a GEMM-based kernel call uses)
 * :mod:`numpy_cnn.kernels.layout` -- NCHW <-> channels-last copies and per-thread scratch memory (for those kernels)
 * :mod:`numpy_cnn.kernels.pool` -- ``maxpool2d_forward``, ``maxpool2d_backward``
 * :mod:`numpy_cnn.kernels.relu` -- ``relu_forward``, ``relu_backward``

@@ -1,4 +1,4 @@
-"""How many threads a GEMM-based kernel call should use: ``threads_for(images, work)``.
+"""How many threads the kernels use: ``use_threads(n)`` for all of them, ``threads_for(images, work)`` per GEMM-based call.
 
 The Winograd and im2col kernels run their chunks of a batch in numba
 ``prange`` loops, one iteration per thread, and call OpenBLAS from inside
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numba
 
+from numpy_cnn.errors import UserError
 from numpy_cnn.kernels._jit import jit
 
-__all__ = ["threads_for", "share", "WORK_PER_THREAD"]
+__all__ = ["threads_for", "share", "use_threads", "WORK_PER_THREAD"]
 
 WORK_PER_THREAD = 200_000
 
@@ -36,3 +37,21 @@ def threads_for(n: int, work: float = float("inf")) -> int:
 def share(t, threads, n):
     """Thread t's contiguous share of n images, ``(lo, hi)``: the batch cut into ``threads`` near-equal runs."""
     return n * t // threads, n * (t + 1) // threads
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Run numba's loops (so every kernel) on ``threads`` threads from now on, in this thread; return the count.
+
+    ``None`` keeps the pool's size, ``NUMBA_NUM_THREADS``: the CPUs this process
+    may use (:func:`numpy_cnn.cpus.available_cpus`, set by
+    :mod:`numpy_cnn.cli.process_env`) unless the user set it. More than the pool
+    is refused with one line: numba starts its pool once, when it loads.
+    """
+    pool = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        threads = pool
+    if not 1 <= threads <= pool:
+        raise UserError(f"--threads {threads}: numba's pool has {pool} threads (NUMBA_NUM_THREADS, by default the "
+                        f"CPUs this process may use); give 1 to {pool}, or set NUMBA_NUM_THREADS={threads} first")
+    numba.set_num_threads(threads)
+    return threads

@@ -154,6 +154,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     origin = prepare_finetune(model, config.init_from, config.freeze, ckpt, say)   # before the data: a bad --init-from costs nothing
     # The data, read while numba compiles; the faces in it; a validation part; the training mean.
     say(f"data: {config.data or 'the generated synthetic dataset'}")
+    say(_threads_line())
     _compile_in_background(config)
     ds = _load_data(config, out, ckpt, home, cache_dir)
     ds, faces = _faces(config, ds, out, say)
@@ -219,6 +220,20 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
 
 
 # -- the steps before the first epoch ------------------------------------------
+
+def _threads() -> int:
+    """The threads the kernels run on now (:func:`numpy_cnn.kernels.threads.use_threads` set them)."""
+    import numba   # loaded by now: the background compile started it
+
+    return numba.get_num_threads()
+
+
+def _threads_line() -> str:
+    from numpy_cnn.cpus import available_cpus
+
+    return (f"threads: {_threads()} (this process may use {available_cpus()} CPUs; --threads N to change; "
+            "the weights do not depend on it)")
+
 
 def _check_init_channels(config: TrainConfig, ckpt: Checkpoint | None) -> None:
     """``--init-from`` a network of other input channels: say which ``--channels`` it needs (finetune's
@@ -545,6 +560,7 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "final_test_loss": test.loss,
         "epochs": last["epoch"],
         "seed": config.seed,
+        "threads": _threads(),   # what this session ran on; the weights do not depend on it
         "train_seconds": sum(r["seconds"] for r in history),   # all sessions, without saving
         **timing,                                              # this session
         "arch": config.arch,
