@@ -154,13 +154,13 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     origin = prepare_finetune(model, config.init_from, config.freeze, ckpt, say)   # before the data: a bad --init-from costs nothing
     # The data, read while numba compiles; the faces in it; a validation part; the training mean.
     say(f"data: {config.data or 'the generated synthetic dataset'}")
-    say(_threads_line())
     _compile_in_background(config)
     ds = _load_data(config, out, ckpt, home, cache_dir)
     ds, faces = _faces(config, ds, out, say)
     train_ds, val = _validation(config, ds, out, ckpt)
     mean, source = _mean_and_source(config, ds, train_ds, ckpt, out)
     _report_data(config, ds, train_ds, val, source, started, say)
+    say(_threads_line())
     leakage = _leakage(config, ds, say)
     # Kept as uint8: each block of inputs is made float as a step needs it (see loop.py).
     x_train, x_test = train_ds.x_train, lazy_network_input(ds.x_test, mean, config.channels)
