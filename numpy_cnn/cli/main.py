@@ -243,9 +243,11 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     cache_dir = args.cache_dir or home / CACHE
     log = None if args.quiet else (lambda line: print(line, flush=True))
     use_threads(args.threads)
+    adapt = args.threads is None   # --threads N: exactly N; else fewer while the machine is busy
     if config.folds:
         return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
-    results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log)
+    results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log,
+                    adapt_threads=adapt)
     data = results["data"]
     selection = results.get("selection") or {}
     best = selection.get("kept_epoch") if selection.get("keep") == "best" else None

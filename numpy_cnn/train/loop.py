@@ -194,13 +194,16 @@ class EpochStats:
 
 def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
                 batch_size: int, *, schedule: Callable[[int], float] | None = None, first_step: int = 0,
-                label_smoothing: float = 0.0, class_weight: np.ndarray | None = None) -> EpochStats:
+                label_smoothing: float = 0.0, class_weight: np.ndarray | None = None,
+                after_step: Callable[[], None] | None = None) -> EpochStats:
     """One pass of the optimizer over (x (N, C, H, W), y (N,)) in order, in batches of ``batch_size``.
 
     ``schedule`` (an :class:`.schedule.LRSchedule`, or any step -> lr function) sets
     ``optimizer.lr = schedule(first_step + s)`` before the epoch's step s; ``first_step``
     is the steps of the epochs before (``(epoch - 1) * steps_per_epoch(N, batch_size)``).
     ``label_smoothing`` and ``class_weight`` (K,) go to :func:`~numpy_cnn.nn.loss.cross_entropy`.
+    ``after_step`` is called after every step (the trainer's
+    :class:`~numpy_cnn.train.governor.ThreadGovernor` times the steps there).
     The defaults change nothing: no lr is set, and the loss is the plain one.
 
     Puts the model in training mode (BatchNorm uses and updates batch statistics,
@@ -238,6 +241,8 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
             # sqrt(g . g) is np.linalg.norm(g) for a flat view, with less overhead.
             grads_sum += [math.sqrt(np.vdot(p.grad, p.grad)) for _, p in named]
             grads_seen += 1
+        if after_step is not None:
+            after_step()
     broken = [name for name, p in named if not np.isfinite(p.data).all()]   # ~0.1 ms for the paper net
     if broken:
         raise Diverged(f"{broken[0]} became non-finite at step {step + 1}, the epoch's last")

@@ -43,6 +43,7 @@ from numpy_cnn.train.balance import class_weights
 from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint, require_training_meta, save_checkpoint
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.finetune import prepare as prepare_finetune
+from numpy_cnn.train.governor import ThreadGovernor
 from numpy_cnn.train.loop import (Diverged, EpochStats, compile_in_background, epoch_inputs, evaluate,
                                   lazy_network_input, train_epoch)
 from numpy_cnn.train.metrics import balanced_accuracy, confusion_matrix, format_table1, per_class_table
@@ -85,7 +86,7 @@ def _interrupted(out: Path, kept: str | None) -> Interrupted:
 
 def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
           resume: bool = False, log: Callable[[str], None] | None = print,
-          on_epoch_end: Callable[[int], None] | None = None) -> dict:
+          on_epoch_end: Callable[[int], None] | None = None, adapt_threads: bool = False) -> dict:
     """Train (or, with ``resume``, continue) the run in ``out`` up to ``config.epochs``; return results.
 
     Args:
@@ -97,6 +98,9 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         log: receives the progress line of each epoch; ``None`` is quiet.
         on_epoch_end: called with the epoch number once its state is snapshotted
             (tests raise ``KeyboardInterrupt`` here to simulate Ctrl-C).
+        adapt_threads: let a :class:`~numpy_cnn.train.governor.ThreadGovernor` run the
+            steps on fewer threads than the kernels' count while that is faster (a busy
+            machine); the weights are the same either way.
 
     Returns:
         The contents of ``results.json``.
@@ -109,7 +113,7 @@ def train(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None 
         check_new_run_dir(out, reuse_split_here=own_split)
     made_folder = not out.exists()
     try:
-        return _train(config, out, ckpt, home, cache_dir, log, on_epoch_end, started)
+        return _train(config, out, ckpt, home, cache_dir, log, on_epoch_end, started, adapt_threads)
     except BaseException as exc:
         saved = (out / CHECKPOINT).exists()
         if not (resume or own_split or saved):
@@ -140,7 +144,7 @@ def stored_config(out: Path) -> tuple[TrainConfig, int]:
 
 def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, cache_dir: Path | None,
            log: Callable[[str], None] | None, on_epoch_end: Callable[[int], None] | None,
-           started: float) -> dict:
+           started: float, adapt_threads: bool) -> dict:
     """:func:`train` after the run directory is checked: a new run (``ckpt`` None) or a resumed one.
 
     As CS231n's ``Solver.train``: the steps that set the run up, each a function
@@ -160,7 +164,8 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
     train_ds, val = _validation(config, ds, out, ckpt)
     mean, source = _mean_and_source(config, ds, train_ds, ckpt, out)
     _report_data(config, ds, train_ds, val, source, started, say)
-    say(_threads_line())
+    governor = _governor(adapt_threads)
+    say(_threads_line(governor))
     leakage = _leakage(config, ds, say)
     # Kept as uint8: each block of inputs is made float as a step needs it (see loop.py).
     x_train, x_test = train_ds.x_train, lazy_network_input(ds.x_test, mean, config.channels)
@@ -187,7 +192,8 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
                 t0 = time.perf_counter()
                 x_epoch, y_epoch = epoch_inputs(x_train, train_ds.y_train, rng, mean, **_input_options(config))
                 t1 = time.perf_counter()
-                stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size, **plan.options(epoch))
+                stats = train_epoch(model, optimizer, x_epoch, y_epoch, config.batch_size, **plan.options(epoch),
+                                    after_step=governor and governor.step)
                 side, loss, acc, test_predicted = _evaluate_epoch(model, x_test, ds.y_test, x_val, val)
                 best = selection is not None and selection.update(epoch, acc, model)
                 t2 = time.perf_counter()
@@ -215,7 +221,7 @@ def _train(config: TrainConfig, out: Path, ckpt: Checkpoint | None, home: Path, 
         raise _interrupted(out, _kept(out, saved) if saved else None) from None
 
     test = _test_pass(config, model, x_test, ds.y_test, mean, selection, history, test_predicted)
-    return _finish(out, config, ds, history, test, data_meta, _timing(started, bookkeeping), leakage,
+    return _finish(out, config, ds, history, test, data_meta, _timing(started, bookkeeping, governor), leakage,
                    origin, faces, selection)
 
 
@@ -228,11 +234,20 @@ def _threads() -> int:
     return numba.get_num_threads()
 
 
-def _threads_line() -> str:
+def _governor(adapt_threads: bool) -> ThreadGovernor | None:
+    """A governor starting at the kernels' thread count, or None (``--threads N``: fixed; or one thread)."""
+    import numba
+
+    most = _threads()
+    return ThreadGovernor(most, numba.set_num_threads) if adapt_threads and most > 1 else None
+
+
+def _threads_line(governor: ThreadGovernor | None) -> str:
     from numpy_cnn.cpus import available_cpus
 
-    return (f"threads: {_threads()} (this process may use {available_cpus()} CPUs; --threads N to change; "
-            "the weights do not depend on it)")
+    how = "fewer while the machine is too busy for them" if governor else "fixed"
+    return (f"threads: {_threads()}, {how} (this process may use {available_cpus()} CPUs; --threads N fixes "
+            "the count; the weights do not depend on it)")
 
 
 def _check_init_channels(config: TrainConfig, ckpt: Checkpoint | None) -> None:
@@ -471,10 +486,14 @@ def _test_pass(config: TrainConfig, model: Sequential, x_test, y_test: np.ndarra
     return TestPass(loss, predicted)
 
 
-def _timing(started: float, bookkeeping: list[float]) -> dict:
-    """This session's seconds for ``results.json``: wall clock, and the mean snapshot-and-save cost per epoch."""
+def _timing(started: float, bookkeeping: list[float], governor: ThreadGovernor | None) -> dict:
+    """This session's seconds and threads for ``results.json``: wall clock, the mean snapshot-and-save cost
+    per epoch, the thread count, and with a governor the share of steps run on each count."""
+    threads = _threads() if governor is None else governor.finish()
     return {"wall_seconds": time.perf_counter() - started,
-            "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None}
+            "bookkeeping_seconds_per_epoch": float(np.mean(bookkeeping)) if bookkeeping else None,
+            "threads": threads,   # the weights do not depend on it
+            "threads_used": None if governor is None else governor.summary()}
 
 
 def _model_optimizer_rng(config: TrainConfig, ckpt: Checkpoint | None
@@ -560,7 +579,6 @@ def _finish(out: Path, config: TrainConfig, ds: Dataset, history: list[dict], te
         "final_test_loss": test.loss,
         "epochs": last["epoch"],
         "seed": config.seed,
-        "threads": _threads(),   # what this session ran on; the weights do not depend on it
         "train_seconds": sum(r["seconds"] for r in history),   # all sessions, without saving
         **timing,                                              # this session
         "arch": config.arch,
