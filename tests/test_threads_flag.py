@@ -14,7 +14,7 @@ def test_threads_are_printed_and_recorded(tmp_path, numba_threads):   # the fixt
     code, out, err = cli(*train_args(data, tmp_path / "run", tmp_path / "cache", "--threads", 1), home=tmp_path)
     assert code == 0, err
     line = next(line for line in out.splitlines()[:5] if line.startswith("threads: "))
-    assert line.startswith("threads: 1 (this process may use ")
+    assert line.startswith("threads: 1, fixed (this process may use ")
     assert json.loads((tmp_path / "run" / "results.json").read_text())["threads"] == 1
 
 

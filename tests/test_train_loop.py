@@ -141,7 +141,7 @@ def test_epoch_inputs_are_shuffled_augmented_and_mean_subtracted(data):
 
 def test_ctrl_c_before_the_first_epoch_ends_takes_back_the_split_so_the_command_can_be_rerun(
         data, tmp_path, monkeypatch):
-    def ctrl_c(*args):
+    def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     real = run.train_epoch
@@ -193,7 +193,7 @@ def test_resuming_reports_the_data_source_the_run_began_with(data, tmp_path):
 
 
 def test_ctrl_c_outside_the_epochs_still_says_what_is_saved(data, tmp_path, monkeypatch):
-    def ctrl_c(*args):
+    def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     real = run._warm_up
