@@ -5,10 +5,13 @@ network is refused in one line naming the first layer that differs; frozen
 weights stay bit for bit the same through steps with momentum and weight
 decay; the gradients nothing needs are not computed (grad stays None, the conv
 kernel is not called); a fine-tuned run resumes bit-identically; results.json
-says where the weights came from.
+says where the weights came from, with the source's test accuracy from its own
+results.json when that belongs to the checkpoint (right with --val-frac and
+--keep best), else from its history, and says which.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +25,7 @@ from numpy_cnn.errors import UserError
 from numpy_cnn.nn.loss import cross_entropy
 from numpy_cnn.nn.optim import SGD
 from numpy_cnn.train.config import TrainConfig
-from numpy_cnn.train.finetune import freeze, init_from, weights_digest
+from numpy_cnn.train.finetune import freeze, init_from, prepare, weights_digest
 from numpy_cnn.train.trainer import train
 
 # Two convolutions, so conv1,conv2 can be frozen below trainable fc layers; 16x16 inputs keep it fast.
@@ -69,7 +72,53 @@ def test_init_from_loads_the_source_weights_bit_for_bit_and_says_where_they_came
     assert origin["weights_digest"] == weights_digest(source.model) and len(origin["weights_digest"]) == 16
     assert origin["arch"] == TINY_ARCH and origin["epochs"] == 2
     assert origin["test_accuracy"] == source.meta["history"][-1]["test_acc"]
+    assert origin["test_accuracy_from"] == "results.json" and origin["selection"] is None
     assert origin["data"]["source"] == "class folders"
+
+
+def _origin_and_line(path):
+    """What a new run starting ``--init-from path`` records, and its log line."""
+    lines = []
+    origin = prepare(build_model(TINY_ARCH, rng=7), str(path), None, None, lines.append)
+    assert len(lines) == 1
+    return origin, lines[0]
+
+
+def test_the_source_test_accuracy_of_a_val_frac_run_comes_from_its_results_json(pretrained, tmp_path):
+    # With --val-frac the history holds validation scores; the test set is scored once, on the kept weights.
+    config = _config(pretrained["target"], epochs=3, val_frac=0.3, keep="best")
+    results = train(config, tmp_path / "val", home=tmp_path, cache_dir=None, log=None)
+    assert "test_acc" not in load_checkpoint(tmp_path / "val").meta["history"][-1]
+    origin, line = _origin_and_line(tmp_path / "val")
+    assert origin["test_accuracy"] == results["overall_test_accuracy"]
+    assert origin["test_accuracy_from"] == "results.json" and origin["selection"] == results["selection"]
+    kept, best = results["selection"]["kept_epoch"], results["selection"]["best_val_accuracy"]
+    assert line.endswith(f"({TINY_ARCH}, 3 epochs, test {100 * results['overall_test_accuracy']:.1f}% from "
+                         f"results.json, weights of epoch {kept} (--keep best, best validation {100 * best:.1f}%))")
+
+    # The checkpoint alone: its history has no test accuracy, and the record says so.
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tmp_path / "val" / "checkpoint.npz", tmp_path / "alone")
+    origin, line = _origin_and_line(tmp_path / "alone" / "checkpoint.npz")
+    assert (origin["test_accuracy"], origin["test_accuracy_from"], origin["selection"]) == (None, None, None)
+    assert line.endswith("3 epochs, test accuracy unknown (no results.json of this checkpoint beside it))")
+
+
+def test_without_a_results_json_of_the_checkpoint_the_history_stands_in_and_says_so(pretrained, tmp_path):
+    history = load_checkpoint(pretrained["source"]).meta["history"]
+    shutil.copytree(pretrained["source"], tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    stale = {**results, "epochs": 1, "overall_test_accuracy": 0.99}   # an earlier session's file
+    for written in (None, json.dumps(stale), json.dumps({**results, "config": {**results["config"], "seed": 5}}),
+                    "{not json"):
+        (tmp_path / "run" / "results.json").unlink(missing_ok=True)
+        if written is not None:
+            (tmp_path / "run" / "results.json").write_text(written)
+        origin, line = _origin_and_line(tmp_path / "run")
+        assert origin["test_accuracy"] == history[-1]["test_acc"] and origin["test_accuracy_from"] == "history"
+        assert origin["selection"] is None
+        last = f"{100 * history[-1]['test_acc']:.1f}%"
+        assert line.endswith(f"2 epochs, test {last} at the last epoch, from its history)")
 
 
 @pytest.mark.parametrize("arch, needle", [

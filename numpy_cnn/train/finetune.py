@@ -16,6 +16,16 @@ of its weights, and the source run's arch, epochs, data and test accuracy)
 is stored in the checkpoint and in ``results.json``. A resumed fine-tuned run
 continues from its own checkpoint and never reads the source again.
 
+The source's test accuracy is the one its ``results.json`` reports, when that
+file sits beside the checkpoint and belongs to it (same epoch, same settings).
+Only there is it right for every run: with ``--val-frac`` the history holds
+validation accuracies and the test set is scored once, at the end, on the kept
+weights (``--keep best``: not the last epoch's); with ``--tta`` the final score
+is the augmented one. Without that file (a checkpoint copied alone, a run
+stopped before its end) the last epoch's test accuracy in the checkpoint's
+history stands in, which a ``--val-frac`` run does not have. The origin record
+says which (``test_accuracy_from``), and the log line too.
+
 ``--freeze conv1,conv2`` sets ``requires_grad = False`` on those layers'
 parameters (names as ``summary`` prints them). A frozen parameter gets no
 gradient, so the optimizer skips it: no weight decay and no momentum, and its
@@ -41,6 +51,7 @@ allowed (a random-features baseline), and the run prints a warning.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -51,7 +62,7 @@ from numpy_cnn.nn.arch import build_model
 from numpy_cnn.train.checkpoint import Checkpoint, load_checkpoint
 from numpy_cnn.errors import UserError
 from numpy_cnn.nn.module import Sequential
-from numpy_cnn.train.run_files import CHECKPOINT
+from numpy_cnn.train.run_files import CHECKPOINT, RESULTS
 
 
 # -- --freeze ----------------------------------------------------------------
@@ -113,8 +124,11 @@ def init_from(model: Sequential, path: Path | str) -> dict:
     Returns the provenance stored with the new run: ``path`` (the checkpoint
     file, absolute), ``weights_digest`` (:func:`weights_digest` of its
     weights), and what the source's metadata tells of it (``arch``,
-    ``epochs``, ``data``, ``test_accuracy``; ``None`` when it does not say,
-    as in a model-only checkpoint).
+    ``epochs``, ``data``; ``None`` when it does not say, as in a model-only
+    checkpoint), and its test score (:func:`source_test_accuracy`):
+    ``test_accuracy``, ``test_accuracy_from`` (``"results.json"``,
+    ``"history"`` or ``None``) and ``selection`` (``--val-frac``: which
+    epoch's weights it kept; else ``None``).
 
     Raises:
         UserError: no checkpoint there, not a checkpoint, a network that differs
@@ -137,12 +151,46 @@ def init_from(model: Sequential, path: Path | str) -> dict:
     except UserError as exc:
         raise UserError(f"--init-from {file}: {exc}") from None
     meta = source.meta
-    history = meta.get("history") or [{}]
     data = meta.get("data", {})
     return {"path": str(file.resolve()), "weights_digest": weights_digest(source.model),
             "arch": meta.get("arch"), "epochs": meta.get("epoch"),
             "data": {"source": data.get("source"), "root": data.get("root")} if data else None,
-            "test_accuracy": history[-1].get("test_acc")}
+            **source_test_accuracy(source, file)}
+
+
+def source_test_accuracy(source: Checkpoint, file: Path) -> dict:
+    """The test accuracy of the checkpoint ``source`` (read from ``file``), and where it was read.
+
+    Returns ``{"test_accuracy": float | None, "test_accuracy_from": "results.json" | "history" | None,
+    "selection": dict | None}``:
+
+    * ``results.json`` beside ``file`` that belongs to it (the checkpoint's epoch and settings;
+      a resumed run stopped early leaves the last session's file behind): its
+      ``overall_test_accuracy``, the score of the weights the checkpoint holds, and its
+      ``selection`` (``--val-frac``: ``keep``, ``kept_epoch``, ``best_val_accuracy``, ...);
+    * else the last row of the checkpoint's history, ``test_acc``: the last epoch's weights,
+      without TTA; ``None`` for a ``--val-frac`` run (its rows hold ``val_acc``) or a model-only checkpoint.
+    """
+    meta = source.meta
+    results = _results_beside(file)
+    belongs = (results is not None and meta.get("epoch") is not None
+               and results.get("epochs") == meta["epoch"] and results.get("config") == meta.get("config"))
+    if belongs and isinstance(results.get("overall_test_accuracy"), (int, float)):
+        return {"test_accuracy": results["overall_test_accuracy"], "test_accuracy_from": RESULTS,
+                "selection": results.get("selection")}
+    accuracy = (meta.get("history") or [{}])[-1].get("test_acc")
+    return {"test_accuracy": accuracy, "test_accuracy_from": None if accuracy is None else "history",
+            "selection": None}
+
+
+def _results_beside(file: Path) -> dict | None:
+    """The ``results.json`` in ``file``'s folder, or None when there is none or it is unreadable
+    (an origin record is a note: a broken file is no reason to refuse good weights)."""
+    try:
+        results = json.loads((file.parent / RESULTS).read_text())
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
 
 
 def _check_same_network(model: Sequential, source: Checkpoint, file: Path) -> None:
@@ -226,10 +274,21 @@ def prepare(model: Sequential, init_from_path: str | None, freeze_names: str | N
 
 
 def _described(origin: dict) -> str:
-    """``"c6k5-...-relu, 30 epochs, test 72.9%"``: what the source's metadata says of it."""
+    """What the source says of itself, e.g. ``"c6k5-...-relu, 30 epochs, test 72.9% from results.json,
+    weights of epoch 21 (--keep best, best validation 70.1%)"`` or ``"..., test 72.9% at the last
+    epoch, from its history"``."""
     parts = [origin["arch"] or "no arch stored"]
     if origin["epochs"] is not None:
         parts.append(f"{origin['epochs']} epochs")
-    if origin["test_accuracy"] is not None:
-        parts.append(f"test {100 * origin['test_accuracy']:.1f}%")
+    accuracy, where, selection = origin["test_accuracy"], origin["test_accuracy_from"], origin["selection"]
+    if accuracy is None:
+        parts.append(f"test accuracy unknown (no {RESULTS} of this checkpoint beside it)")
+    elif where == RESULTS:
+        kept = ""
+        if selection:   # --val-frac: say which weights the score is of
+            kept = (f", weights of epoch {selection['kept_epoch']} (--keep {selection['keep']}, "
+                    f"best validation {100 * selection['best_val_accuracy']:.1f}%)")
+        parts.append(f"test {100 * accuracy:.1f}% from {RESULTS}{kept}")
+    else:
+        parts.append(f"test {100 * accuracy:.1f}% at the last epoch, from its history")
     return ", ".join(parts)

@@ -7,11 +7,15 @@ same test frames), or made square as its ``--fit`` said, resized to the
 checkpoint's image size, scaled to [0, 1], minus the *training* mean stored
 in the checkpoint, gray given to the network's input channels (1, or copied to 3).
 
-``evaluate`` takes one run, several (``evaluate RUN RUN ...``), or a K-fold
-run's directory (its fold models). Several models are an ensemble: each
-computes class probabilities with its own preprocessing (mean, channels, fit,
-face crops), optionally averaged with its mirror image's (``--tta flip``),
-and the ensemble predicts the argmax of their mean. The test set is:
+``evaluate`` and ``predict`` take one run, several (``evaluate RUN RUN ...``,
+``predict RUN --run RUN ... IMAGE ...``), or a K-fold run's directory (its fold
+models). Several models are an ensemble, loaded one at a time
+(:func:`_members`): each computes class probabilities with its own
+preprocessing (its training mean and channels; in ``evaluate`` also its fit
+and face crops), optionally averaged with its mirror image's (``--tta flip``),
+and the ensemble predicts the argmax of their mean. ``predict`` prepares each
+image once for all members, so they must agree on how (see :func:`predict_runs`).
+``evaluate``'s test set is:
 
 * the run's own test split (``test.txt``): every model of an ensemble must
   have the same one (the same data, split and seed);
@@ -24,19 +28,18 @@ and the ensemble predicts the argmax of their mean. The test set is:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from numpy_cnn.data import TEST_SPLIT_FILE, DataSpec, MeanSubtraction, load_image, load_pool, load_spec, to_float
+from numpy_cnn.data import TEST_SPLIT_FILE, DataSpec, MeanSubtraction, load_image, load_pool, load_spec
 from numpy_cnn.errors import UserError
-from numpy_cnn.nn.loss import softmax
 from numpy_cnn.nn.module import Sequential
 from numpy_cnn.train.checkpoint import Checkpoint, load_model, require_training_meta
 from numpy_cnn.train.config import TrainConfig, detector_settings_of, fit_of
-from numpy_cnn.train.loop import TTA, lazy_network_input, network_input, predict_logits, predict_proba
+from numpy_cnn.train.loop import TTA, lazy_network_input, predict_proba
 from numpy_cnn.train.metrics import balanced_accuracy, confusion_matrix, per_class_table
 from numpy_cnn.train.run_files import CHECKPOINT
 from numpy_cnn.train.run_split import apply_no_face, load_run_data
@@ -63,6 +66,18 @@ class Evaluation:
     balanced_accuracy: float
     what: str
     members: list[tuple[Path, float]]
+
+
+@dataclass
+class Prediction:
+    """What ``predict`` prints: (len(images), K) float64 class probabilities (the members' mean
+    softmax), the class names, per image whether a face was found (None: the run used whole
+    frames), and the members in order (run folders or checkpoint files, a K-fold run's as its folds)."""
+
+    probabilities: np.ndarray
+    classes: list[str]
+    found: list[bool | None]
+    members: list[Path]
 
 
 def evaluate_checkpoint(path: Path, *, data: Path | None, home: Path, cache_dir: Path | None,
@@ -92,14 +107,14 @@ def evaluate_runs(paths: Sequence[Path], *, data: Path | None, home: Path, cache
     if whole and data is None:
         raise UserError("--whole needs --data DATASET (a run's own data was trained on); drop --whole "
                         "to test on the run's own test split")
-    files = _model_files(paths, data)
-    first_model, first = load_model(files[0])
-    probabilities, members, reference = None, [], None
-    for i, path in enumerate(files):
-        model, ckpt = (first_model, first) if i == 0 else load_model(path)
-        if list(ckpt.meta["classes"]) != list(first.meta["classes"]):
-            raise UserError(f"{path}: its classes {ckpt.meta['classes']} differ from {files[0]}'s; an ensemble "
-                            "averages the probabilities of the same classes")
+    if data is None:
+        _refuse_cv_run_without_data(paths)
+    files = _model_files(paths)
+    probabilities, members, reference, first = None, [], None, None
+    for path, model, ckpt in _members(files, _classes_of, "an ensemble averages the probabilities of the same "
+                                                          "classes"):
+        if first is None:
+            first = ckpt
         images = _test_images(path, ckpt, data, whole, home, cache_dir, split_from=_config(first))
         if reference is None:
             reference = images
@@ -120,17 +135,24 @@ def evaluate_runs(paths: Sequence[Path], *, data: Path | None, home: Path, cache
                       members if len(files) > 1 else [])
 
 
-def _model_files(paths: Sequence[Path], data: Path | None) -> list[Path]:
-    """The checkpoints ``paths`` name: a K-fold run's directory is its folds' (they need ``--data``)."""
+def _refuse_cv_run_without_data(paths: Sequence[Path]) -> None:
+    """``evaluate`` of a K-fold run needs ``--data``: its fold models trained on every image of their data."""
     from numpy_cnn.train.kfold import CV_RESULTS, is_cv_run
+
+    for path in paths:
+        if path.is_dir() and is_cv_run(path):
+            raise UserError(f"{path}: a cross-validation run holds one model per fold; pass --data DATASET "
+                            f"--whole to test their ensemble on a set none of them trained on, or evaluate "
+                            f"one fold ({path / 'fold1'}); the pooled results are in {path / CV_RESULTS}")
+
+
+def _model_files(paths: Sequence[Path]) -> list[Path]:
+    """The checkpoints ``paths`` name, in order: a K-fold run's directory stands for its trained folds'."""
+    from numpy_cnn.train.kfold import is_cv_run
 
     files = []
     for path in paths:
         if path.is_dir() and is_cv_run(path):
-            if data is None:
-                raise UserError(f"{path}: a cross-validation run holds one model per fold; pass --data DATASET "
-                                f"--whole to test their ensemble on a set none of them trained on, or evaluate "
-                                f"one fold ({path / 'fold1'}); the pooled results are in {path / CV_RESULTS}")
             folds = sorted((p for p in path.glob("fold*") if p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
             trained = [fold for fold in folds if (fold / CHECKPOINT).is_file()]
             if not trained:
@@ -139,6 +161,32 @@ def _model_files(paths: Sequence[Path], data: Path | None) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def _members(files: Sequence[Path], agree: Callable[[Checkpoint], dict[str, str]], why: str
+             ) -> Iterator[tuple[Path, Sequential, Checkpoint]]:
+    """An ensemble's models, ``(path, model, checkpoint)``, loaded one at a time in the order of ``files``.
+
+    ``agree(ckpt)`` names what every member must share with the first (``{"classes": "Angry,
+    ..."}``); the first member that differs stops it with one line naming both checkpoints, the
+    first setting that differs and ``why`` it matters. Lazily: a member is loaded only when the
+    one before it is done with, so K fold models never sit in memory at once.
+    """
+    first: tuple[Path, dict[str, str]] | None = None
+    for path in files:
+        model, ckpt = load_model(path)
+        mine = agree(ckpt)
+        if first is None:
+            first = (path, mine)
+        for key, value in mine.items():
+            if value != first[1][key]:
+                raise UserError(f"{path}: {key} {value}, but {first[1][key]} in {first[0]}; {why}")
+        yield path, model, ckpt
+
+
+def _classes_of(ckpt: Checkpoint) -> dict[str, str]:
+    """What ``evaluate``'s members must share: the classes (each prepares its own test images)."""
+    return {"classes": ",".join(ckpt.meta["classes"])}
 
 
 def _config(ckpt: Checkpoint) -> TrainConfig:
@@ -185,25 +233,61 @@ def _probabilities(model: Sequential, ckpt: Checkpoint, x: np.ndarray, tta: str)
     return predict_proba(model, inputs, tta, mean)
 
 
-def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str], list[bool | None]]:
-    """Class probabilities (len(images), K) for image files, the class names, and per image
-    whether a face was found (None when the run used whole frames; a frame without a face
-    is predicted whole, as ``--no-face keep`` trained)."""
+# Why predict's members must agree: each image is prepared once for all of them (size, fit, face
+# crops), and a mix of inputs (channels, mean) is most likely another recipe's run typed by
+# mistake. (evaluate prepares its test set per member and takes such a mix.)
+_PREDICT_ALIKE = ("predict averages models that see the same input (the folds of a K-fold run, runs of one "
+                  "recipe); predict with each run on its own")
+
+
+def predict_runs(paths: Sequence[Path], images: Sequence[Path]) -> Prediction:
+    """Class probabilities for image files from one run, or the mean softmax of an ensemble.
+
+    Args:
+        paths: run directories or checkpoint files; a K-fold run's directory stands for its
+            folds' checkpoints (a model per fold, each trained on a different part of the data).
+        images: image files, each prepared as the runs prepared theirs (:func:`load_image`):
+            grayscale, their face crop or fit, their image size; a frame without a face is
+            predicted whole, as ``--no-face keep`` trained.
+
+    Returns:
+        :class:`Prediction`: (len(images), K) float64 probabilities, for one model exactly its
+        softmax (as ``evaluate`` computes it).
+
+    Raises:
+        UserError: one line: a folder among the images, an unreadable image or checkpoint, or
+            members that differ in classes, image size, channels, mean, fit or face crops
+            (naming the two checkpoints and the setting).
+    """
     for image in images:   # checked before the model loads: a typo should fail fast
         if image.is_dir():
             raise UserError(f"{image}: is a folder; pass image files (e.g. {image}/*.png)")
-    _refuse_cv_run(path)
-    model, ckpt = load_model(path)
-    size, crop_faces, fit = ckpt.meta["image_size"], detector_settings_of(ckpt.meta), fit_of(ckpt.meta)
-    gray, found = zip(*(load_image(image, size, crop_faces, fit) for image in images))
-    x = network_input(to_float(np.stack(gray)), MeanSubtraction(ckpt.mean), ckpt.meta["in_channels"])
-    return softmax(predict_logits(model, x)), list(ckpt.meta["classes"]), list(found)
+    files = _model_files(paths)
+    total, classes, found, x = None, [], [], None
+    for path, model, ckpt in _members(files, _input_of, _PREDICT_ALIKE):
+        if x is None:   # the members agree on the preparation: each image is read (and its face found) once
+            size, crop_faces, fit = ckpt.meta["image_size"], detector_settings_of(ckpt.meta), fit_of(ckpt.meta)
+            gray, found = zip(*(load_image(image, size, crop_faces, fit) for image in images))
+            x, classes = np.stack(gray), list(ckpt.meta["classes"])
+        p = _probabilities(model, ckpt, x, "none")
+        total = p if total is None else total + p
+    return Prediction(total / len(files), classes, list(found), files)
 
 
-def _refuse_cv_run(path: Path) -> None:
-    """A K-fold run's top folder holds K models, not one: say which to use."""
-    from numpy_cnn.train.kfold import CV_RESULTS, is_cv_run
+def _input_of(ckpt: Checkpoint) -> dict[str, str]:
+    """What ``predict``'s members must share: the classes and everything that makes an image an input."""
+    meta = ckpt.meta
+    faces = detector_settings_of(meta)
+    return {"classes": ",".join(meta["classes"]),
+            "image size": f"{meta['image_size']}x{meta['image_size']}",
+            "input channels": str(meta["in_channels"]),
+            "mean": "per pixel" if np.ndim(ckpt.mean) == 2 else "scalar",
+            "fit": fit_of(meta),
+            "face crops": f"on ({faces.key()})" if faces is not None else "off"}
 
-    if path.is_dir() and is_cv_run(path):
-        raise UserError(f"{path}: a cross-validation run holds one model per fold; pass {path / 'fold1'} "
-                        f"(or another fold), or read the pooled results in {path / CV_RESULTS}")
+
+def predict_images(path: Path, images: Sequence[Path]) -> tuple[np.ndarray, list[str], list[bool | None]]:
+    """One run's :func:`predict_runs` as a tuple: probabilities (len(images), K), the class names, and
+    per image whether a face was found (None when the run used whole frames)."""
+    result = predict_runs([path], images)
+    return result.probabilities, result.classes, result.found
