@@ -37,9 +37,10 @@ finished are read, not retrained, so the same command again (or ``sweep
 --resume OUT``) continues an interrupted sweep. The sweep then writes
 ``sweep.json`` and ``sweep.md``: per recipe the mean ± sample SD of its
 fold accuracies (over folds x seeds) and their 95% t-interval, and the
-paired difference to the first recipe, fold by fold (same seed, same
-fold): its mean and the 95% t-interval of the differences, the sharper
-comparison, since the folds' own spread cancels out.
+paired difference to the first recipe (or to the one its ``compare_to =
+"name"`` names), fold by fold (same seed, same fold): its mean and the 95%
+t-interval of the differences, the sharper comparison, since the folds' own
+spread cancels out.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def read_sweep(path: Path | str, flags: Mapping[str, object]) -> Sweep:
     if seeds is not None and flags.get("seed") is not None:
         raise UserError(f"--seed {flags['seed']} and seeds = {seeds} in {path} [base] both set the seed; drop one")
     read, cells, slugs = [], [], set()
+    names = [r.get("name") for r in recipes]
     for i, table in enumerate(recipes, 1):
         name = table.get("name")
         where = f"[[recipe]] {i}" if not isinstance(name, str) else f"[[recipe]] {name!r}"
@@ -126,8 +128,12 @@ def read_sweep(path: Path | str, flags: Mapping[str, object]) -> Sweep:
         if slug in slugs:
             raise UserError(f"{path} {where}: another recipe has the same name (or folder {slug!r}); rename one")
         slugs.add(slug)
-        own = _settings(path, where, {k: v for k, v in table.items() if k != "name"}, allow_dealing=False)
-        read.append({"name": name, "dir": slug, "adds": _flags_of({k: v for k, v in table.items() if k != "name"})})
+        against = table.get("compare_to", names[0] if i > 1 else None)
+        if i > 1 and (against not in names or against == name):
+            raise UserError(f"{path} {where}: compare_to = {against!r} names no other recipe of the file")
+        table = {k: v for k, v in table.items() if k not in ("name", "compare_to")}
+        own = _settings(path, where, table, allow_dealing=False)
+        read.append({"name": name, "dir": slug, "adds": _flags_of(table), "compare_to": against})
         settings = {**base_settings, **own}
         for seed in seeds or [None]:
             config = _cell_config(path, where, settings if seed is None else {**settings, "seed": seed}, flags)
@@ -333,22 +339,21 @@ def summarize(sweep: Sweep, cells: list[Cell], pooled: dict[str, dict]) -> dict:
     """``sweep.json``: per recipe its fold accuracies (seed by seed), mean ± SD, 95% t-interval, and the
     paired differences to the first recipe. Only results, no timings or paths outside the sweep,
     so the same sweep run anywhere writes the same file."""
-    rows, first = [], None
+    rows, values = [], {}
     for recipe in sweep.recipes:
         mine = [c for c in cells if c.recipe == recipe["name"]]
-        values = [f["test_accuracy"] for c in mine for f in pooled[c.dir]["folds"]]
-        row = {"name": recipe["name"], "adds": recipe["adds"], "epochs": mine[0].config.epochs,
-               "cells": [{"seed": c.seed, "dir": c.dir, "mean_test_accuracy": pooled[c.dir]["mean_test_accuracy"],
-                          "fold_accuracies": [f["test_accuracy"] for f in pooled[c.dir]["folds"]],
-                          "balanced_test_accuracy": pooled[c.dir]["balanced_test_accuracy"]} for c in mine],
-               **_stats(values, clamp=True), "vs_first": None}
-        if first is None:
-            first = values
-        else:
-            differences = [a - b for a, b in zip(values, first)]
-            row["vs_first"] = {**_stats(differences, clamp=False), "differences": differences,
-                               "higher": sum(d > 0 for d in differences), "lower": sum(d < 0 for d in differences)}
-        rows.append(row)
+        values[recipe["name"]] = [f["test_accuracy"] for c in mine for f in pooled[c.dir]["folds"]]
+        rows.append({"name": recipe["name"], "adds": recipe["adds"], "epochs": mine[0].config.epochs,
+                     "cells": [{"seed": c.seed, "dir": c.dir, "mean_test_accuracy": pooled[c.dir]["mean_test_accuracy"],
+                                "fold_accuracies": [f["test_accuracy"] for f in pooled[c.dir]["folds"]],
+                                "balanced_test_accuracy": pooled[c.dir]["balanced_test_accuracy"]} for c in mine],
+                     **_stats(values[recipe["name"]], clamp=True), "vs": None})
+    for row, recipe in zip(rows, sweep.recipes):
+        against = recipe.get("compare_to")
+        if against is not None:   # seed by seed, fold by fold: the same test images on both sides
+            differences = [a - b for a, b in zip(values[row["name"]], values[against])]
+            row["vs"] = {"recipe": against, **_stats(differences, clamp=False), "differences": differences,
+                         "higher": sum(d > 0 for d in differences), "lower": sum(d < 0 for d in differences)}
     folds = cells[0].config.folds
     return {"file": Path(sweep.file).name, "folds": folds, "seeds": sweep.seeds,
             "group_by": cells[0].config.group_by, "first": rows[0]["name"], "recipes": rows}
@@ -369,21 +374,21 @@ def sweep_markdown(summary: dict) -> str:
     per += f" x {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else f", seed {seeds[0]}"
     lines = [f"# Sweep: {summary['file']}", "",
              f"Each recipe: {per}; the mean ± sample SD of its fold accuracies and their 95% t-interval. "
-             f"Every recipe was dealt the same folds, so the last columns compare it with "
-             f"*{summary['first']}* fold by fold: the mean of the paired differences (points) and their "
-             "95% t-interval, and in how many folds it was higher.", "",
-             f"| recipe | adds | epochs | mean ± SD | 95% CI | vs {summary['first']} | 95% CI | higher in |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "Every recipe was dealt the same folds, so the last columns compare it with another "
+             f"(*{summary['first']}* unless its compare_to names one) fold by fold: the mean of the paired "
+             "differences in points, their 95% t-interval, and in how many folds it was higher.", "",
+             "| recipe | adds | epochs | mean ± SD | 95% CI | against | difference | 95% CI | higher in |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|"]
     for row in summary["recipes"]:
         adds = f"`{row['adds']}`" if row["adds"] else "(none)"
         cells = [row["name"], adds, str(row["epochs"]), f"{100 * row['mean']:.1f}% ± {100 * row['sd']:.1f}%",
                  percent_range(row["ci95"])]
-        diff = row["vs_first"]
+        diff = row["vs"]
         if diff is None:
-            cells += ["", "", ""]
+            cells += ["", "", "", ""]
         else:
             lo, hi = diff["ci95"]
-            cells += [f"{100 * diff['mean']:+.1f}", f"{100 * lo:+.1f} to {100 * hi:+.1f}",
+            cells += [diff["recipe"], f"{100 * diff['mean']:+.1f}", f"{100 * lo:+.1f} to {100 * hi:+.1f}",
                       f"{diff['higher']} of {diff['n']}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
