@@ -4,6 +4,7 @@ one-line mistakes naming the file, the table and the key; sweeps/beyond-the-pape
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,17 @@ def _sweep(world, out, *extra):
                *extra, home=world["home"])
 
 
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """--threads 1 in this process must not leak into the tests that follow."""
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
+
+
 def test_a_sweep_runs_every_cell_pairs_the_folds_and_a_rerun_trains_nothing(world, tmp_path):
-    code, out, err = _sweep(world, tmp_path / "sw", "--quiet")
+    code, out, err = _sweep(world, tmp_path / "sw", "--quiet", "--threads", 1)
     assert code == 0, err
     sw = tmp_path / "sw"
     cells = ["lr-1e-2/seed0", "lr-1e-2/seed1", "lr-3e-2-no-augmentation/seed0", "lr-3e-2-no-augmentation/seed1"]
@@ -92,6 +102,14 @@ def test_a_sweep_runs_every_cell_pairs_the_folds_and_a_rerun_trains_nothing(worl
     code, out, err = _sweep(world, sw)   # the same command again: every cell is finished
     assert code == 0, err
     assert " epoch " not in out and files_snapshot(sw) == before
+
+    # All cells' folds in one pool of two worker processes: the same sweep.json, lines whole and named.
+    code, out, err = _sweep(world, tmp_path / "jobs", "--jobs", 2, "--threads", 1)
+    assert code == 0, err
+    assert (tmp_path / "jobs" / "sweep.json").read_bytes() == (sw / "sweep.json").read_bytes()
+    epoch_lines = [line for line in out.splitlines() if " epoch " in line]
+    assert len(epoch_lines) == 16 and all(re.match(r"^lr (1e-2|3e-2, no augmentation) seed [01]  fold [12]/2  "
+                                                   r"epoch [12]/2  loss ", line) for line in epoch_lines)
 
 
 def test_an_interrupted_sweep_continues_with_resume_and_raised_epochs(world, tmp_path, monkeypatch):

@@ -232,21 +232,19 @@ def run_sweep(sweep: Sweep, out: Path, *, home: Path, cache_dir: Path | None, wo
     sweep = _check_plan(sweep, out)
     cells = [_continued(cell, out, given) for cell in sweep.cells]
     write_json(out / PLAN, _plan(sweep, cells))
-    jobs, results = [], {}
-    for cell in cells:
-        cell_out = out / cell.dir
-        label = f"{cell.recipe}  " if len(sweep.seeds) == 1 else f"{cell.recipe} seed {cell.seed}  "
-        prefixed = None if log is None else (lambda line, label=label: log(label + line))
-        start(cell.config, cell_out, home=home, cache_dir=cache_dir, resume=is_cv_run(cell_out), log=prefixed)
-        cell_jobs, done = fold_jobs(cell.config, cell_out, home=home, cache_dir=cache_dir, label=label)
-        jobs += cell_jobs
-        results[cell.dir] = done
-    pooled = {}
+    jobs, results, pooled = [], {}, {}
     by_dir = {cell.dir: cell for cell in cells}
-    for cell in cells:   # cells whose every fold had finished
-        if len(results[cell.dir]) == cell.config.folds:
-            pooled[cell.dir] = _pool_cell(cell, out, results[cell.dir], log)
     try:
+        for cell in cells:   # deal every cell's folds (or find them dealt), here in the parent
+            cell_out = out / cell.dir
+            label = f"{cell.recipe}  " if len(sweep.seeds) == 1 else f"{cell.recipe} seed {cell.seed}  "
+            prefixed = None if log is None else (lambda line, label=label: log(label + line))
+            start(cell.config, cell_out, home=home, cache_dir=cache_dir, resume=is_cv_run(cell_out), log=prefixed)
+            cell_jobs, results[cell.dir] = fold_jobs(cell.config, cell_out, home=home, cache_dir=cache_dir,
+                                                     label=label)
+            jobs += cell_jobs
+            if not cell_jobs:   # every fold had finished
+                pooled[cell.dir] = _pool_cell(cell, out, results[cell.dir], log)
         with workers.start(len(jobs), log) as runner, closing(run_jobs(run_fold, jobs, runner)) as outcomes:
             for outcome in outcomes:
                 if outcome.error is not None:
@@ -264,7 +262,7 @@ def run_sweep(sweep: Sweep, out: Path, *, home: Path, cache_dir: Path | None, wo
     return summary
 
 
-def resume_sweep(out: Path, given: Mapping[str, object]) -> Sweep:
+def resume_sweep(out: Path) -> Sweep:
     """The sweep stored in ``out`` (``sweep --resume OUT``)."""
     try:
         plan = json.loads((out / PLAN).read_text())
@@ -281,7 +279,7 @@ def _check_plan(sweep: Sweep, out: Path) -> Sweep:
     """A sweep started before in ``out`` must have the same recipes and seeds (its cells are continued)."""
     if not (out / PLAN).is_file():
         return sweep
-    stored = resume_sweep(out, {})
+    stored = resume_sweep(out)
     if [(c.recipe, c.seed) for c in stored.cells] != [(c.recipe, c.seed) for c in sweep.cells]:
         raise UserError(f"{out} holds another sweep (recipes or seeds differ: {PLAN}); continue it with "
                         f"sweep --resume {out}, or choose another --out")
