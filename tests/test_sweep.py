@@ -91,12 +91,14 @@ def test_a_sweep_runs_every_cell_pairs_the_folds_and_a_rerun_trains_nothing(worl
     accs = {c: [f["test_accuracy"] for f in json.loads((sw / c / "cv_results.json").read_text())["folds"]]
             for c in cells}
     a, b = accs[cells[0]] + accs[cells[1]], accs[cells[2]] + accs[cells[3]]   # folds x seeds
-    assert first["n"] == 4 and first["mean"] == pytest.approx(np.mean(a)) and first["sd"] == pytest.approx(np.std(a, ddof=1))
+    assert first["n"] == 4 and first["mean"] == pytest.approx(np.mean(a))
+    assert first["sd"] == pytest.approx(np.std(a, ddof=1))
     assert first["vs"] is None and second["vs"]["differences"] == pytest.approx(np.subtract(b, a))
     assert second["vs"]["recipe"] == "lr 1e-2" and second["vs"]["ci95"] == pytest.approx(t_interval(np.subtract(b, a)))
     assert second["adds"] == "--lr 0.03 --no-augment" and summary["seeds"] == [0, 1]
     table = (sw / "sweep.md").read_text()
-    assert "| lr 3e-2, no augmentation | `--lr 0.03 --no-augment` | 2 |" in table and "| lr 1e-2 | " in table and table.split("\n", 2)[2] in out
+    assert "| lr 3e-2, no augmentation | `--lr 0.03 --no-augment` | 2 |" in table and "| lr 1e-2 | " in table
+    assert table.split("\n", 2)[2] in out   # the table, printed under the runs
 
     before = files_snapshot(sw)
     code, out, err = _sweep(world, sw)   # the same command again: every cell is finished
@@ -144,8 +146,12 @@ def test_an_interrupted_sweep_continues_with_resume_and_raised_epochs(world, tmp
     ("[base]\nfolds = 2\n[[recipe]]\nname = 'a'\nseed = 3\n", ["[[recipe]] 'a': seed deals the folds", "[base]"]),
     ("[base]\n[[recipe]]\nname = 'a'\n", ["set folds = K"]),
     ("[base]\nfolds = 2\n[[recipe]]\nlr = 0.1\n", ["[[recipe]] 1: needs name"]),
-    ("[base]\nfolds = 2\n[[recipe]]\nname = 'a'\n[[recipe]]\nname = 'A'\n", ["[[recipe]] 'A': another recipe has the same name"]),
-    ("[base]\nfolds = 2\nrecipe = 'nope.toml'\n[[recipe]]\nname = 'a'\n", ["[base]: recipe = 'nope.toml' is no recipe file"]),
+    ("[base]\nfolds = 2\n[[recipe]]\nname = 'a'\n[[recipe]]\nname = 'A'\n",
+     ["[[recipe]] 'A': another recipe has the same name"]),
+    ("[base]\nfolds = 2\nrecipe = 'nope.toml'\n[[recipe]]\nname = 'a'\n",
+     ["[base]: recipe = 'nope.toml' is no recipe file"]),
+    ("[base]\nfolds = 2\n[[recipe]]\nname = 'a'\n[[recipe]]\nname = 'b'\ncompare_to = 'c'\n",
+     ["[[recipe]] 'b': compare_to = 'c' names no other recipe"]),
     ("[bse]\nfolds = 2\n", ["unknown table or key 'bse'"]),
     ("[base]\nfolds = 2\nseeds = [0, 'a']\n[[recipe]]\nname = 'a'\n", ["[base]: seeds = [0, 'a'] must be a list"]),
     ("[base]\nfolds = 2\ntest_data = 'x'\n[[recipe]]\nname = 'a'\n", ["[base]: test_data has no place in a sweep"]),
