@@ -121,7 +121,9 @@ def _parser(name: str) -> argparse.ArgumentParser:
 
 # -- train -----------------------------------------------------------------
 
-def _train_arguments(parser: argparse.ArgumentParser) -> None:
+def _train_arguments(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The training flags; for ``sweep`` (``sweep=True``) those that set a cell's settings, the
+    sweep's own flags aside (its --out and --resume, see _sweep_arguments)."""
     from numpy_cnn.nn.optim import DEFAULTS
     from numpy_cnn.train.config import TrainConfig as C
 
@@ -129,7 +131,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--data", type=nonempty_path, help="dataset folder or FER2013 .csv (default: the generated "
         "synthetic set in data/synthetic_sfew, made on first use)")
-    add("--test-data", type=nonempty_path, help="a separate test set (folder or .csv), used whole")
+    if not sweep:
+        add("--test-data", type=nonempty_path, help="a separate test set (folder or .csv), used whole")
     add("--epochs", type=int, help=f"epochs to train to (default {C.epochs})")
     per_optimizer = {key: ", ".join(f"{name} {d[k]}" for name, d in DEFAULTS.items())
                      for k, key in ((1, "lr"), (2, "wd"))}   # DEFAULTS: name -> (class, lr, wd)
@@ -146,17 +149,24 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mean", choices=("scalar", "pixel"), help="subtract the training mean as one number "
         f"or per pixel (default {C.mean})")
     add("--arch", help=f"network spec (default {C.arch})")
-    add("--split-dir", type=nonempty_path, help="folder holding train.txt/test.txt for --reuse-split "
-        "(default: the run directory)")
-    add("--reuse-split", action="store_const", const=True,
-        help="train on the split in train.txt/test.txt instead of a new random one")
-    add("--out", type=nonempty_path, help="run directory (default runs/<timestamp>)")
-    add("--resume", type=nonempty_path, metavar="DIR", help="continue the run in DIR (same settings; "
-        "--epochs may raise the target)")
+    if not sweep:
+        add("--split-dir", type=nonempty_path, help="folder holding train.txt/test.txt for --reuse-split "
+            "(default: the run directory)")
+        add("--reuse-split", action="store_const", const=True,
+            help="train on the split in train.txt/test.txt instead of a new random one")
+        add("--out", type=nonempty_path, help="run directory (default runs/<timestamp>)")
+        add("--resume", type=nonempty_path, metavar="DIR", help="continue the run in DIR (same settings; "
+            "--epochs may raise the target)")
     add("--cache-dir", type=nonempty_path, help="decoded-image cache (default data/cache)")
     add("--quiet", action="store_true", help="no progress line per epoch")
     add("--threads", type=int, metavar="N", help="threads the kernels run on (default: the CPUs this process may "
-        "use, after its affinity mask and any container quota; NUMBA_NUM_THREADS sets the most)")
+        "use, after its affinity mask and any container quota; NUMBA_NUM_THREADS sets the most; with --jobs: "
+        "per job, default the CPUs shared out)")
+    # Many runs at once (numpy_cnn/train/parallel.py, docs/many-runs.md).
+    add("--jobs", type=int, metavar="N", help=f"{'' if sweep else 'with --folds: '}run up to N folds at once, "
+        "each in a worker process on its share of the CPUs (default 1); the results are the same")
+    add("--scheduler", metavar="ADDRESS", help=f"{'' if sweep else 'with --folds: '}run the folds on the Dask "
+        'cluster whose scheduler is at ADDRESS (tcp://host:8786); needs pip install -e ".[cluster]"')
     # Honest evaluation: group-disjoint splits and K-fold cross-validation (numpy_cnn/train/kfold.py).
     add("--group-by", metavar="RULE", help="keep each group on one side of the split: clip, movie (SFEW "
         "<movie>_<clip>_<frame> names), subject (JAFFE, CK+) or a regex with one capture group")
@@ -171,16 +181,17 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         'needs pip install -e ".[faces]"')
     add("--no-face", choices=("keep", "drop"), help="with --crop-faces, a frame without a face is kept "
         "whole or dropped (default keep)")
-    _modern_arguments(add, C)
+    _modern_arguments(add, C, sweep)
 
 
-def _modern_arguments(add: Callable, C) -> None:
+def _modern_arguments(add: Callable, C, sweep: bool = False) -> None:
     """The modern options (docs/training.md, "Recipes and the modern options"): each off by default."""
     from numpy_cnn.train.config import BALANCE_MODES, KEEP_MODES
     from numpy_cnn.train.schedule import SCHEDULES
 
-    add("--recipe", type=nonempty_path, metavar="FILE", help="a recipe .toml (recipes/, or a run's "
-        "recipe.toml): its settings, each overridden by a flag typed")
+    if not sweep:   # a sweep file names its recipes
+        add("--recipe", type=nonempty_path, metavar="FILE", help="a recipe .toml (recipes/, or a run's "
+            "recipe.toml): its settings, each overridden by a flag typed")
     add("--lr-schedule", choices=SCHEDULES, help=f"the lr per step: constant (the paper's), step, cosine or "
         f"onecycle (default {C.lr_schedule})")
     add("--warmup", type=float, metavar="EPOCHS", help="epochs of linear lr warm-up, per step (default 0)")
@@ -241,13 +252,17 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
         out = args.out or _new_run_dir(home)
         config = TrainConfig(**given)
     cache_dir = args.cache_dir or home / CACHE
-    log = None if args.quiet else (lambda line: print(line, flush=True))
+    log = None if args.quiet else _say
+    workers = _workers(args)
+    if not config.folds and not workers.in_process:
+        raise UserError(f"{'--scheduler' if args.scheduler else '--jobs'} runs the folds of a K-fold run at once; "
+                        "add --folds K (a single run uses its threads: --threads N)")
     use_threads(args.threads)
-    adapt = args.threads is None   # --threads N: exactly N; else fewer while the machine is busy
     if config.folds:
-        return _cross_validate(config, out, home, cache_dir, bool(args.resume), log)
+        return _cross_validate(config, out, home, cache_dir, bool(args.resume), log, workers)
+    # --threads N: exactly N; else the governor runs the steps on fewer while the machine is busy
     results = train(config, out, home=home, cache_dir=cache_dir, resume=bool(args.resume), log=log,
-                    adapt_threads=adapt)
+                    adapt_threads=args.threads is None)
     data = results["data"]
     selection = results.get("selection") or {}
     best = selection.get("kept_epoch") if selection.get("keep") == "best" else None
@@ -263,13 +278,26 @@ def run_train(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool, log) -> int:
+def _say(line: str) -> None:
+    """A progress line, written whole and at once: lines of folds running at once never interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _workers(args: argparse.Namespace):
+    """Where the folds run (``--jobs``, ``--threads``, ``--scheduler``), checked before anything is written."""
+    from numpy_cnn.train.parallel import Workers
+
+    return Workers(jobs=1 if args.jobs is None else args.jobs, threads=args.threads, scheduler=args.scheduler)
+
+
+def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool, log, workers) -> int:
     """``--folds K``: the K runs, then the pooled Table 1 and ``mean ± SD (95% CI lo–hi)``."""
     from numpy_cnn.train.metrics import format_table1
     from numpy_cnn.train.kfold import cross_validate
     from numpy_cnn.train.progress import balanced_line
 
-    cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
+    cv = cross_validate(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log, workers=workers)
     print(f"\nTable 1: {config.folds} test folds pooled after {epochs(config.epochs)} "
           f"({cv['table1'][-1]['total']} images, each tested once)\n")
     print(format_table1(cv["table1"]))
@@ -277,6 +305,47 @@ def _cross_validate(config, out: Path, home: Path, cache_dir: Path, resume: bool
     print(cv["leakage"]["line"].replace("leakage:", f"leakage over the {config.folds} test folds:", 1))
     print(cv["summary"])
     print(f"run directory: {out}")
+    return 0
+
+
+# -- sweep -----------------------------------------------------------------
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=nonempty_path, nargs="?", metavar="FILE.toml",
+                        help="the sweep: a [base] table and [[recipe]] tables (docs/many-runs.md; sweeps/)")
+    parser.add_argument("--out", type=nonempty_path, help="the sweep's folder (default runs/<FILE's name>); "
+                        "the same command again continues it")
+    parser.add_argument("--resume", type=nonempty_path, metavar="DIR", help="continue the sweep in DIR with "
+                        "its stored settings (--epochs may raise the target)")
+    _train_arguments(parser, sweep=True)
+
+
+@register("sweep", "Run several recipes (and seeds) as K-fold runs, in parallel, and compare them fold by fold.",
+          _sweep_arguments)
+def run_sweep(args: argparse.Namespace, home: Path) -> int:
+    from numpy_cnn.train.config import TrainConfig
+    from numpy_cnn.train.sweep import SWEEP_MD, read_sweep, resume_sweep, run_sweep as sweep_runs
+
+    if (args.file is None) == (args.resume is None):
+        raise UserError("give a sweep file (sweep FILE.toml) or --resume DIR, one of the two")
+    workers = _workers(args)   # a thread budget that does not fit is refused before anything is read
+    if args.resume:
+        if args.out and args.out.resolve() != args.resume.resolve():
+            raise UserError("give either --out (a new sweep) or --resume DIR (continue one), not both")
+        given = TrainConfig.given_settings(vars(args))
+        out, sweep = args.resume, resume_sweep(args.resume)
+    else:
+        given = None
+        sweep = read_sweep(args.file, vars(args))
+        out = args.out or home / RUNS / args.file.stem
+    from numpy_cnn.kernels.threads import use_threads
+
+    use_threads(args.threads)
+    sweep_runs(sweep, out, home=home, cache_dir=args.cache_dir or home / CACHE, workers=workers,
+               log=None if args.quiet else _say, given=given)
+    print()
+    print((out / SWEEP_MD).read_text().split("\n", 2)[2], end="")   # the table, under its title
+    print(f"sweep directory: {out}")
     return 0
 
 
@@ -315,29 +384,21 @@ def run_evaluate(args: argparse.Namespace, home: Path) -> int:
 # -- predict ---------------------------------------------------------------
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN",
-                        help="a run directory or its checkpoint.npz; a K-fold run's directory is an ensemble "
-                             "of its fold models (their mean softmax)")
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
     parser.add_argument("images", type=nonempty_path, nargs="+", metavar="IMAGE")
-    # A flag, not more positionals: RUN IMAGE... stays unambiguous (a run and an image are both paths).
-    parser.add_argument("--run", type=nonempty_path, action="append", default=[], metavar="RUN",
-                        help="another member of the ensemble (repeatable); members must agree on classes, "
-                             "image size, channels, mean, fit and face crops")
 
 
-@register("predict", "Print the most likely expression and all class probabilities per image (one run, or "
-          "an ensemble's mean softmax).", _predict_arguments)
+@register("predict", "Print the most likely expression and all class probabilities per image.",
+          _predict_arguments)
 def run_predict(args: argparse.Namespace, home: Path) -> int:
-    from numpy_cnn.train.inference import predict_runs
+    from numpy_cnn.train.inference import predict_images
 
-    result = predict_runs([args.checkpoint, *args.run], args.images)
-    classes = result.classes
-    ensemble = f"   (ensemble of {len(result.members)})" if len(result.members) > 1 else ""
-    for image, p, face in zip(args.images, result.probabilities, result.found):
+    probabilities, classes, found = predict_images(args.checkpoint, args.images)
+    for image, p, face in zip(args.images, probabilities, found):
         top = int(p.argmax())
         spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
         note = "   (no face found: the whole image was used)" if face is False else ""
-        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{ensemble}{note}")
+        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{note}")
     return 0
 
 

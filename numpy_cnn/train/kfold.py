@@ -26,23 +26,36 @@ Ctrl-C stops inside a fold as in a single run; ``--resume`` on the top
 directory skips the finished folds (their ``results.json`` is read, not
 retrained) and resumes the interrupted one at its last saved epoch, so the
 final numbers are those of an uninterrupted run.
+
+The loop has three parts, so that the folds can also run at once
+(``--jobs N``, or ``--scheduler`` on a Dask cluster; :mod:`.parallel`):
+:func:`start` deals the folds (in the parent), :func:`run_fold` trains one
+fold from a :class:`FoldJob` (a picklable value, in whichever process or
+machine runs it) and :func:`pool_folds` pools their results (the parent
+again). Nothing in ``cv_results.json`` depends on where or on how many
+threads a fold ran, so it is the same whatever ``--jobs`` was.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from contextlib import closing
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from numpy_cnn.data import (CLASSES, GROUPS_FILE, TEST_SPLIT_FILE, TRAIN_SPLIT_FILE, GroupRule, Listing, face_report,
                             leakage_line, load_pool, stratified_folds, write_split_file)
+from numpy_cnn.data.synthetic import SYNTHETIC_DATA
 from numpy_cnn.errors import UserError
 from numpy_cnn.study.plots import plot_face_sheet
+from numpy_cnn.train.checkpoint import load_checkpoint
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.metrics import balanced_accuracy, format_table1, per_class_table, percent_range, t_interval
+from numpy_cnn.train.parallel import Context, Workers, run_jobs
 from numpy_cnn.train.progress import balanced_line, epochs
 from numpy_cnn.train.recipe import RECIPE_FILE, write_recipe
 from numpy_cnn.train.run_files import (CHECKPOINT, FACE_SHEET, RESULTS, TABLE1, VAL_SPLIT_FILE, check_new_run_dir,
@@ -82,57 +95,62 @@ def resume_config(out: Path, given: Mapping[str, object]) -> TrainConfig:
 
 def cross_validate(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None = None,
                    resume: bool = False, log: Callable[[str], None] | None = print,
-                   on_epoch_end: Callable[[int, int], None] | None = None) -> dict:
+                   on_epoch_end: Callable[[int, int], None] | None = None,
+                   workers: Workers = Workers()) -> dict:
     """Run (or, with ``resume``, continue) ``config.folds``-fold cross-validation in ``out``.
 
     Args:
         config: the settings, ``folds`` >= 2; when resuming, those in ``cv.json``.
         out: the top run directory.
         log: receives every line of every fold, prefixed ``fold k/K``.
-        on_epoch_end: called with (fold, epoch) after each epoch (tests simulate Ctrl-C there).
+        on_epoch_end: called with (fold, epoch) after each epoch (tests simulate Ctrl-C there;
+            only when the folds run in this process).
+        workers: where the folds run (:class:`.parallel.Workers`): here, one after another (the
+            default), in ``--jobs`` worker processes, or on a Dask cluster.
 
     Returns:
         The contents of ``cv_results.json``.
     """
     require_tools(config)
     k = config.folds
-    if not resume:
-        if is_cv_run(out):
-            raise UserError(f"{out} already holds a cross-validation run; continue it with --resume {out}, "
-                            "or choose another --out")
-        check_new_run_dir(out, reuse_split_here=False)
-        made_folder = not out.exists()
-        try:
-            _deal_folds(config, out, home, cache_dir, log)
-        except BaseException:   # bad data or Ctrl-C while dealing: leave no half-written folds
-            _take_back(out, k, made_folder)
-            raise
-    else:
-        made_folder = False
-        write_json(out / CV_STATE, {"config": config.to_json()})   # --epochs may have been raised
+    made_folder = start(config, out, home=home, cache_dir=cache_dir, resume=resume, log=log)
+    jobs, results = fold_jobs(config, out, home=home, cache_dir=cache_dir)
+    fn = run_fold if on_epoch_end is None else partial(run_fold, on_epoch_end=on_epoch_end)
+    try:
+        with workers.start(len(jobs), log) as runner, closing(run_jobs(fn, jobs, runner)) as outcomes:
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    raise outcome.error   # leaving stops the other folds; each saves its last epoch
+                results[outcome.job.fold] = outcome.result
+    except BaseException as exc:
+        fresh = not resume and not any((out / f"fold{f}" / CHECKPOINT).exists() for f in range(1, k + 1))
+        if fresh:
+            _take_back(out, k, made_folder)   # nothing trained: the same command can simply be rerun
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            raise interrupted(out, config, fresh) from None
+        raise
+    return pool_folds(config, out, [results[f] for f in range(1, k + 1)], log)
+
+
+def start(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None, resume: bool,
+          log: Callable[[str], None] | None) -> bool:
+    """A new K-fold run in ``out``: deal the folds (split files and ``cv.json``); a resumed one: store
+    its settings again (``--epochs`` may have been raised). Returns whether ``out`` was made here."""
+    if resume:
+        write_json(out / CV_STATE, {"config": config.to_json()})
         write_recipe(out / RECIPE_FILE, config)
-    results = []
-    for fold in range(1, k + 1):
-        fold_dir = out / f"fold{fold}"
-        try:
-            results.append(_run_fold(config, fold, fold_dir, home, cache_dir, log, on_epoch_end))
-        except BaseException as exc:
-            fresh = not resume and not any((out / f"fold{f}" / CHECKPOINT).exists() for f in range(1, k + 1))
-            if fresh:
-                _take_back(out, k, made_folder)   # nothing trained: the same command can simply be rerun
-            if isinstance(exc, (Interrupted, KeyboardInterrupt)):
-                raise _interrupted(out, fold, k, fresh, getattr(exc, "kept", None)) from None
-            raise
-    return _pool(config, out, results, log)
-
-
-def _interrupted(out: Path, fold: int, k: int, fresh: bool, kept: str | None) -> Interrupted:
-    """Ctrl-C's one line for a K-fold run: what is saved, and the --resume of the whole run."""
-    if fresh:
-        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
-                           "run the same command again to start over")
-    return Interrupted(f"interrupted in fold {fold} of {k} ({kept or 'it had saved no epoch yet'}); "
-                       f"continue with: python train_numpy.py --resume {out}")
+        return False
+    if is_cv_run(out):
+        raise UserError(f"{out} already holds a cross-validation run; continue it with --resume {out}, "
+                        "or choose another --out")
+    check_new_run_dir(out, reuse_split_here=False)
+    made_folder = not out.exists()
+    try:
+        _deal_folds(config, out, home, cache_dir, log)
+    except BaseException:   # bad data or Ctrl-C while dealing: leave no half-written folds
+        _take_back(out, config.folds, made_folder)
+        raise
+    return made_folder
 
 
 def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | None,
@@ -164,22 +182,130 @@ def _deal_folds(config: TrainConfig, out: Path, home: Path, cache_dir: Path | No
     write_recipe(out / RECIPE_FILE, config)
 
 
-def _run_fold(config: TrainConfig, fold: int, fold_dir: Path, home: Path, cache_dir: Path | None,
-              log: Callable[[str], None] | None, on_epoch_end: Callable[[int, int], None] | None) -> dict:
-    """Fold ``fold`` as an ordinary run on its split files: read if finished, resumed if started."""
-    if (fold_dir / RESULTS).is_file():
-        results = json.loads((fold_dir / RESULTS).read_text())
-        if results["epochs"] >= config.epochs or results.get("selection", {}).get("stopped_early"):
-            return results   # finished (or stopped early, --patience): not retrained
-    fold_config = replace(config, folds=None, reuse_split=True, split_dir=str(fold_dir.resolve()))
-    prefix = f"fold {fold}/{config.folds}  "
-    return train(fold_config, fold_dir, home=home, cache_dir=cache_dir,
-                 resume=(fold_dir / CHECKPOINT).is_file(),
-                 log=None if log is None else (lambda line: log(prefix + line)),
-                 on_epoch_end=None if on_epoch_end is None else (lambda epoch: on_epoch_end(fold, epoch)))
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold of a K-fold run, as a worker needs it: plain values, so it pickles.
+
+    ``config`` is the K-fold run's (``folds`` = K), ``out`` its top directory, ``label`` what the
+    fold's progress lines start with before ``fold k/K`` (a sweep names its cell there).
+    """
+
+    config: TrainConfig
+    fold: int
+    out: str
+    home: str
+    cache_dir: str | None = None
+    label: str = ""
+
+    @property
+    def fold_dir(self) -> Path:
+        return Path(self.out) / f"fold{self.fold}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.label}fold {self.fold}/{self.config.folds}  "
 
 
-def _pool(config: TrainConfig, out: Path, results: list[dict], log: Callable[[str], None] | None) -> dict:
+def fold_jobs(config: TrainConfig, out: Path, *, home: Path, cache_dir: Path | None,
+              label: str = "") -> tuple[list[FoldJob], dict[int, dict]]:
+    """The folds of the run in ``out`` still to train, as jobs, and the results of those finished
+    (``{fold: results.json}``: read, not retrained)."""
+    jobs, done = [], {}
+    for fold in range(1, config.folds + 1):
+        results = finished_fold(config, out / f"fold{fold}")
+        if results is not None:
+            done[fold] = results
+        else:
+            jobs.append(FoldJob(config, fold, str(out), str(home), None if cache_dir is None else str(cache_dir),
+                                label))
+    return jobs, done
+
+
+def finished_fold(config: TrainConfig, fold_dir: Path) -> dict | None:
+    """The fold's ``results.json`` if it has trained to ``config.epochs`` (or stopped early, --patience)."""
+    if not (fold_dir / RESULTS).is_file():
+        return None
+    results = json.loads((fold_dir / RESULTS).read_text())
+    if results["epochs"] >= config.epochs or results.get("selection", {}).get("stopped_early"):
+        return results
+    return None
+
+
+def run_fold(job: FoldJob, context: Context, on_epoch_end: Callable[[int, int], None] | None = None) -> dict:
+    """Train one fold as an ordinary run on its split files, wherever ``context`` says it runs: resumed
+    if it has a checkpoint. Returns its ``results.json``.
+
+    Sets the kernels' threads first (a worker's share of the CPUs), and checks that this process
+    sees the fold's split files and the data (a Dask worker on another machine needs both at the
+    same path). Stops after an epoch, saving it, once ``context.stopped()``.
+    """
+    _check_visible(job, context)
+    if context.threads is not None:
+        from numpy_cnn.kernels.threads import use_threads   # numba loads only now, in the worker
+
+        use_threads(context.threads)
+    say = context.say
+
+    def epoch_ended(epoch: int) -> None:
+        if on_epoch_end is not None:
+            on_epoch_end(job.fold, epoch)
+        if context.stopped():   # the parent was interrupted: the trainer saves this epoch and stops
+            raise KeyboardInterrupt
+
+    fold_config = replace(job.config, folds=None, reuse_split=True, split_dir=str(job.fold_dir.resolve()))
+    return train(fold_config, job.fold_dir, home=Path(job.home),
+                 cache_dir=None if job.cache_dir is None else Path(job.cache_dir),
+                 resume=(job.fold_dir / CHECKPOINT).is_file(),
+                 log=None if say is None else (lambda line: say(job.prefix + line)), on_epoch_end=epoch_ended,
+                 adapt_threads=not context.fixed_threads)
+
+
+def _check_visible(job: FoldJob, context: Context) -> None:
+    """One line naming the path and the worker when this process cannot see the fold or the data."""
+    data = Path(job.config.data) if job.config.data else Path(job.home) / SYNTHETIC_DATA
+    for path in (job.fold_dir / TEST_SPLIT_FILE, data):
+        if not path.exists():
+            raise UserError(f"{context.where} cannot see {path}; every worker must see the data and the run "
+                            "directory at the same path (a shared file system: see docs/many-runs.md)")
+
+
+def interrupted(out: Path, config: TrainConfig, fresh: bool, resume_command: str | None = None) -> Interrupted:
+    """Ctrl-C's one line for a K-fold run: what its folds hold on disk, and the command that continues it."""
+    if fresh:
+        return Interrupted("interrupted before the first epoch ended, so nothing was saved; "
+                           "run the same command again to start over")
+    k = config.folds
+    resume = resume_command or f"python train_numpy.py --resume {out}"
+    finished, saved = fold_states(out, config)
+    if not saved:
+        return Interrupted(f"interrupted before a running fold saved an epoch ({len(finished)} of {k} folds "
+                           f"finished); continue with: {resume}")
+    which = f"fold {saved[0]}" if len(saved) == 1 else f"folds {', '.join(map(str, saved[:-1]))} and {saved[-1]}"
+    kept = "; ".join(f"{out / f'fold{fold}' / CHECKPOINT} holds epoch {_saved_epoch(out / f'fold{fold}')}"
+                     for fold in saved)
+    return Interrupted(f"interrupted in {which} of {k} ({kept}); continue with: {resume}")
+
+
+def fold_states(out: Path, config: TrainConfig) -> tuple[list[int], list[int]]:
+    """The folds of the run in ``out`` that have finished, and those that have saved an epoch but not finished."""
+    finished, saved = [], []
+    for fold in range(1, config.folds + 1):
+        fold_dir = out / f"fold{fold}"
+        if finished_fold(config, fold_dir) is not None:
+            finished.append(fold)
+        elif (fold_dir / CHECKPOINT).is_file():
+            saved.append(fold)
+    return finished, saved
+
+
+def _saved_epoch(fold_dir: Path) -> int | str:
+    try:
+        return load_checkpoint(fold_dir / CHECKPOINT).meta["epoch"]
+    except (UserError, KeyError, OSError):
+        return "?"
+
+
+def pool_folds(config: TrainConfig, out: Path, results: list[dict], log: Callable[[str], None] | None) -> dict:
     """``cv_results.json``, the pooled ``table1.md`` and ``confusion_matrix.png`` from the folds' results."""
     accuracies = [r["overall_test_accuracy"] for r in results]
     confusion = np.sum([np.array(r["confusion_matrix"]) for r in results], axis=0)
