@@ -220,7 +220,7 @@ def _backward_threads(x, dy, pad, w_fk, geometry, chunks, threads, xp, cols, dyt
 
     Chunk c is images share(c, chunks, N); lane l sums the dW2^T and db of its
     chunks, share(l, L, chunks), in order into dw_lanes[l] and db_lanes[l]
-    (zeroed first), and thread t runs lanes share(t, threads, L): the sums' order is
+    (zeros), and thread t runs lanes share(t, threads, L): the sums' order is
     fixed by the batch alone (:mod:`numpy_cnn.kernels.threads`).
     """
     N, P = x.shape[0], dy.shape[2]
@@ -229,8 +229,6 @@ def _backward_threads(x, dy, pad, w_fk, geometry, chunks, threads, xp, cols, dyt
         lane0, lane1 = share(t, threads, n_lanes)
         for lane in range(lane0, lane1):
             c0, c1 = share(lane, n_lanes, chunks)
-            dw_lanes[lane] = 0
-            db_lanes[lane] = 0
             for c in range(c0, c1):
                 n0, n1 = share(c, chunks, N)
                 rows = (n1 - n0) * P
@@ -259,21 +257,29 @@ def _pointwise_forward(w2d, x, bias, threads, y):
 def _pointwise_backward(w2d, x, dy, threads, dw_lanes, db_lanes, dx):
     """dw_lanes[l] += dy[n] @ x[n]^T, db_lanes[l] += sum dy[n], dx[n] = w2d^T @ dy[n]. No dx if dx is empty.
 
-    Each image is a chunk: lane l sums images share(l, L, N) in order (from
-    zero), and thread t runs lanes share(t, threads, L) (:mod:`numpy_cnn.kernels.threads`).
+    Each image is a chunk: lane l sums images share(l, L, N) in order into
+    dw_lanes[l] and db_lanes[l] (zeros), and thread t runs lanes
+    share(t, threads, L) (:mod:`numpy_cnn.kernels.threads`).
     """
     n_lanes = dw_lanes.shape[0]
     for t in prange(threads):
         lane0, lane1 = share(t, threads, n_lanes)
         for lane in range(lane0, lane1):
             lo, hi = share(lane, n_lanes, x.shape[0])
-            dw_lanes[lane] = 0
-            db_lanes[lane] = 0
             for n in range(lo, hi):
                 matmul(dy[n], x[n].T, dw_lanes[lane], 1.0)
                 if dx.size:
                     matmul(w2d.T, dy[n], dx[n])
             _add_bias_grad(dy, lo, hi, db_lanes[lane])
+
+
+def _lane_sums(n_lanes, F, K, dtype):
+    """Zeroed scratch for the lanes' partial dW2^T (L, F, K) and db (L, F)
+    (scratch: a fresh array of a few MB would be page-faulted in on every call)."""
+    dw, db = scratch("gemm_dw", (n_lanes, F, K), dtype), scratch("gemm_db", (n_lanes, F), dtype)
+    dw[:] = 0
+    db[:] = 0
+    return dw, db
 
 
 class _Unfolder:
@@ -356,15 +362,14 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     gemms = 2 if need_input_grad else 1
     if _is_pointwise(w.shape, stride, padding):
         n_lanes, threads = lanes(N, threads_for(N, gemms * N * P * K * F))      # one image a chunk
-        dw, db = scratch("gemm_dw", (n_lanes, F, K), x.dtype), scratch("gemm_db", (n_lanes, F), x.dtype)
+        dw, db = _lane_sums(n_lanes, F, K, x.dtype)
         _pointwise_backward(np.ascontiguousarray(w.reshape(F, K), dtype=x.dtype), x.reshape(N, K, P), dy,
                             threads, dw, db, dx.reshape(len(dx), K, P))
         return dx if need_input_grad else None, lane_sum(dw).reshape(w.shape), lane_sum(db)
 
     unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms, summed=True)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
-    dw = scratch("gemm_dw", (unfolder.lanes, F, K), x.dtype)              # each lane zeroes its own
-    db = scratch("gemm_db", (unfolder.lanes, F), x.dtype)
+    dw, db = _lane_sums(unfolder.lanes, F, K, x.dtype)
     dyt = scratch("gemm_dyt", (unfolder.threads, F, unfolder.most * P), x.dtype)
     xp = unfolder.images("gemm_xp")
     _backward_threads(x, dy, padding, w_fk, unfolder.geometry(), unfolder.chunks, unfolder.threads,

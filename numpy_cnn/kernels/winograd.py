@@ -394,7 +394,7 @@ def _backward_threads(x, grad_y, pad, u, th, tw, chunks, threads, xp, gt, v, vm,
     """Every chunk of winograd_backward. No dx if dx is empty.
 
     Chunk c is images share(c, chunks, N); lane l sums the dU^T of its chunks,
-    share(l, L, chunks), in order into du_lanes[l] (zeroed first), and thread t runs
+    share(l, L, chunks), in order into du_lanes[l] (zeros), and thread t runs
     lanes share(t, threads, L): the sums' order is fixed by the batch alone
     (:mod:`numpy_cnn.kernels.threads`).
     """
@@ -404,7 +404,6 @@ def _backward_threads(x, grad_y, pad, u, th, tw, chunks, threads, xp, gt, v, vm,
         lane0, lane1 = share(t, threads, n_lanes)
         for lane in range(lane0, lane1):
             c0, c1 = share(lane, n_lanes, chunks)
-            du_lanes[lane] = 0
             for c in range(c0, c1):
                 n0, n1 = share(c, chunks, N)
                 n = n1 - n0
@@ -451,7 +450,8 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     u = _weight_tiles(w.astype(x.dtype, copy=False), channels_out_last=False)     # (16, F, C)
     _, a_mat, signs = _constants(x.dtype)
     dx = np.empty((N, C, H, W) if need_input_grad else (0, C, H, W), dtype=x.dtype)
-    du_lanes = scratch("du_lanes", (plan.lanes, 16, C, F), x.dtype)               # zeroed by each lane
+    du_lanes = scratch("du_lanes", (plan.lanes, 16, C, F), x.dtype)
+    du_lanes[:] = 0     # (zeroed here: an array assignment inside the prange loop made backward 4% slower)
     xp = plan.images("xp", 2 * th + 2, 2 * tw + 2, C)
     _backward_threads(x, grad_y, padding, u, th, tw, plan.chunks, plan.threads, xp,
                       plan.images("gt", 2 * th, 2 * tw, F), *plan.planes("v", C), *plan.planes("m", F), du_lanes,
