@@ -313,18 +313,35 @@ def test_stacked_layout_puts_images_side_by_side():
 def test_chunk_starts_cover_the_batch_in_balanced_chunks(N, H, W, ph, pw, threads, numba_threads):
     numba_threads(threads)
     from numpy_cnn.kernels.conv_direct import CHUNK_BYTES, chunk_starts
+    from numpy_cnn.kernels.threads import LANES
     starts, across = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4)
     sizes = np.diff(starts)
     assert starts[0] == 0 and starts[-1] == N and sizes.min() >= 1
     assert sizes.max() - sizes.min() <= 1                      # balanced
+    summed, across1 = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4, summed=True)      # backward's
+    summed_sizes = np.diff(summed)
+    assert summed[0] == 0 and summed[-1] == N and summed_sizes.max() - summed_sizes.min() <= 1
+    assert len(summed_sizes) >= min(N, LANES) and across1 == 1                         # a chunk per lane
     if ph == pw == 0 and W > 16:                               # the paper's layers: one stripe a chunk,
         assert across == sizes.max() == min(-(-1024 // ((H - 2) * W)), -(-N // threads))   # no empty slot
-        one_each, across1 = chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4, side_by_side=False)   # backward's
-        assert list(one_each) == list(range(N + 1)) and across1 == 1
+        assert list(summed) == list(range(N + 1))              # backward: one image a chunk
     else:
         assert across == 1
         assert len(sizes) >= min(N, threads)                   # every thread gets work
-        assert sizes.max() == 1 or sizes.max() * (3 + 16 + 2) * (H + ph) * (W + pw) * 4 <= CHUNK_BYTES
+        for most in (sizes.max(), summed_sizes.max()):
+            assert most == 1 or most * (3 + 16 + 2) * (H + ph) * (W + pw) * 4 <= CHUNK_BYTES
+
+
+@pytest.mark.parametrize("N,H,W,ph,pw", [(64, 12, 12, 1, 1), (4, 12, 12, 1, 1), (7, 10, 10, 0, 0),
+                                         (64, 22, 22, 0, 0), (3, 48, 48, 1, 1)])
+def test_backward_chunks_do_not_depend_on_the_threads(N, H, W, ph, pw, numba_threads):
+    """dw sums over the backward's chunks, so they are a function of the batch alone."""
+    from numpy_cnn.kernels.conv_direct import chunk_starts
+    cuts = []
+    for threads in (1, 2):
+        numba_threads(threads)
+        cuts.append(chunk_starts(N, 3, 16, H, W, 3, 3, ph, pw, 4, summed=True)[0].tolist())
+    assert cuts[0] == cuts[1]
 
 
 @pytest.mark.parametrize("padding", [0, 1])

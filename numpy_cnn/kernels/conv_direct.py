@@ -91,19 +91,22 @@ figures, and what was tried and dropped, are in ``docs/performance.md``,
 section "Direct convolution".
 
 * Chunks (``chunk_starts``). ``prange`` over chunks of images (forward) or
-  over one run of chunks per thread (backward, so each thread sums its own
-  dw and no two threads write to the same memory; the parts are reduced
-  with one NumPy sum). The rule: an unpadded image wider than 16 columns
+  over runs of chunks (backward's lanes, :mod:`numpy_cnn.kernels.threads`:
+  each lane sums its own dw, no two threads write to the same memory, and
+  the lanes' parts are added in lane order, so dw has the same bits on any
+  number of threads). The rule: an unpadded image wider than 16 columns
   goes in a chunk of :func:`images_across` images side by side; otherwise
   as many images, one under another, as keep a chunk's buffers within
-  CHUNK_BYTES (a quarter of L2), at most N/threads so every thread has
-  work. Why: small images stacked make long passes over j, and a chunk that
-  outgrows L2 slows down; stacked one under another, an unpadded image adds
-  kH-1 dropped rows, side by side it adds none. The forward's sums keep
-  their order either way, so its numbers are the same to the last bit. The
-  backward keeps such images one per chunk: side by side, its dw dot
-  products would sum in another order, and every trained network's weights
-  would change in the last bits (the README's results with them).
+  CHUNK_BYTES (a quarter of L2). Why: small images stacked make long
+  passes over j, and a chunk that outgrows L2 slows down; stacked one
+  under another, an unpadded image adds kH-1 dropped rows, side by side
+  it adds none. The forward takes at most N/threads images a chunk so
+  every thread has work: its sums keep their order however the batch is
+  cut, so its numbers are the same to the last bit. The backward's chunks
+  sum into dw, so they depend on the batch alone (at least one per lane,
+  ``chunk_count``), and it keeps wide images one per chunk: side by side,
+  its dw dot products would sum in another order (10-13% faster, but other
+  last bits in every trained network's weights).
 * The innermost loop is always j (contiguous). Around it, two output channels
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
@@ -146,6 +149,7 @@ import numpy as np
 from numba import prange
 
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
+from numpy_cnn.kernels.threads import chunk_count, lane_sum, lanes, share
 from numpy_cnn.shapes import conv_output_size, pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size"]
@@ -510,53 +514,58 @@ def _forward_stacked(x, wp, bp, ph, pw, starts, across, y):
 
 
 @jit(parallel=True)
-def _backward_stacked(gy, x, wflip, ph, pw, starts, across, dw_parts, dx, need_dx):
+def _backward_stacked(gy, x, wflip, ph, pw, starts, across, threads, dw_lanes, dx, need_dx):
     """gy: (N, F, HO, WO), the stride-1 output gradient; x: (N, C, H, W) unpadded,
     HO = H+2ph-kH+1, WO = W+2pw-kW+1; starts, across: the chunks as in _forward_stacked.
 
-    dw_parts: (T, F2, C, kH, kW) zeros; thread t adds the weight gradient of
-    chunks [t*K//T, (t+1)*K//T) into dw_parts[t].
+    dw_lanes: (L, F2, C, kH, kW) zeros; lane l adds the weight gradient of
+    its chunks, [l*K//L, (l+1)*K//L), in order into dw_lanes[l], and thread t
+    (of ``threads``) runs lanes [t*L//threads, (t+1)*L//threads): the sums'
+    order is fixed by the batch alone (:mod:`numpy_cnn.kernels.threads`).
     wflip: (C2, F2, kH, kW), wflip[c, f] = w[f, c] flipped in both axes, zero
     in padding rows; dx: (N, C, H, W), written when need_dx.
     """
     N, C, H, W = x.shape
     F, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
-    T, F2, _, KH, KW = dw_parts.shape
+    n_lanes, F2, _, KH, KW = dw_lanes.shape
     C2 = wflip.shape[0]
     Wq, R, P = _geometry(H, W, KH, KW, ph, pw, across)
     P0 = (KH - 1) * R + (KW - 1)                     # zeros in front of g, for dx
     K = starts.shape[0] - 1
     gyf = gy.reshape(N, F, HO * WO)
     dxf = dx.reshape(dx.shape[0], C, H * W)
-    for t in prange(T):
-        for k in range(t * K // T, (t + 1) * K // T):
-            n0, n1 = starts[k], starts[k + 1]
-            xs = _stacked(x, n0, n1, KH, KW, ph, pw, across)
-            stripes = -(-(n1 - n0) // across)
-            L = (stripes - 1) * P + (HO - 1) * R + (across - 1) * Wq + WO
-            # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0
-            gs = np.zeros((F2, P0 + stripes * P), dtype=x.dtype)
-            for n in range(n0, n1):
-                for f in range(F):
-                    a = gs[f, P0 + _base(n - n0, across, Wq, P):]
-                    g = gyf[n, f]
-                    for oy in range(HO):
-                        dst, src = np.uint64(oy * R), np.uint64(oy * WO)    # as in _forward_stacked
-                        for ox in range(WO):
-                            a[dst + np.uint64(ox)] = g[src + np.uint64(ox)]
-            _weight_grad_flat(gs, P0, xs, R, L, dw_parts[t])
-            if need_dx:
-                # dx on the same stacked layout: every position an output read gets its sum
-                acc = np.zeros((C2, stripes * P), dtype=x.dtype)
-                _correlate_flat(gs, wflip, R, stripes * P, acc, P0, P0 + L)
+    for t in prange(threads):
+        lane0, lane1 = share(t, threads, n_lanes)
+        for lane in range(lane0, lane1):
+            k0, k1 = share(lane, n_lanes, K)
+            for k in range(k0, k1):
+                n0, n1 = starts[k], starts[k + 1]
+                xs = _stacked(x, n0, n1, KH, KW, ph, pw, across)
+                stripes = -(-(n1 - n0) // across)
+                L = (stripes - 1) * P + (HO - 1) * R + (across - 1) * Wq + WO
+                # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0
+                gs = np.zeros((F2, P0 + stripes * P), dtype=x.dtype)
                 for n in range(n0, n1):
-                    for c in range(C):
-                        a = acc[c, _base(n - n0, across, Wq, P) + ph * R + pw:]
-                        out = dxf[n, c]
-                        for r in range(H):
-                            src, dst = np.uint64(r * R), np.uint64(r * W)
-                            for col in range(W):
-                                out[dst + np.uint64(col)] = a[src + np.uint64(col)]
+                    for f in range(F):
+                        a = gs[f, P0 + _base(n - n0, across, Wq, P):]
+                        g = gyf[n, f]
+                        for oy in range(HO):
+                            dst, src = np.uint64(oy * R), np.uint64(oy * WO)    # as in _forward_stacked
+                            for ox in range(WO):
+                                a[dst + np.uint64(ox)] = g[src + np.uint64(ox)]
+                _weight_grad_flat(gs, P0, xs, R, L, dw_lanes[lane])
+                if need_dx:
+                    # dx on the same stacked layout: every position an output read gets its sum
+                    acc = np.zeros((C2, stripes * P), dtype=x.dtype)
+                    _correlate_flat(gs, wflip, R, stripes * P, acc, P0, P0 + L)
+                    for n in range(n0, n1):
+                        for c in range(C):
+                            a = acc[c, _base(n - n0, across, Wq, P) + ph * R + pw:]
+                            out = dxf[n, c]
+                            for r in range(H):
+                                src, dst = np.uint64(r * R), np.uint64(r * W)
+                                for col in range(W):
+                                    out[dst + np.uint64(col)] = a[src + np.uint64(col)]
 
 
 # ----------------------------------------------------------------------------
@@ -621,25 +630,34 @@ def images_across(H, W, kH, kW, ph, pw):
     return max(1, -(-PASS_OUTPUTS // ((H - kH + 1) * W)))
 
 
-def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, side_by_side=True):
+def chunk_starts(N, C, F, H, W, kH, kW, ph, pw, itemsize, summed=False):
     """The drivers' chunks: ``(starts, across)``, chunk k is images [starts[k], starts[k+1]),
     laid out ``across`` side by side.
 
     The rule (measured, see "Loop layout, and why"): an unpadded image wider
     than 16 columns goes in a chunk of :func:`images_across` images side by
     side (one stripe); otherwise as many images per chunk as keep its
-    buffers within CHUNK_BYTES, one under another. At most N/threads either
-    way, so every thread gets work; chunks are balanced. ``side_by_side=False``
-    keeps such images one per chunk (what conv2d_backward asks for).
+    buffers within CHUNK_BYTES, one under another. Chunks are balanced.
+
+    * The forward's (``summed=False``): at most N/threads images a chunk, so
+      every thread gets work. Its outputs are the same however the batch is
+      cut (each sums its taps in one order), so the cut may follow the threads.
+    * The backward's (``summed=True``), whose dw sums over the chunks: such
+      wide images one per chunk, not side by side, and the count
+      :func:`numpy_cnn.kernels.threads.chunk_count` gives: a function of the
+      batch and the budget only, never of the thread count.
     """
-    wide = images_across(H, W, kH, kW, ph, pw) if side_by_side else 1
+    wide = 1 if summed else images_across(H, W, kH, kW, ph, pw)
     if wide > 1 or (ph == 0 and pw == 0 and W > 16):
         most = wide
     else:
         Hq, Wq = pitches(H, W, kH, kW, ph, pw)
         most = CHUNK_BYTES // ((C + F + 2) * Hq * Wq * itemsize)
-    per_chunk = max(1, min(-(-N // numba.get_num_threads()), most))
-    K = -(-N // per_chunk)
+    if summed:
+        K = chunk_count(N, most)
+    else:
+        per_chunk = max(1, min(-(-N // numba.get_num_threads()), most))
+        K = -(-N // per_chunk)
     starts = np.arange(K + 1, dtype=np.int64) * N // max(K, 1)   # (an empty batch: no chunks)
     # side by side: one stripe as wide as the largest chunk (no empty slots computed)
     across = int(np.diff(starts).max(initial=1)) if wide > 1 else 1
@@ -697,17 +715,19 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
         g1[:, :, ::sh, ::sw] = grad_y
         grad_y = g1
 
-    # One image per chunk for the paper's layers, not side by side: dw's dot products
-    # then keep the order of their sums, and so a trained network keeps its weights
-    # to the last bit (the README's results). Side by side was 10-13% faster here.
-    starts, across = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, side_by_side=False)
-    threads = max(1, min(len(starts) - 1, numba.get_num_threads()))
+    # dw sums over the chunks, so they are cut by the batch alone and summed in lanes
+    # (numpy_cnn.kernels.threads): any number of threads gives the same bits. Wide images
+    # (the paper's layers) go one per chunk, not side by side: side by side was 10-13%
+    # faster, but its dot products sum in another order (other last bits: the README's
+    # results were made one per chunk).
+    starts, across = chunk_starts(N, C, F, H, W, kH, kW, ph, pw, x.itemsize, summed=True)
+    n_lanes, threads = lanes(len(starts) - 1, numba.get_num_threads())
     F2 = F + F % 2
-    dw_parts = np.zeros((threads, F2, C, kH, kW), dtype=x.dtype)
+    dw_lanes = np.zeros((n_lanes, F2, C, kH, kW), dtype=x.dtype)
     # wflip[c, f] = w[f, c] turned by 180 degrees; channel axes padded to even
     wflip = _even_rows(_even_rows(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), 0), 1)
     dx = np.empty((N if need_input_grad else 0, C, H, W), dtype=x.dtype)
-    _backward_stacked(grad_y, x, wflip, ph, pw, starts, across, dw_parts, dx, need_input_grad)
+    _backward_stacked(grad_y, x, wflip, ph, pw, starts, across, threads, dw_lanes, dx, need_input_grad)
 
-    dw = dw_parts.sum(axis=0)[:F] if threads > 1 else dw_parts[0, :F]
+    dw = lane_sum(dw_lanes)[:F]
     return (dx if need_input_grad else None), np.ascontiguousarray(dw), db

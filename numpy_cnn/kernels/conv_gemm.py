@@ -8,7 +8,7 @@ with ``P = H'*W'`` output positions per image and ``K = kH*kW*C``::
     W2[(i*kW + j)*C + c, f]   = w[f, c, i, j]                       (K, F)
 
     y     = cols @ W2 + b          (P_chunk, F), then back to NCHW
-    dW2  += cols^T @ dy            (K, F), summed over chunks and threads
+    dW2  += cols^T @ dy            (K, F), summed over chunks in a fixed order
     db   += sum_q dy[q]            (F,)
     dcols = dy @ W2^T              (P_chunk, K), then col2im sums overlaps -> dx
 
@@ -24,9 +24,11 @@ COLS_PER_CHUNK floats, so the columns stay in the L2 cache from unfold to
 GEMM (and in backward from GEMM to col2im). OpenBLAS multiplies such
 in-cache operands closer to the CPU's peak than a whole-batch matrix
 (``docs/performance.md``, "im2col + GEMM"). One numba ``prange``
-loop runs every chunk, each thread its own slice of the batch, summing its
-own dW; the GEMMs are single-threaded OpenBLAS called from inside it
-(:mod:`numpy_cnn.kernels.blas`, :mod:`numpy_cnn.kernels.threads`).
+loop runs every chunk; the GEMMs are single-threaded OpenBLAS called from
+inside it (:mod:`numpy_cnn.kernels.blas`). The chunks are cut by the batch
+and that budget alone, and backward sums dW in lanes of chunks, each in
+order, the lanes added in lane order (:mod:`numpy_cnn.kernels.threads`):
+every GEMM has the same shape, and dW the same bits, on any number of threads.
 
 Layout of one thread's buffers (scratch memory that lives on from call to
 call, :func:`numpy_cnn.kernels.layout.scratch`: fresh arrays of a few
@@ -59,7 +61,7 @@ from numba import prange
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
-from numpy_cnn.kernels.threads import share, threads_for
+from numpy_cnn.kernels.threads import chunk_count, lane_sum, lanes, share, threads_for
 
 __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 
@@ -185,17 +187,6 @@ def _is_pointwise(w_shape, stride, padding):
 
 
 @jit()
-def _chunks(t, threads, n_images, most):
-    """Thread t's images, cut into equal chunks of at most ``most``: (first image, chunk count, images).
-
-    Equal chunks rather than full ones and a remainder: 4 images at most 3
-    per chunk run as 2 + 2, not 3 + 1.
-    """
-    lo, hi = share(t, threads, n_images)
-    return lo, max(1, -(-(hi - lo) // most)), hi - lo
-
-
-@jit()
 def _images_to_rows(dy, n0, dyt):
     """dyt[f, i*P + q] = dy[n0 + i, f, q]: a chunk's grad_y with its images side by side, (F, n*P)."""
     n, P = dyt.shape[1] // dy.shape[2], dy.shape[2]
@@ -205,16 +196,17 @@ def _images_to_rows(dy, n0, dyt):
 
 
 @jit(parallel=True)
-def _forward_threads(x, pad, w2, bias, geometry, most, threads, xp, cols, out, y):
-    """Every chunk of gemm_conv_forward, thread t (a prange iteration) running its own images.
+def _forward_threads(x, pad, w2, bias, geometry, chunks, threads, xp, cols, out, y):
+    """Every chunk of gemm_conv_forward: chunk c is images share(c, chunks, N), and
+    thread t (a prange iteration) runs chunks share(t, threads, chunks).
 
     geometry: the unfold's arguments (:meth:`_Unfolder.geometry`); y: (N, F, P).
     """
-    P = y.shape[2]
+    N, P = x.shape[0], y.shape[2]
     for t in prange(threads):
-        lo, chunks, count = _chunks(t, threads, x.shape[0], most)
-        for c in range(chunks):
-            n0, n1 = lo + count * c // chunks, lo + count * (c + 1) // chunks
+        c0, c1 = share(t, threads, chunks)
+        for c in range(c0, c1):
+            n0, n1 = share(c, chunks, N)
             rows = (n1 - n0) * P
             _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
             matmul(cols[t, :rows], w2, out[t, :rows])                         # (n*P, K) @ (K, F)
@@ -222,27 +214,38 @@ def _forward_threads(x, pad, w2, bias, geometry, most, threads, xp, cols, out, y
 
 
 @jit(parallel=True)
-def _backward_threads(x, dy, pad, w_fk, geometry, most, threads, xp, cols, dyt, dcols, dxp, dw_t, db, dx):
-    """Every chunk of gemm_conv_backward; thread t sums its own dW2^T in dw_t[t] and db[t]. No dx if dx is empty."""
-    P = dy.shape[2]
+def _backward_threads(x, dy, pad, w_fk, geometry, chunks, threads, xp, cols, dyt, dcols, dxp, dw_lanes, db_lanes,
+                      dx):
+    """Every chunk of gemm_conv_backward. No dx if dx is empty.
+
+    Chunk c is images share(c, chunks, N); lane l sums the dW2^T and db of its
+    chunks, share(l, L, chunks), in order into dw_lanes[l] and db_lanes[l]
+    (zeros), and thread t runs lanes share(t, threads, L): the sums' order is
+    fixed by the batch alone (:mod:`numpy_cnn.kernels.threads`).
+    """
+    N, P = x.shape[0], dy.shape[2]
+    n_lanes = dw_lanes.shape[0]
     for t in prange(threads):
-        lo, chunks, count = _chunks(t, threads, x.shape[0], most)
-        for c in range(chunks):
-            n0, n1 = lo + count * c // chunks, lo + count * (c + 1) // chunks
-            rows = (n1 - n0) * P
-            _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
-            # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
-            _images_to_rows(dy, n0, dyt[t, :, :rows])
-            matmul(dyt[t, :, :rows], cols[t, :rows], dw_t[t], 1.0)           # dW2^T (F, K) += dy^T @ cols
-            _add_bias_grad(dy, n0, n1, db[t])
-            if dx.size:
-                matmul(dyt[t, :, :rows].T, w_fk, dcols[t, :rows])              # dcols = dy @ W2^T
-                _cols_to_nchw(dcols[t, :rows], *geometry, dxp[t, :n1 - n0], n0, pad, dx)
+        lane0, lane1 = share(t, threads, n_lanes)
+        for lane in range(lane0, lane1):
+            c0, c1 = share(lane, n_lanes, chunks)
+            for c in range(c0, c1):
+                n0, n1 = share(c, chunks, N)
+                rows = (n1 - n0) * P
+                _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
+                # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
+                _images_to_rows(dy, n0, dyt[t, :, :rows])
+                matmul(dyt[t, :, :rows], cols[t, :rows], dw_lanes[lane], 1.0)     # dW2^T (F, K) += dy^T @ cols
+                _add_bias_grad(dy, n0, n1, db_lanes[lane])
+                if dx.size:
+                    matmul(dyt[t, :, :rows].T, w_fk, dcols[t, :rows])              # dcols = dy @ W2^T
+                    _cols_to_nchw(dcols[t, :rows], *geometry, dxp[t, :n1 - n0], n0, pad, dx)
 
 
 @jit(parallel=True)
 def _pointwise_forward(w2d, x, bias, threads, y):
-    """y[n] = w2d @ x[n] + b for every image: x (N, C, P), y (N, F, P)."""
+    """y[n] = w2d @ x[n] + b for every image: x (N, C, P), y (N, F, P). (One GEMM per
+    image, its shape the same on any number of threads.)"""
     for t in prange(threads):
         lo, hi = share(t, threads, x.shape[0])
         for n in range(lo, hi):
@@ -251,29 +254,59 @@ def _pointwise_forward(w2d, x, bias, threads, y):
 
 
 @jit(parallel=True)
-def _pointwise_backward(w2d, x, dy, threads, dw, db, dx):
-    """dw[t] += dy[n] @ x[n]^T, db[t] += sum dy[n], dx[n] = w2d^T @ dy[n] for thread t's images. No dx if dx is empty."""
+def _pointwise_backward(w2d, x, dy, threads, dw_lanes, db_lanes, dx):
+    """dw_lanes[l] += dy[n] @ x[n]^T, db_lanes[l] += sum dy[n], dx[n] = w2d^T @ dy[n]. No dx if dx is empty.
+
+    Each image is a chunk: lane l sums images share(l, L, N) in order into
+    dw_lanes[l] and db_lanes[l] (zeros), and thread t runs lanes
+    share(t, threads, L) (:mod:`numpy_cnn.kernels.threads`).
+    """
+    n_lanes = dw_lanes.shape[0]
     for t in prange(threads):
-        lo, hi = share(t, threads, x.shape[0])
-        for n in range(lo, hi):
-            matmul(dy[n], x[n].T, dw[t], 1.0)
-            if dx.size:
-                matmul(w2d.T, dy[n], dx[n])
-        _add_bias_grad(dy, lo, hi, db[t])
+        lane0, lane1 = share(t, threads, n_lanes)
+        for lane in range(lane0, lane1):
+            lo, hi = share(lane, n_lanes, x.shape[0])
+            for n in range(lo, hi):
+                matmul(dy[n], x[n].T, dw_lanes[lane], 1.0)
+                if dx.size:
+                    matmul(w2d.T, dy[n], dx[n])
+            _add_bias_grad(dy, lo, hi, db_lanes[lane])
+
+
+def _lane_sums(n_lanes, F, K, dtype):
+    """Zeroed scratch for the lanes' partial dW2^T (L, F, K) and db (L, F)
+    (scratch: a fresh array of a few MB would be page-faulted in on every call)."""
+    dw, db = scratch("gemm_dw", (n_lanes, F, K), dtype), scratch("gemm_db", (n_lanes, F), dtype)
+    dw[:] = 0
+    db[:] = 0
+    return dw, db
 
 
 class _Unfolder:
-    """One layer's unfold geometry, and each thread's chunk of images and scratch memory."""
+    """One layer's unfold geometry, its chunks of images, and each thread's scratch memory.
 
-    def __init__(self, x_shape, w_shape, stride, padding, dtype, gemms):
+    The batch is cut into ``chunks`` near-equal chunks of at most ``most``
+    images (:func:`numpy_cnn.kernels.threads.chunk_count`: by the batch and
+    COLS_PER_CHUNK, never by the thread count, so a GEMM's row count and the
+    order of dW's sums are the same on any number of threads). The forward
+    runs them on ``threads``; the backward (``summed``) groups them into
+    ``lanes`` run by ``threads`` <= lanes (:func:`numpy_cnn.kernels.threads.lanes`).
+    """
+
+    def __init__(self, x_shape, w_shape, stride, padding, dtype, gemms, summed=False):
         N, self.C, H, W = x_shape
         F = w_shape[0]
         self.kh, self.kw = w_shape[2:]
         self.stride = stride
         self.ho, self.wo, self.P, self.K = _geometry(x_shape, w_shape, stride, padding)
         self.hp, self.wp = H + 2 * padding, W + 2 * padding
-        self.most = max(1, COLS_PER_CHUNK // (self.P * self.K))          # images per chunk, at most
-        self.threads = threads_for(N, gemms * N * self.P * self.K * F)
+        self.chunks = chunk_count(N, COLS_PER_CHUNK // (self.P * self.K))
+        self.most = max(1, -(-N // max(1, self.chunks)))                 # images in the largest chunk
+        threads = threads_for(N, gemms * N * self.P * self.K * F)
+        if summed:
+            self.lanes, self.threads = lanes(self.chunks, threads)
+        else:
+            self.threads = min(threads, max(1, self.chunks))
         self.dtype = dtype
 
     def geometry(self):
@@ -305,7 +338,7 @@ def gemm_conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int =
         return y
     unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, 1)
     w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=x.dtype).reshape(K, F)
-    _forward_threads(x, padding, w2, b, unfolder.geometry(), unfolder.most, unfolder.threads,
+    _forward_threads(x, padding, w2, b, unfolder.geometry(), unfolder.chunks, unfolder.threads,
                      unfolder.images("gemm_xp"), unfolder.rows("gemm_cols", K), unfolder.rows("gemm_out", F),
                      y.reshape(N, F, P))
     return y
@@ -328,20 +361,19 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     dx = np.empty(x.shape if need_input_grad else (0, C, H, W), dtype=x.dtype)
     gemms = 2 if need_input_grad else 1
     if _is_pointwise(w.shape, stride, padding):
-        threads = threads_for(N, gemms * N * P * K * F)
-        dw, db = np.zeros((threads, F, K), x.dtype), np.zeros((threads, F), x.dtype)
+        n_lanes, threads = lanes(N, threads_for(N, gemms * N * P * K * F))      # one image a chunk
+        dw, db = _lane_sums(n_lanes, F, K, x.dtype)
         _pointwise_backward(np.ascontiguousarray(w.reshape(F, K), dtype=x.dtype), x.reshape(N, K, P), dy,
                             threads, dw, db, dx.reshape(len(dx), K, P))
-        return dx if need_input_grad else None, dw.sum(axis=0).reshape(w.shape), db.sum(axis=0)
+        return dx if need_input_grad else None, lane_sum(dw).reshape(w.shape), lane_sum(db)
 
-    unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms)
+    unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms, summed=True)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
-    dw_t = np.zeros((unfolder.threads, F, K), x.dtype)
-    db = np.zeros((unfolder.threads, F), x.dtype)
+    dw, db = _lane_sums(unfolder.lanes, F, K, x.dtype)
     dyt = scratch("gemm_dyt", (unfolder.threads, F, unfolder.most * P), x.dtype)
     xp = unfolder.images("gemm_xp")
-    _backward_threads(x, dy, padding, w_fk, unfolder.geometry(), unfolder.most, unfolder.threads,
+    _backward_threads(x, dy, padding, w_fk, unfolder.geometry(), unfolder.chunks, unfolder.threads,
                       xp, unfolder.rows("gemm_cols", K), dyt, unfolder.rows("gemm_dcols", K),
-                      unfolder.images("gemm_dxp") if need_input_grad else xp, dw_t, db, dx)
-    dw = dw_t.sum(axis=0).reshape(F, *w.shape[2:], C)                   # (F, kH, kW, C)
-    return dx if need_input_grad else None, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), db.sum(axis=0)
+                      unfolder.images("gemm_dxp") if need_input_grad else xp, dw, db, dx)
+    dw = lane_sum(dw).reshape(F, *w.shape[2:], C)                        # (F, kH, kW, C)
+    return dx if need_input_grad else None, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), lane_sum(db)

@@ -1,4 +1,9 @@
-"""How many threads the kernels use: ``use_threads(n)`` for all of them, ``threads_for(images, work)`` per GEMM-based call.
+"""How many threads the kernels use, and how a batch is cut so that no result depends on that number.
+
+``use_threads(n)`` sets the threads of every kernel, ``threads_for(images, work)``
+how many a GEMM-based call uses; ``chunk_count``, ``lanes`` and ``lane_sum``
+make the sums over a batch add up in one order whatever the thread count
+(see "Sums in an order fixed by the batch" below).
 
 The Winograd and im2col kernels run their chunks of a batch in numba
 ``prange`` loops, one iteration per thread, and call OpenBLAS from inside
@@ -18,11 +23,12 @@ about 0.2 M multiply-adds and won above (measurements: ``docs/performance.md``,
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 from numpy_cnn.errors import UserError
 from numpy_cnn.kernels._jit import jit
 
-__all__ = ["threads_for", "share", "use_threads", "WORK_PER_THREAD"]
+__all__ = ["threads_for", "share", "use_threads", "WORK_PER_THREAD", "LANES", "chunk_count", "lanes", "lane_sum"]
 
 WORK_PER_THREAD = 200_000
 
@@ -55,3 +61,62 @@ def use_threads(threads: int | None = None) -> int:
                         f"CPUs this process may use); give 1 to {pool}, or set NUMBA_NUM_THREADS={threads} first")
     numba.set_num_threads(threads)
     return threads
+
+
+# ----------------------------------------------------------------------------
+# Sums in an order fixed by the batch, not by the threads
+# ----------------------------------------------------------------------------
+#
+# A backward pass sums each weight's gradient over the whole batch. Floating-
+# point addition is not associative, so if each thread summed its own share
+# and the shares were added at the end, the last bits of dW would depend on
+# how many threads ran, and so would every trained network's weights. So the
+# order is fixed by the batch alone:
+#
+#     dW = sum over lanes l (in lane order) of  [ sum over the chunks k of lane l (in order) of dW_k ]
+#
+# * chunks: the batch cut into chunk_count(N, most) near-equal runs of
+#   images (share(k, chunks, N)), ``most`` being the layer's cache budget;
+# * lanes: the chunks grouped into L = min(LANES, chunks) near-equal runs
+#   (share(l, L, chunks)), each summed in order into its own partial dW;
+# * threads: thread t runs whole lanes, share(t, T, L), T <= L;
+# * lane_sum adds the L partials in lane order.
+#
+# Which thread runs a lane changes nothing, so one thread, two or sixteen give
+# the same bits; a kernel may also run its lanes in any order, or on a
+# fallback path, as long as each lane keeps its chunks' order. (The forward
+# passes need no lanes, but a GEMM's row count must not follow the threads
+# either: their chunks are cut the same way.)
+
+# Partial sums per reduction. More lanes let more threads share a backward
+# pass (at most LANES run at once), but each is a (dW-sized) partial to zero
+# and add up: 8 cost nothing measurable on the layers timed, 16 cost up to a
+# few percent of a 64-channel Winograd layer's backward at batch 64
+# (docs/performance.md, "Thread-count-independent sums"). Changing LANES
+# changes the order of the sums, and so the last bits of trained weights.
+LANES = 8
+
+
+def chunk_count(n: int, most: int) -> int:
+    """How many chunks a batch of ``n`` images is cut into: enough that none holds
+    more than ``most`` images (the cache budget), and at least one per lane
+    (``min(n, LANES)``) so that up to LANES threads find work. A function of
+    ``n`` and ``most`` only: never of the thread count."""
+    if n <= 0:
+        return 0
+    return max(-(-n // max(1, most)), min(n, LANES))
+
+
+def lanes(chunks: int, threads: int) -> tuple[int, int]:
+    """``(L, T)`` for a sum over ``chunks`` chunks on at most ``threads`` threads:
+    L = min(LANES, chunks) lanes (at least 1), run by T = min(threads, L) threads."""
+    n_lanes = max(1, min(LANES, chunks))
+    return n_lanes, max(1, min(threads, n_lanes))
+
+
+def lane_sum(parts: np.ndarray) -> np.ndarray:
+    """``parts[0] + parts[1] + ...``: the lanes' partial sums (L, ...) added in lane order, a new array."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total

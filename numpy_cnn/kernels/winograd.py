@@ -29,9 +29,12 @@ Backward is the adjoint of each step, in reverse order (every step is linear)::
 
 Work is done in chunks of about CHUNK_BYTES of V and M (whole images), so a
 chunk's V and M stay in the L2 cache from transform to GEMM to transform.
-One numba ``prange`` loop runs every chunk, each thread its own slice of the
-batch, summing its own dU; the GEMMs are OpenBLAS called from inside it
-(:mod:`numpy_cnn.kernels.blas`, :mod:`numpy_cnn.kernels.threads`). V is not stored between forward and backward: backward
+One numba ``prange`` loop runs every chunk; the GEMMs are OpenBLAS called
+from inside it (:mod:`numpy_cnn.kernels.blas`). The chunks are cut by the
+batch and that budget alone, and backward sums dU in lanes of chunks, each
+in order, the lanes added in lane order (:mod:`numpy_cnn.kernels.threads`):
+every GEMM has the same shape, and dw the same bits, on any number of
+threads. V is not stored between forward and backward: backward
 transforms x again (cheaper than keeping 16/9 of an im2col matrix).
 Padding needs no padded copy of the input: each chunk is copied once into a
 channels-last buffer with a border of zeros, and dx is accumulated in such a
@@ -50,7 +53,7 @@ from numba import prange
 from numpy_cnn.kernels._jit import jit
 from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
-from numpy_cnn.kernels.threads import share, threads_for
+from numpy_cnn.kernels.threads import chunk_count, lane_sum, lanes, share, threads_for
 
 __all__ = ["winograd_forward", "winograd_backward"]
 
@@ -334,17 +337,26 @@ def _work(tiles, C, F, gemms):
 class _Plan:
     """One call's chunks and threads, and each thread's scratch memory.
 
-    Thread t (of ``threads``) takes its share of the batch
-    (:func:`numpy_cnn.kernels.threads.share`) in chunks of at most
-    ``per_chunk`` images.
+    The batch is cut into ``chunks`` near-equal chunks of at most
+    ``per_chunk`` images, by the batch and CHUNK_BYTES alone
+    (:func:`numpy_cnn.kernels.threads.chunk_count`), so every GEMM has the
+    same shape on any number of threads. The forward runs them on
+    ``threads``; the backward (``summed``) sums dU in ``lanes`` of chunks
+    run by ``threads`` <= lanes (:func:`numpy_cnn.kernels.threads.lanes`).
     """
 
-    def __init__(self, x_shape, F, padding, gemms, dtype):
+    def __init__(self, x_shape, F, padding, gemms, dtype, summed=False):
         N, C, H, W = x_shape
         self.HO, self.WO, self.th, self.tw = _tiles(H, W, padding)
         per_image = self.th * self.tw
-        self.per_chunk = max(1, min(N, round(CHUNK_BYTES / (16 * (C + F) * per_image * dtype.itemsize))))
-        self.threads = threads_for(N, _work(N * per_image, C, F, gemms))
+        budget = max(1, round(CHUNK_BYTES / (16 * (C + F) * per_image * dtype.itemsize)))
+        self.chunks = chunk_count(N, budget)
+        self.per_chunk = max(1, -(-N // max(1, self.chunks)))           # images in the largest chunk
+        threads = threads_for(N, _work(N * per_image, C, F, gemms))
+        if summed:
+            self.lanes, self.threads = lanes(self.chunks, threads)
+        else:
+            self.threads = min(threads, max(1, self.chunks))
         self.tiles = self.per_chunk * per_image          # a full chunk's tiles
         self.dtype = dtype
 
@@ -360,13 +372,15 @@ class _Plan:
 
 
 @jit(parallel=True)
-def _forward_threads(x, pad, u_t, bias, th, tw, per_chunk, threads, xp, v, vm, m, mm, yt, y, signs):
-    """Every chunk of winograd_forward, thread t (a prange iteration) running its own images."""
+def _forward_threads(x, pad, u_t, bias, th, tw, chunks, threads, xp, v, vm, m, mm, yt, y, signs):
+    """Every chunk of winograd_forward: chunk c is images share(c, chunks, N), and
+    thread t (a prange iteration) runs chunks share(t, threads, chunks)."""
     N = x.shape[0]
     for t in prange(threads):
-        lo, hi = share(t, threads, N)
-        for n0 in range(lo, hi, per_chunk):
-            n = min(per_chunk, hi - n0)
+        c0, c1 = share(t, threads, chunks)
+        for c in range(c0, c1):
+            n0, n1 = share(c, chunks, N)
+            n = n1 - n0
             tiles = n * th * tw
             _nchw_to_v(x, n0, pad, xp[t, :n], th, tw, v[t], signs)
             for k in range(16):                                          # M[xi] = V[xi] @ U[xi]^T
@@ -375,23 +389,33 @@ def _forward_threads(x, pad, u_t, bias, th, tw, per_chunk, threads, xp, v, vm, m
 
 
 @jit(parallel=True)
-def _backward_threads(x, grad_y, pad, u, th, tw, per_chunk, threads, xp, gt, v, vm, dm, dmm, du_t,
+def _backward_threads(x, grad_y, pad, u, th, tw, chunks, threads, xp, gt, v, vm, dm, dmm, du_lanes,
                       dxp, dx, signs, a_mat):
-    """Every chunk of winograd_backward; thread t sums its own dU^T in du_t[t]. No dx if dx is empty."""
+    """Every chunk of winograd_backward. No dx if dx is empty.
+
+    Chunk c is images share(c, chunks, N); lane l sums the dU^T of its chunks,
+    share(l, L, chunks), in order into du_lanes[l] (zeros), and thread t runs
+    lanes share(t, threads, L): the sums' order is fixed by the batch alone
+    (:mod:`numpy_cnn.kernels.threads`).
+    """
     N = x.shape[0]
+    n_lanes = du_lanes.shape[0]
     for t in prange(threads):
-        lo, hi = share(t, threads, N)
-        for n0 in range(lo, hi, per_chunk):
-            n = min(per_chunk, hi - n0)
-            tiles = n * th * tw
-            _nchw_to_v(x, n0, pad, xp[t, :n], th, tw, v[t], signs)
-            _nchw_to_dm(grad_y, n0, gt[t, :n], th, tw, dm[t], a_mat)
-            for k in range(16):
-                matmul(vm[t, k, :tiles].T, dmm[t, k, :tiles], du_t[t, k], 1.0)   # dU[xi]^T += V[xi]^T @ dM[xi]
+        lane0, lane1 = share(t, threads, n_lanes)
+        for lane in range(lane0, lane1):
+            c0, c1 = share(lane, n_lanes, chunks)
+            for c in range(c0, c1):
+                n0, n1 = share(c, chunks, N)
+                n = n1 - n0
+                tiles = n * th * tw
+                _nchw_to_v(x, n0, pad, xp[t, :n], th, tw, v[t], signs)
+                _nchw_to_dm(grad_y, n0, gt[t, :n], th, tw, dm[t], a_mat)
+                for k in range(16):
+                    matmul(vm[t, k, :tiles].T, dmm[t, k, :tiles], du_lanes[lane, k], 1.0)   # dU[xi]^T += V^T @ dM
+                    if dx.size:
+                        matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])                 # dV[xi] = dM[xi] @ U[xi], into V
                 if dx.size:
-                    matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])            # dV[xi] = dM[xi] @ U[xi], into V
-            if dx.size:
-                _dv_to_nchw(v[t], th, tw, dxp[t, :n], n0, pad, dx)
+                    _dv_to_nchw(v[t], th, tw, dxp[t, :n], n0, pad, dx)
 
 
 def winograd_forward(x, w, b, padding=0):
@@ -404,7 +428,7 @@ def winograd_forward(x, w, b, padding=0):
     u_t = _weight_tiles(w.astype(x.dtype, copy=False), channels_out_last=True)    # (16, C, F)
     b = np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, F, plan.HO, plan.WO), dtype=x.dtype)
-    _forward_threads(x, padding, u_t, b, th, tw, plan.per_chunk, plan.threads,
+    _forward_threads(x, padding, u_t, b, th, tw, plan.chunks, plan.threads,
                      plan.images("xp", 2 * th + 2, 2 * tw + 2, C), *plan.planes("v", C), *plan.planes("m", F),
                      plan.images("yt", 2 * th, 2 * tw, F), y, _constants(x.dtype)[2])
     return y
@@ -420,15 +444,16 @@ def winograd_backward(grad_y, x, w, padding=0, need_input_grad=True):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    plan = _Plan(x.shape, F, padding, 2 if need_input_grad else 1, x.dtype)
+    plan = _Plan(x.shape, F, padding, 2 if need_input_grad else 1, x.dtype, summed=True)
     th, tw = plan.th, plan.tw
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     u = _weight_tiles(w.astype(x.dtype, copy=False), channels_out_last=False)     # (16, F, C)
     _, a_mat, signs = _constants(x.dtype)
     dx = np.empty((N, C, H, W) if need_input_grad else (0, C, H, W), dtype=x.dtype)
-    du_t = np.zeros((plan.threads, 16, C, F), dtype=x.dtype)
+    du_lanes = scratch("du_lanes", (plan.lanes, 16, C, F), x.dtype)
+    du_lanes[:] = 0     # (zeroed here: an array assignment inside the prange loop made backward 4% slower)
     xp = plan.images("xp", 2 * th + 2, 2 * tw + 2, C)
-    _backward_threads(x, grad_y, padding, u, th, tw, plan.per_chunk, plan.threads, xp,
-                      plan.images("gt", 2 * th, 2 * tw, F), *plan.planes("v", C), *plan.planes("m", F), du_t,
+    _backward_threads(x, grad_y, padding, u, th, tw, plan.chunks, plan.threads, xp,
+                      plan.images("gt", 2 * th, 2 * tw, F), *plan.planes("v", C), *plan.planes("m", F), du_lanes,
                       plan.images("dxp", 2 * th + 2, 2 * tw + 2, C) if need_input_grad else xp, dx, signs, a_mat)
-    return dx if need_input_grad else None, _weight_grad(du_t.sum(axis=0)), grad_y.sum(axis=(0, 2, 3))
+    return dx if need_input_grad else None, _weight_grad(lane_sum(du_lanes)), grad_y.sum(axis=(0, 2, 3))
