@@ -384,21 +384,29 @@ def run_evaluate(args: argparse.Namespace, home: Path) -> int:
 # -- predict ---------------------------------------------------------------
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("checkpoint", type=nonempty_path, metavar="RUN",
+                        help="a run directory or its checkpoint.npz; a K-fold run's directory is an ensemble "
+                             "of its fold models (their mean softmax)")
     parser.add_argument("images", type=nonempty_path, nargs="+", metavar="IMAGE")
+    # A flag, not more positionals: RUN IMAGE... stays unambiguous (a run and an image are both paths).
+    parser.add_argument("--run", type=nonempty_path, action="append", default=[], metavar="RUN",
+                        help="another member of the ensemble (repeatable); members must agree on classes, "
+                             "image size, channels, mean, fit and face crops")
 
 
-@register("predict", "Print the most likely expression and all class probabilities per image.",
-          _predict_arguments)
+@register("predict", "Print the most likely expression and all class probabilities per image (one run, or "
+          "an ensemble's mean softmax).", _predict_arguments)
 def run_predict(args: argparse.Namespace, home: Path) -> int:
-    from numpy_cnn.train.inference import predict_images
+    from numpy_cnn.train.inference import predict_runs
 
-    probabilities, classes, found = predict_images(args.checkpoint, args.images)
-    for image, p, face in zip(args.images, probabilities, found):
+    result = predict_runs([args.checkpoint, *args.run], args.images)
+    classes = result.classes
+    ensemble = f"   (ensemble of {len(result.members)})" if len(result.members) > 1 else ""
+    for image, p, face in zip(args.images, result.probabilities, result.found):
         top = int(p.argmax())
         spread = "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(classes, p))
         note = "   (no face found: the whole image was used)" if face is False else ""
-        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{note}")
+        print(f"{image}: {classes[top]} ({100 * p[top]:.1f}%)   {spread}{ensemble}{note}")
     return 0
 
 
