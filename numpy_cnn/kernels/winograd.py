@@ -320,7 +320,9 @@ def _weight_grad(du_t):
 # (C + F) floats a tile, about CHUNK_BYTES: few enough that they stay in the
 # L2 cache from transform to GEMM to transform. 0.5-1 MB was near the best
 # on every shape measured, bigger chunks lost (docs/performance.md,
-# "Winograd F(2x2, 3x3)").
+# "Winograd F(2x2, 3x3)"). The batch is cut into near-equal chunks of at
+# most that many images, and at least one per lane
+# (numpy_cnn.kernels.threads.chunk_count): a budget of 9 cuts 64 images into 8 x 8.
 CHUNK_BYTES = 1 << 20
 
 
