@@ -415,7 +415,7 @@ def _backward_threads(x, grad_y, pad, u, th, tw, chunks, threads, xp, gt, v, vm,
                 for k in range(16):
                     matmul(vm[t, k, :tiles].T, dmm[t, k, :tiles], du_lanes[lane, k], 1.0)   # dU[xi]^T += V^T @ dM
                     if dx.size:
-                        matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])                 # dV[xi] = dM[xi] @ U[xi], into V
+                        matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])       # dV[xi] = dM[xi] @ U[xi], into V
                 if dx.size:
                     _dv_to_nchw(v[t], th, tw, dxp[t, :n], n0, pad, dx)
 
