@@ -68,7 +68,9 @@ __all__ = ["gemm_conv_forward", "gemm_conv_backward"]
 # Floats of cols per chunk (whole images, at least one): 1 MB in float32,
 # half the L2 cache of a Zen 4 core. Bigger chunks spend less per image on
 # the calls around the GEMM, until dcols no longer stays in L2 for col2im
-# (the sizes measured: docs/performance.md, "im2col + GEMM").
+# (the sizes measured: docs/performance.md, "im2col + GEMM"). The batch is
+# cut into near-equal chunks of at most that, and at least one per lane
+# (numpy_cnn.kernels.threads.chunk_count).
 COLS_PER_CHUNK = 1 << 18
 
 

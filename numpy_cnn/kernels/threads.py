@@ -83,15 +83,21 @@ def use_threads(threads: int | None = None) -> int:
 # * lane_sum adds the L partials in lane order.
 #
 # Which thread runs a lane changes nothing, so one thread, two or sixteen give
-# the same bits; a kernel may also run its lanes in any order, or on a
-# fallback path, as long as each lane keeps its chunks' order. (The forward
-# passes need no lanes, but a GEMM's row count must not follow the threads
-# either: their chunks are cut the same way.)
+# the same bits (tests/test_thread_independence.py). That is also what keeps
+# later changes safe: the lanes may run in parallel, in any order, or in one
+# serial loop on a fallback path, and the partials may be folded by any code,
+# as long as each lane adds its chunks in order and lane_sum adds the lanes
+# in order. (The forward passes sum nothing across chunks, but a GEMM's row
+# count must not follow the threads either, so conv_gemm and winograd cut
+# their forward's chunks the same way; conv_direct's forward may follow the
+# threads: each of its outputs adds its taps in one order however the batch
+# is cut.)
 
 # Partial sums per reduction. More lanes let more threads share a backward
-# pass (at most LANES run at once), but each is a (dW-sized) partial to zero
-# and add up: 8 cost nothing measurable on the layers timed, 16 cost up to a
-# few percent of a 64-channel Winograd layer's backward at batch 64
+# pass (at most LANES run at once) but cost a dW-sized partial each to zero
+# and add up, and cut small batches finer (at least a chunk a lane). On a
+# 64-channel 3x3 Winograd layer at batch 64 (forward + backward, 2 threads)
+# 8 lanes cost about 1% over the 2 per-thread parts of before, 16 about 1.5-2%
 # (docs/performance.md, "Thread-count-independent sums"). Changing LANES
 # changes the order of the sums, and so the last bits of trained weights.
 LANES = 8

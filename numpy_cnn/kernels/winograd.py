@@ -320,7 +320,9 @@ def _weight_grad(du_t):
 # (C + F) floats a tile, about CHUNK_BYTES: few enough that they stay in the
 # L2 cache from transform to GEMM to transform. 0.5-1 MB was near the best
 # on every shape measured, bigger chunks lost (docs/performance.md,
-# "Winograd F(2x2, 3x3)").
+# "Winograd F(2x2, 3x3)"). The batch is cut into near-equal chunks of at
+# most that many images, and at least one per lane
+# (numpy_cnn.kernels.threads.chunk_count): a budget of 9 cuts 64 images into 8 x 8.
 CHUNK_BYTES = 1 << 20
 
 
@@ -413,7 +415,7 @@ def _backward_threads(x, grad_y, pad, u, th, tw, chunks, threads, xp, gt, v, vm,
                 for k in range(16):
                     matmul(vm[t, k, :tiles].T, dmm[t, k, :tiles], du_lanes[lane, k], 1.0)   # dU[xi]^T += V^T @ dM
                     if dx.size:
-                        matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])                 # dV[xi] = dM[xi] @ U[xi], into V
+                        matmul(dmm[t, k, :tiles], u[k], vm[t, k, :tiles])       # dV[xi] = dM[xi] @ U[xi], into V
                 if dx.size:
                     _dv_to_nchw(v[t], th, tw, dxp[t, :n], n0, pad, dx)
 
