@@ -26,3 +26,13 @@ def numba_threads():
 
     yield use
     numba.set_num_threads(old)
+
+
+@pytest.fixture
+def keep_threads():
+    """A test that runs ``--threads N`` (or a fold on a worker's share) in this process leaves numba's
+    thread count as it found it, for the tests that follow."""
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)

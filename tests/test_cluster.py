@@ -2,15 +2,12 @@
 results of the local run; without Dask, one line with the install command. Skipped when Dask is not
 installed (CI installs the [cluster] extra)."""
 
-import contextlib
-import io
 import json
 import sys
 
 import pytest
-from train_support import TINY_ARCH, make_clips
+from train_support import TINY_ARCH, cli, make_clips
 
-from numpy_cnn.cli.main import main
 from numpy_cnn.train import kfold
 
 SWEEP = f"""
@@ -30,25 +27,12 @@ name = "lr 3e-2"
 lr = 0.03
 """
 
-
-def cli(*args, home):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args], home=home)
-    return code, out.getvalue(), err.getvalue()
+pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
 
 
 @pytest.fixture(autouse=True)
 def no_pooled_plot(monkeypatch):
     monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
 
 
 def test_without_dask_scheduler_is_one_line_with_the_install_command(tmp_path, monkeypatch):

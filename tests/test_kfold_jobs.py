@@ -1,8 +1,6 @@
 """--jobs N: folds in worker processes, with the same cv_results.json as one after another; the thread
 budget; Ctrl-C to the whole process group, then --resume; jobs that cannot see the data."""
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -12,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from train_support import TINY_ARCH, make_clips
+from train_support import TINY_ARCH, cli, make_clips
 
-from numpy_cnn.cli.main import main
 from numpy_cnn.errors import UserError
 from numpy_cnn.train import kfold, parallel
 from numpy_cnn.train.config import TrainConfig
@@ -23,27 +20,13 @@ from numpy_cnn.train.parallel import Context, Workers, thread_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def cli(*args, home):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args], home=home)
-    return code, out.getvalue(), err.getvalue()
+pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
 
 
 @pytest.fixture(autouse=True)
 def no_pooled_plot(monkeypatch):
     """matplotlib costs ~1 s; the folds' own plots are drawn in the workers, which tests cannot patch."""
     monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    """--threads 1 in this process must not leak into the tests that follow."""
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

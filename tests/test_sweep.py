@@ -1,17 +1,14 @@
 """sweep FILE.toml: cells as K-fold runs, flags over every cell, finished cells skipped, the paired table;
 one-line mistakes naming the file, the table and the key; sweeps/beyond-the-paper.toml reads."""
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from train_support import TINY_ARCH, files_snapshot, make_clips
+from train_support import TINY_ARCH, cli, files_snapshot, make_clips
 
-from numpy_cnn.cli.main import main
 from numpy_cnn.errors import UserError
 from numpy_cnn.train import kfold
 from numpy_cnn.train.metrics import t_interval
@@ -37,12 +34,7 @@ lr = 0.03
 augment = false
 """
 
-
-def cli(*args, home):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args], home=home)
-    return code, out.getvalue(), err.getvalue()
+pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
 
 
 @pytest.fixture(autouse=True)
@@ -61,15 +53,6 @@ def world(tmp_path_factory):
 def _sweep(world, out, *extra):
     return cli("sweep", world["sweep"], "--data", world["clips"], "--out", out, "--cache-dir", world["cache"],
                *extra, home=world["home"])
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    """--threads 1 in this process must not leak into the tests that follow."""
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
 
 
 def test_a_sweep_runs_every_cell_pairs_the_folds_and_a_rerun_trains_nothing(world, tmp_path):

@@ -6,12 +6,15 @@ folder (decoding and training take milliseconds), and a FER2013-style CSV.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from numpy_cnn.cli.main import main
 from numpy_cnn.data import CLASSES
 from numpy_cnn.train import trainer as run
 
@@ -79,3 +82,11 @@ def no_plots(monkeypatch):
 def train_quietly(config, out: Path, **kw):
     """``train`` into ``out`` with no log and no cache; the run's home is ``out``'s parent."""
     return run.train(config, out, home=out.parent, cache_dir=None, log=None, **kw)
+
+
+def cli(*args, home: Path) -> tuple[int, str, str]:
+    """``train_numpy.py ARGS`` through ``main``, in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args], home=home)
+    return code, out.getvalue(), err.getvalue()
