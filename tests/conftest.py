@@ -36,3 +36,12 @@ def keep_threads():
     before = numba.get_num_threads()
     yield
     numba.set_num_threads(before)
+
+
+@pytest.fixture
+def no_pooled_plot(monkeypatch):
+    """A K-fold run's pooled confusion plot is not drawn (matplotlib costs ~1 s); the folds' own
+    plots are drawn in the workers, which a test cannot patch."""
+    from numpy_cnn.train import kfold
+
+    monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)

@@ -8,7 +8,6 @@ import sys
 import pytest
 from train_support import TINY_ARCH, cli, make_clips
 
-from numpy_cnn.train import kfold
 
 SWEEP = f"""
 [base]
@@ -27,12 +26,8 @@ name = "lr 3e-2"
 lr = 0.03
 """
 
-pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
-
-
-@pytest.fixture(autouse=True)
-def no_pooled_plot(monkeypatch):
-    monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)
+# --threads in this process must not leak; no pooled plot (matplotlib costs ~1 s)
+pytestmark = pytest.mark.usefixtures("keep_threads", "no_pooled_plot")
 
 
 def test_without_dask_scheduler_is_one_line_with_the_install_command(tmp_path, monkeypatch):

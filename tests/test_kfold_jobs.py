@@ -13,20 +13,15 @@ import pytest
 from train_support import TINY_ARCH, cli, make_clips
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.train import kfold, parallel
+from numpy_cnn.train import parallel
 from numpy_cnn.train.config import TrainConfig
 from numpy_cnn.train.kfold import FoldJob, run_fold
 from numpy_cnn.train.parallel import Context, Workers, thread_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
-
-
-@pytest.fixture(autouse=True)
-def no_pooled_plot(monkeypatch):
-    """matplotlib costs ~1 s; the folds' own plots are drawn in the workers, which tests cannot patch."""
-    monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)
+# --threads in this process must not leak; no pooled plot (matplotlib costs ~1 s)
+pytestmark = pytest.mark.usefixtures("keep_threads", "no_pooled_plot")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 from train_support import TINY_ARCH, cli, files_snapshot, make_clips
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.train import kfold
 from numpy_cnn.train.metrics import t_interval
 from numpy_cnn.train.sweep import read_sweep
 
@@ -34,12 +33,8 @@ lr = 0.03
 augment = false
 """
 
-pytestmark = pytest.mark.usefixtures("keep_threads")   # --threads in this process must not leak
-
-
-@pytest.fixture(autouse=True)
-def no_pooled_plot(monkeypatch):
-    monkeypatch.setattr(kfold, "_plot_pooled", lambda *args: None)
+# --threads in this process must not leak; no pooled plot (matplotlib costs ~1 s)
+pytestmark = pytest.mark.usefixtures("keep_threads", "no_pooled_plot")
 
 
 @pytest.fixture(scope="module")
