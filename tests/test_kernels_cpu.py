@@ -156,8 +156,8 @@ def test_hot_kernels_use_512_bit_vectors(tmp_path, cpu_name):
 
 
 # ----------------------------------------------------------------------------
-# Cache-line alignment of the direct forward's sums (docs/performance.md,
-# "Intel: what limits each kernel")
+# Cache-line alignment of the direct forward's sums and of the scratch
+# buffers (docs/performance.md, "Intel: what limits each kernel")
 # ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -169,6 +169,23 @@ def test_forward_sums_rows_start_on_cache_lines(rows, cols, dtype):
         assert acc.dtype == dtype and acc.flags.c_contiguous
         assert acc.shape[0] == rows and cols <= acc.shape[1] < cols + 64 // acc.itemsize
         assert acc.ctypes.data % 64 == 0 and acc.strides[0] % 64 == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.complex128])
+def test_scratch_buffers_start_on_cache_lines_and_are_reused(dtype):
+    """layout.scratch: every buffer starts on a 64-byte line, when first made,
+    when reused (smaller or the same) and after growing; reuse gives the same memory."""
+    from numpy_cnn.kernels.layout import scratch
+    name = f"test_line_{np.dtype(dtype).name}"
+    first = scratch(name, (3, 5), dtype)
+    for shape in [(3, 5), (1,), (0, 4), (2, 16, 17), (1000,), (7, 301, 33), (4, 4), (2, 16, 4099)]:
+        buf = scratch(name, shape, dtype)
+        assert buf.shape == shape and buf.dtype == dtype and buf.flags.c_contiguous
+        assert buf.ctypes.data % 64 == 0, (shape, buf.ctypes.data % 64)
+        if shape == (4, 4):                              # smaller than what was grown: the same memory
+            assert buf.ctypes.data == grown
+        grown = buf.ctypes.data
+    assert scratch(name, (3, 5), dtype).ctypes.data == grown != first.ctypes.data
 
 
 ACC_STORES = """
