@@ -221,3 +221,55 @@ def test_intel_forward_stores_its_sums_a_line_at_a_time(tmp_path):
         assert len(stores) >= 2, (name, stores)          # one per channel of a pass
         assert all(int(d or 0) % 64 == 0 for d in stores), (name, stores)
         assert re.search(r"^\s*addq\s+\$16,", text, re.M), name     # j steps by one zmm of floats
+
+
+# ----------------------------------------------------------------------------
+# Winograd's dx transform vectorises (docs/performance.md, "Intel: what limits
+# each kernel")
+# ----------------------------------------------------------------------------
+
+INPUT_GRAD = """
+import json
+from numba import types
+from numpy_cnn.kernels import winograd
+
+f32, i64 = types.float32, types.int64
+sig = (f32[:, ::1], i64, i64, f32[:, :, :, ::1])      # dv planes, th, tw, dxp: as training calls it
+winograd._input_grad_tiles.compile(sig)
+print(json.dumps(winograd._input_grad_tiles.inspect_asm(sig)))
+"""
+
+_LABEL = re.compile(r"^(\.?L\w+):")
+_BRANCH = re.compile(r"^\s*j\w+\s+(\.?L\w+)\s*$")
+
+
+def _innermost_loops(asm):
+    """Each innermost loop of ``asm`` as its lines: a branch back to a label above it, with no such loop inside."""
+    lines = asm.splitlines()
+    seen, loops = {}, {}
+    for n, line in enumerate(lines):
+        label = _LABEL.match(line.strip())
+        if label:
+            seen[label.group(1)] = n
+            continue
+        branch = _BRANCH.match(line.split("#")[0])
+        if branch and branch.group(1) in seen:
+            loops[seen[branch.group(1)]] = n
+    spans = sorted(loops.items())
+    return [lines[a:b + 1] for a, b in spans
+            if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in spans)]
+
+
+@pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
+def test_intel_input_grad_transform_adds_16_channels_at_a_time(tmp_path):
+    """_input_grad_tiles compiled for Intel: its loops over channels (one per row of a tile)
+    add and subtract with packed zmm instructions, not the scalar vaddss/vsubss it once
+    compiled to. (Scalar remainder loops for the last C % 16 channels may remain.)"""
+    asm = _run(INPUT_GRAD, tmp_path, **INTEL)
+    packed = re.compile(r"^\s*v(?:add|sub)ps\s.*%zmm", re.M)
+    scalar = re.compile(r"^\s*v(?:add|sub)ss\s", re.M)
+    vector = [loop for loop in map("\n".join, _innermost_loops(asm)) if packed.search(loop)]
+    assert len(vector) >= 4, asm                          # the four rows of a tile
+    for loop in vector:
+        assert not scalar.search(loop), loop
+        assert len(packed.findall(loop)) >= 8, loop       # B down the columns and along the row, 16 channels each

@@ -28,9 +28,10 @@ __all__ = ["U", "channels_last", "channels_first", "scratch"]
 # unsigned integers (U = np.uint64: nothing to check), so the loop over
 # channels runs over contiguous memory from two base pointers. (Sixteen 1-D
 # views per tile are the other way to have no negative index, but LLVM must
-# then prove the views apart at run time.) The backward transforms still use
-# views, except _input_grad_tiles, which indexes plainly (views ran slower
-# there). The gains: docs/performance.md, "Layout copies and scratch memory".
+# then prove the views apart at run time.) Of the backward transforms,
+# _grad_tiles still uses views and _input_grad_tiles unsigned integers (it
+# indexed plainly once, and compiled to scalar code). The gains:
+# docs/performance.md, "Layout copies and scratch memory".
 U = np.uint64
 
 
