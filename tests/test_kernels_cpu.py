@@ -171,6 +171,18 @@ def test_forward_sums_rows_start_on_cache_lines(rows, cols, dtype):
         assert acc.ctypes.data % 64 == 0 and acc.strides[0] % 64 == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, cols, at", [(2, 30, 1), (16, 3000, 100), (6, 1200, 115), (7, 50, 16), (3, 9, 8)])
+def test_backward_gradient_rows_start_on_cache_lines_at_p0(rows, cols, at, dtype):
+    """The backward's stacked gradient: element ``at`` (P0, where the dw loop reads from) of every row on a line."""
+    from numpy_cnn.kernels.conv_direct import _line_aligned_rows
+    for _ in range(3):
+        gs = _line_aligned_rows(rows, cols, np.zeros(1, dtype), at)
+        assert gs.dtype == dtype and gs.flags.c_contiguous
+        assert gs.shape[0] == rows and cols <= gs.shape[1] < cols + 64 // gs.itemsize
+        assert (gs.ctypes.data + at * gs.itemsize) % 64 == 0 and gs.strides[0] % 64 == 0
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.complex128])
 def test_scratch_buffers_start_on_cache_lines_and_are_reused(dtype):
     """layout.scratch: every buffer starts on a 64-byte line, when first made,

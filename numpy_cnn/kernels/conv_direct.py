@@ -127,7 +127,9 @@ section "Direct convolution".
   a time, and on Intel's AVX-512 cores a 64-byte access that straddles two
   lines costs two. The four-channel pass stores four vectors per twelve
   FMAs, so there it was the limit (``docs/performance.md``, "Intel: what
-  limits each kernel"). The sums' order, and so every result, is unchanged.
+  limits each kernel"). The backward's stacked gradient rows are laid out
+  the same way, with element P0 (where the dw loop starts reading) on a
+  line. The sums' order, and so every result, is unchanged.
 * The copies between the stacked layout and y, g and dx cost per row, not
   per byte, so they index with unsigned offsets from one view per image
   (numba then has no negative index to check).
@@ -460,21 +462,24 @@ def _stacked(x, n0, n1, kH, kW, ph, pw, across):
 
 
 @jit()
-def _line_aligned_rows(rows, cols, like):
-    """An uninitialised (rows, pitch) array of ``like``'s dtype whose every row starts on a 64-byte cache line.
+def _line_aligned_rows(rows, cols, like, at=0):
+    """An uninitialised (rows, pitch) array of ``like``'s dtype whose every row's element ``at`` starts a 64-byte cache line.
 
-    pitch is ``cols`` rounded up to a multiple of 64 bytes. The forward's sums
-    live in these rows: its passes over j load and store them a vector at a
-    time, and on Intel's AVX-512 cores a 64-byte access that straddles two
-    lines costs two (``docs/performance.md``, "Intel: what limits each
-    kernel"). numba's own arrays start 32 bytes into a line half the time, and
-    a row of ``cols`` floats would start anywhere. Where each sum lives does
-    not change how it is added up: the results are the same to the last bit.
+    pitch is ``cols`` rounded up to a multiple of 64 bytes. The passes over j
+    load (and the forward's sums also store) such rows a vector at a time
+    from element ``at`` on, and on Intel's AVX-512 cores a 64-byte access
+    that straddles two lines costs two (``docs/performance.md``, "Intel: what
+    limits each kernel"). The forward's sums use ``at=0``; the backward's
+    gradient rows, read by the dw loop from element P0 on, ``at=P0``. numba's
+    own arrays start 32 bytes into a line half the time, and a row of
+    ``cols`` floats would start anywhere. Where a number lives does not
+    change how it is added up: the results are the same to the last bit.
     """
     per_line = max(1, 64 // like.itemsize)
     pitch = -(-cols // per_line) * per_line
     buf = np.empty(rows * pitch + per_line, dtype=like.dtype)
-    first = (64 - buf.ctypes.data % 64) % 64 // like.itemsize
+    into_line = (buf.ctypes.data % 64 + at * like.itemsize) % 64     # where element ``at`` would sit
+    first = (64 - into_line) % 64 // like.itemsize
     return buf[first:first + rows * pitch].reshape(rows, pitch)
 
 
@@ -543,8 +548,10 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, across, threads, dw_lanes, d
                 xs = _stacked(x, n0, n1, KH, KW, ph, pw, across)
                 stripes = -(-(n1 - n0) // across)
                 L = (stripes - 1) * P + (HO - 1) * R + (across - 1) * Wq + WO
-                # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0
-                gs = np.zeros((F2, P0 + stripes * P), dtype=x.dtype)
+                # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0.
+                # Each row's element P0, where the dw loop reads it from, starts a cache line.
+                gs = _line_aligned_rows(F2, P0 + stripes * P, x, P0)
+                gs[:] = 0
                 for n in range(n0, n1):
                     for f in range(F):
                         a = gs[f, P0 + _base(n - n0, across, Wq, P):]
