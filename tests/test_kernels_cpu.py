@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits
+from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits, vector_registers
 
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -46,6 +46,25 @@ def test_users_own_choice_of_the_flag_is_kept():
 
 def test_other_architectures_unchanged():
     assert kernel_features("+neon,+sve", "aarch64") == "+neon,+sve"
+
+
+def test_vector_registers_read_from_the_feature_string():
+    assert vector_registers("+avx,+avx2,+fma,+avx512f,+avx512vl,-prefer-256-bit") == 32
+    assert vector_registers("+avx,+avx2,+fma,-avx512f,-avx512vl") == 16
+    assert vector_registers("+avx512f,-avx512f") == 16                 # the last word wins, as in LLVM
+    assert vector_registers("+avx2") == 16                              # not named: the safe side
+    assert vector_registers("+neon,+sve") == 16
+
+
+def test_target_features_are_the_kernels_code_generators():
+    """The string the kernels' choices are made from is the one their code is compiled
+    with and cached under (numba's magic tuple), and numba's own with the flag added."""
+    from numba.core.registry import cpu_target
+
+    from numpy_cnn.kernels._cpu import KernelDispatcher, target_features
+    ours = KernelDispatcher.targetdescr.target_context.codegen().magic_tuple()
+    assert ours[2] == target_features()
+    assert kernel_features(cpu_target.target_context.codegen().magic_tuple()[2]) == target_features()
 
 
 def test_counting_reads_packed_fmas_only():
@@ -285,3 +304,44 @@ def test_intel_input_grad_transform_adds_16_channels_at_a_time(tmp_path):
     for loop in vector:
         assert not scalar.search(loop), loop
         assert len(packed.findall(loop)) >= 8, loop       # B down the columns and along the row, 16 channels each
+
+
+# ----------------------------------------------------------------------------
+# Five taps x four channels per pass on AVX-512 targets only
+# ----------------------------------------------------------------------------
+
+FIVE_TAPS = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_direct
+
+f32, i64 = types.float32, types.int64
+sig = (f32[:, ::1], f32[:, :, :, ::1], i64, i64, f32[:, ::1], i64, i64)     # x, w, row_len, n_out, acc, nz_lo, nz_hi
+conv_direct._correlate_flat.compile(sig)
+print(json.dumps({"four_by_five": conv_direct.FOUR_BY_FIVE, "asm": conv_direct._correlate_flat.inspect_asm(sig)}))
+"""
+
+AVX2 = "+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
+
+
+@pytest.mark.skipif(not X86, reason="x86 CPU names")
+@pytest.mark.parametrize("cpu", ["sapphirerapids", "znver3", "znver1"])
+def test_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu):
+    """Compiled for Intel's AVX-512 cores (32 vector registers), _correlate_flat's code has the
+    four-channel five-tap pass: 20 packed zmm FMAs per iteration, and no weight reloaded from
+    the stack. Compiled for AVX2 (16 registers) it has not: its five-tap loop is the
+    two-channel one, 10 ymm FMAs (the 12 of the three-tap, four-channel pass are the most)."""
+    env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
+    out = _run(FIVE_TAPS, tmp_path, **env)
+    loops = [(packed_fma_widths(loop), loop) for loop in map("\n".join, _innermost_loops(out["asm"]))]
+    if cpu == "sapphirerapids":
+        assert out["four_by_five"]
+        wide = [loop for fma, loop in loops if fma == {"zmm": 20}]
+        assert wide, [fma for fma, _ in loops]
+        for loop in wide:
+            assert "(%rsp)" not in loop, loop             # no spills: the 20 weights stay in registers
+    else:
+        assert not out["four_by_five"]
+        assert "_five_taps_four_channels" not in out["asm"]
+        assert {"ymm": 10} in [fma for fma, _ in loops]
+        assert max(sum(fma.values()) for fma, _ in loops) == 12
