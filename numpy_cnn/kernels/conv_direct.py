@@ -111,12 +111,14 @@ section "Direct convolution".
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
   and stored once per five taps instead of once per tap (1.8x faster than
-  one tap per pass; on AVX2, four channels, or two kernel rows, per pass
-  were slower: too many live registers for its 16). Kernel widths that are
-  not a multiple of 5 do three leftover taps per pass if they can (a 3x3
-  kernel row is one such pass), then the rest one at a time. An odd number
-  of output channels gets one zero row of weights so the pairs always line
-  up.
+  one tap per pass). Four channels, or two kernel rows, per pass were
+  measured slower; on AVX2 they need more than its 16 vector registers
+  (weights reloaded from the stack every iteration), so AVX2 targets keep
+  two channels, and AVX-512 targets (32 registers) take four (below).
+  Kernel widths that are not a multiple of 5 do three leftover taps per
+  pass if they can (a 3x3 kernel row is one such pass), then the rest one
+  at a time. An odd number of output channels gets one zero row of weights
+  so the pairs always line up.
 * AVX-512 targets (32 vector registers) take FOUR output channels per
   five-tap pass (``FOUR_BY_FIVE``, ``_five_taps_four_channels``): twenty
   FMAs per five input loads and four accumulator loads and stores, where
