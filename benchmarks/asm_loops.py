@@ -65,6 +65,7 @@ LLVM_MCA = os.environ.get("LLVM_MCA", "/usr/bin/llvm-mca")
 KERNELS = {
     "direct_forward": ("conv_direct", "_correlate_flat"),                # 5-tap and 3-tap pair passes
     "direct_forward_quad": ("conv_direct", "_three_taps_four_channels"),  # 3 taps x 4 channels
+    "direct_forward_quad5": ("conv_direct", "_five_taps_four_channels"),  # 5 taps x 4 (AVX-512 targets)
     "direct_weight_grad": ("conv_direct", "_weight_grad_flat"),
     "winograd_input": ("winograd", "_input_tiles"),
     "winograd_output": ("winograd", "_output_tiles"),
@@ -73,6 +74,10 @@ KERNELS = {
     "gemm_unfold": ("conv_gemm", "_unfold"),
     "gemm_fold": ("conv_gemm", "_fold"),
 }
+
+# A kernel the host may never run (the AVX-512 pass, on an AVX2 host) takes
+# the signatures of one with the same arguments.
+SIGNATURES_LIKE = {"direct_forward_quad5": "direct_forward_quad"}
 
 _AVX2 = "+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
 _AVX512 = _AVX2 + ",+avx512f,+avx512cd,+avx512bw,+avx512dq,+avx512vl"
@@ -113,6 +118,7 @@ def _signatures() -> dict:
     modules = {"conv_direct": direct, "conv_gemm": gemm, "winograd": wino}
     out = {}
     for name, (module, fn) in KERNELS.items():
+        module, fn = KERNELS[SIGNATURES_LIKE[name]] if name in SIGNATURES_LIKE else (module, fn)
         sigs = [s for s in getattr(modules[module], fn).signatures if "float64" not in str(s)]
         out[name] = [base64.b64encode(pickle.dumps(s)).decode() for s in sigs]
     return out

@@ -16,6 +16,8 @@ of a few hundred float32 products carries a relative rounding error of
 about 1e-6.
 """
 
+import types
+
 import numpy as np
 import pytest
 
@@ -372,3 +374,78 @@ def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
         assert dxs[0] is None and dxs[1] is None
     for a, b in ((layers[0].weight.grad, layers[1].weight.grad), (layers[0].bias.grad, layers[1].bias.grad)):
         assert_close(a, b, 1e-12)
+
+
+# ----------------------------------------------------------------------------
+# Five taps x four channels per pass (the AVX-512 targets' pass), on any host
+# ----------------------------------------------------------------------------
+
+_CORRELATE = {}
+
+
+def _correlate_flat_with(four_by_five):
+    """conv_direct._correlate_flat compiled with FOUR_BY_FIVE as given, whatever this host's CPU.
+
+    The module fixes FOUR_BY_FIVE from the compile target (32 vector
+    registers or not), so only one path runs here. This is a copy of the same
+    code whose globals say otherwise, compiled as the kernels are but not
+    cached (its cache entry would be the original's).
+    """
+    if four_by_five not in _CORRELATE:
+        from numpy_cnn.kernels import conv_direct
+        from numpy_cnn.kernels._cpu import KernelDispatcher
+        fn = conv_direct._correlate_flat
+        copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, FOUR_BY_FIVE=four_by_five),
+                                  fn.py_func.__name__)
+        _CORRELATE[four_by_five] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    return _CORRELATE[four_by_five]
+
+
+# (output channels (even), input channels, kH, kW, row_len, n_out, zeros at each end of the input: dx's trimming)
+CORRELATE_CASES = [
+    (16, 6, 5, 5, 22, 17 * 22 + 18, 0),      # the paper's conv2 forward: four groups of four
+    (6, 16, 5, 5, 26, 22 * 26 + 22, 108),    # conv2's dx (P0 = 4*26 + 4 zeros): a group of four and a pair
+    (10, 3, 3, 10, 31, 201, 40),             # kW = 10: two five-tap passes; two groups and a pair
+    (2, 5, 5, 5, 12, 7, 0),                  # no group of four; n_out shorter than one vector
+    (4, 2, 2, 5, 9, 16 * 5 + 15, 13),        # n_out = 95: a multiple of 16 plus a remainder
+    (8, 3, 5, 7, 15, 100, 30),               # kW = 7: taps left over, so the pairs' passes as before
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CORRELATE_CASES, ids=lambda c: "F{}C{}k{}x{}_R{}_L{}_z{}".format(*c))
+def test_five_taps_four_channels_gives_the_two_channel_bits(case, dtype):
+    """The four-channel five-tap pass adds each sum's terms in the two-channel pass's order:
+    _correlate_flat gives the same bits either way, for whole rows (the forward) and for
+    passes trimmed to the non-zero part of the input (dx's nz_lo, nz_hi)."""
+    F, C, kH, kW, R, n_out, zeros = case
+    rng = np.random.default_rng(sum(case))
+    length = (kH - 1) * R + (kW - 1) + n_out
+    x = rng.standard_normal((C, length)).astype(dtype)
+    nz_lo, nz_hi = zeros, length - zeros
+    x[:, :nz_lo] = 0                                       # as dx's input: grad_y with a border of zeros
+    x[:, nz_hi:] = 0
+    w = rng.standard_normal((F, C, kH, kW)).astype(dtype)
+    start = rng.standard_normal((F, n_out + 5)).astype(dtype)   # the sums start from the bias (forward)
+    got = {}
+    for four in (False, True):
+        acc = start.copy()
+        _correlate_flat_with(four)(x, w, R, n_out, acc, nz_lo, nz_hi)
+        got[four] = acc
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    assert np.array_equal(got[True].view(bits), got[False].view(bits))
+    assert not np.array_equal(got[True], start)            # (the passes did run)
+    # and it is the correlation: acc[o, j] = start + sum_{i, ky, kx} w[o, i, ky, kx] * x[i, ky*R + kx + j]
+    want = start[:, :n_out].astype(np.float64)
+    for ky in range(kH):
+        for kx in range(kW):
+            want += w[:, :, ky, kx].astype(np.float64) @ x[:, ky * R + kx:ky * R + kx + n_out].astype(np.float64)
+    assert_close(got[True][:, :n_out], want, RTOL[dtype])
+    np.testing.assert_array_equal(got[True][:, n_out:], start[:, n_out:])     # nothing past n_out
+
+
+def test_five_taps_four_channels_is_the_avx512_choice():
+    """This host's kernels take the four-channel pass exactly when they are compiled with 32 vector registers."""
+    from numpy_cnn.kernels import conv_direct
+    from numpy_cnn.kernels._cpu import vector_registers
+    assert conv_direct.FOUR_BY_FIVE == (vector_registers() == 32)

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits
+from numpy_cnn.kernels._cpu import kernel_features, packed_fma_widths, vector_bits, vector_registers
 
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -46,6 +46,25 @@ def test_users_own_choice_of_the_flag_is_kept():
 
 def test_other_architectures_unchanged():
     assert kernel_features("+neon,+sve", "aarch64") == "+neon,+sve"
+
+
+def test_vector_registers_read_from_the_feature_string():
+    assert vector_registers("+avx,+avx2,+fma,+avx512f,+avx512vl,-prefer-256-bit") == 32
+    assert vector_registers("+avx,+avx2,+fma,-avx512f,-avx512vl") == 16
+    assert vector_registers("+avx512f,-avx512f") == 16                 # the last word wins, as in LLVM
+    assert vector_registers("+avx2") == 16                              # not named: the safe side
+    assert vector_registers("+neon,+sve") == 16
+
+
+def test_target_features_are_the_kernels_code_generators():
+    """The string the kernels' choices are made from is the one their code is compiled
+    with and cached under (numba's magic tuple), and numba's own with the flag added."""
+    from numba.core.registry import cpu_target
+
+    from numpy_cnn.kernels._cpu import KernelDispatcher, target_features
+    ours = KernelDispatcher.targetdescr.target_context.codegen().magic_tuple()
+    assert ours[2] == target_features()
+    assert kernel_features(cpu_target.target_context.codegen().magic_tuple()[2]) == target_features()
 
 
 def test_counting_reads_packed_fmas_only():
@@ -156,8 +175,8 @@ def test_hot_kernels_use_512_bit_vectors(tmp_path, cpu_name):
 
 
 # ----------------------------------------------------------------------------
-# Cache-line alignment of the direct forward's sums (docs/performance.md,
-# "Intel: what limits each kernel")
+# Cache-line alignment of the direct forward's sums and of the scratch
+# buffers (docs/performance.md, "Intel: what limits each kernel")
 # ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -169,6 +188,35 @@ def test_forward_sums_rows_start_on_cache_lines(rows, cols, dtype):
         assert acc.dtype == dtype and acc.flags.c_contiguous
         assert acc.shape[0] == rows and cols <= acc.shape[1] < cols + 64 // acc.itemsize
         assert acc.ctypes.data % 64 == 0 and acc.strides[0] % 64 == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, cols, at", [(2, 30, 1), (16, 3000, 100), (6, 1200, 115), (7, 50, 16), (3, 9, 8)])
+def test_backward_gradient_rows_start_on_cache_lines_at_p0(rows, cols, at, dtype):
+    """The backward's stacked gradient: element ``at`` (P0, where the dw loop reads from) of every row on a line."""
+    from numpy_cnn.kernels.conv_direct import _line_aligned_rows
+    for _ in range(3):
+        gs = _line_aligned_rows(rows, cols, np.zeros(1, dtype), at)
+        assert gs.dtype == dtype and gs.flags.c_contiguous
+        assert gs.shape[0] == rows and cols <= gs.shape[1] < cols + 64 // gs.itemsize
+        assert (gs.ctypes.data + at * gs.itemsize) % 64 == 0 and gs.strides[0] % 64 == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.complex128])
+def test_scratch_buffers_start_on_cache_lines_and_are_reused(dtype):
+    """layout.scratch: every buffer starts on a 64-byte line, when first made,
+    when reused (smaller or the same) and after growing; reuse gives the same memory."""
+    from numpy_cnn.kernels.layout import scratch
+    name = f"test_line_{np.dtype(dtype).name}"
+    first = scratch(name, (3, 5), dtype)
+    for shape in [(3, 5), (1,), (0, 4), (2, 16, 17), (1000,), (7, 301, 33), (4, 4), (2, 16, 4099)]:
+        buf = scratch(name, shape, dtype)
+        assert buf.shape == shape and buf.dtype == dtype and buf.flags.c_contiguous
+        assert buf.ctypes.data % 64 == 0, (shape, buf.ctypes.data % 64)
+        if shape == (4, 4):                              # smaller than what was grown: the same memory
+            assert buf.ctypes.data == grown
+        grown = buf.ctypes.data
+    assert scratch(name, (3, 5), dtype).ctypes.data == grown != first.ctypes.data
 
 
 ACC_STORES = """
@@ -204,3 +252,96 @@ def test_intel_forward_stores_its_sums_a_line_at_a_time(tmp_path):
         assert len(stores) >= 2, (name, stores)          # one per channel of a pass
         assert all(int(d or 0) % 64 == 0 for d in stores), (name, stores)
         assert re.search(r"^\s*addq\s+\$16,", text, re.M), name     # j steps by one zmm of floats
+
+
+# ----------------------------------------------------------------------------
+# Winograd's dx transform vectorises (docs/performance.md, "Intel: what limits
+# each kernel")
+# ----------------------------------------------------------------------------
+
+INPUT_GRAD = """
+import json
+from numba import types
+from numpy_cnn.kernels import winograd
+
+f32, i64 = types.float32, types.int64
+sig = (f32[:, ::1], i64, i64, f32[:, :, :, ::1])      # dv planes, th, tw, dxp: as training calls it
+winograd._input_grad_tiles.compile(sig)
+print(json.dumps(winograd._input_grad_tiles.inspect_asm(sig)))
+"""
+
+_LABEL = re.compile(r"^(\.?L\w+):")
+_BRANCH = re.compile(r"^\s*j\w+\s+(\.?L\w+)\s*$")
+
+
+def _innermost_loops(asm):
+    """Each innermost loop of ``asm`` as its lines: a branch back to a label above it, with no such loop inside."""
+    lines = asm.splitlines()
+    seen, loops = {}, {}
+    for n, line in enumerate(lines):
+        label = _LABEL.match(line.strip())
+        if label:
+            seen[label.group(1)] = n
+            continue
+        branch = _BRANCH.match(line.split("#")[0])
+        if branch and branch.group(1) in seen:
+            loops[seen[branch.group(1)]] = n
+    spans = sorted(loops.items())
+    return [lines[a:b + 1] for a, b in spans
+            if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in spans)]
+
+
+@pytest.mark.skipif(not X86, reason="Intel's CPU names only exist for x86")
+def test_intel_input_grad_transform_adds_16_channels_at_a_time(tmp_path):
+    """_input_grad_tiles compiled for Intel: its loops over channels (one per row of a tile)
+    add and subtract with packed zmm instructions, not the scalar vaddss/vsubss it once
+    compiled to. (Scalar remainder loops for the last C % 16 channels may remain.)"""
+    asm = _run(INPUT_GRAD, tmp_path, **INTEL)
+    packed = re.compile(r"^\s*v(?:add|sub)ps\s.*%zmm", re.M)
+    scalar = re.compile(r"^\s*v(?:add|sub)ss\s", re.M)
+    vector = [loop for loop in map("\n".join, _innermost_loops(asm)) if packed.search(loop)]
+    assert len(vector) >= 4, asm                          # the four rows of a tile
+    for loop in vector:
+        assert not scalar.search(loop), loop
+        assert len(packed.findall(loop)) >= 8, loop       # B down the columns and along the row, 16 channels each
+
+
+# ----------------------------------------------------------------------------
+# Five taps x four channels per pass on AVX-512 targets only
+# ----------------------------------------------------------------------------
+
+FIVE_TAPS = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_direct
+
+f32, i64 = types.float32, types.int64
+sig = (f32[:, ::1], f32[:, :, :, ::1], i64, i64, f32[:, ::1], i64, i64)     # x, w, row_len, n_out, acc, nz_lo, nz_hi
+conv_direct._correlate_flat.compile(sig)
+print(json.dumps({"four_by_five": conv_direct.FOUR_BY_FIVE, "asm": conv_direct._correlate_flat.inspect_asm(sig)}))
+"""
+
+AVX2 = "+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
+
+
+@pytest.mark.skipif(not X86, reason="x86 CPU names")
+@pytest.mark.parametrize("cpu", ["sapphirerapids", "znver3", "znver1"])
+def test_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu):
+    """Compiled for Intel's AVX-512 cores (32 vector registers), _correlate_flat's code has the
+    four-channel five-tap pass: 20 packed zmm FMAs per iteration, and no weight reloaded from
+    the stack. Compiled for AVX2 (16 registers) it has not: its five-tap loop is the
+    two-channel one, 10 ymm FMAs (the 12 of the three-tap, four-channel pass are the most)."""
+    env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
+    out = _run(FIVE_TAPS, tmp_path, **env)
+    loops = [(packed_fma_widths(loop), loop) for loop in map("\n".join, _innermost_loops(out["asm"]))]
+    if cpu == "sapphirerapids":
+        assert out["four_by_five"]
+        wide = [loop for fma, loop in loops if fma == {"zmm": 20}]
+        assert wide, [fma for fma, _ in loops]
+        for loop in wide:
+            assert "(%rsp)" not in loop, loop             # no spills: the 20 weights stay in registers
+    else:
+        assert not out["four_by_five"]
+        assert "_five_taps_four_channels" not in out["asm"]
+        assert {"ymm": 10} in [fma for fma, _ in loops]
+        assert max(sum(fma.values()) for fma, _ in loops) == 12

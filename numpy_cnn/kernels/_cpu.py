@@ -34,6 +34,12 @@ Everything else in the process keeps numba's settings.
   includes the appended flag, so code for one CPU or setting is never loaded
   for another.
 * Only on x86: other architectures do not know the flag (LLVM would warn).
+* Kernels may choose a loop by the target too: :func:`vector_registers`
+  reads the same feature string (:func:`target_features`), and a module
+  constant made from it is compiled in as a constant. Since the string is
+  the cache key, code cached for one choice is never loaded for another
+  (``conv_direct.FOUR_BY_FIVE``: four channels per five-tap pass only with
+  AVX-512's 32 registers).
 
 :func:`packed_fma_widths` reads the compiled assembly to check the result; the
 tests and benchmarks use it (``NUMBA_CPU_NAME=sapphirerapids`` shows Intel's
@@ -42,15 +48,17 @@ code generation on any x86 machine).
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
 from collections import Counter
 
-from numba.core import codegen
+from numba.core import codegen, config
 from numba.core.registry import CPUDispatcher, CPUTarget, cpu_target
 from numba.core.utils import threadsafe_cached_property
 
-__all__ = ["KernelDispatcher", "kernel_features", "packed_fma_widths", "vector_bits", "probe_vector_bits"]
+__all__ = ["KernelDispatcher", "kernel_features", "target_features", "vector_registers", "packed_fma_widths",
+           "vector_bits", "probe_vector_bits"]
 
 FLAG = "prefer-256-bit"
 
@@ -67,15 +75,43 @@ def kernel_features(features: str, machine: str | None = None) -> str:
     return f"{features},-{FLAG}" if features else f"-{FLAG}"
 
 
+@functools.cache
+def target_features() -> str:
+    """The LLVM feature string the kernels are compiled with: numba's, with :func:`kernel_features` applied.
+
+    numba's is ``NUMBA_CPU_FEATURES`` if set, else the host's, every feature
+    listed as ``+name`` or ``-name`` (as numba's JIT code generator takes
+    it). The kernels' code generator uses exactly this string, and numba's
+    ``magic_tuple`` (the key of its on-disk cache) reads it: a choice the
+    kernels make from it when they are compiled (:func:`vector_registers`)
+    is never served from the cache to another target.
+    """
+    return kernel_features(config.CPU_FEATURES if config.CPU_FEATURES is not None
+                           else codegen.get_host_cpu_features())
+
+
+def vector_registers(features: str | None = None) -> int:
+    """The vector registers the kernels' code may use: 32 when ``features`` (default :func:`target_features`)
+    enables AVX-512F (zmm0-31), else 16 (x86's ymm0-15 with AVX2).
+
+    A ``NUMBA_CPU_FEATURES`` that does not mention avx512f counts as 16 (LLVM
+    would then take the CPU name's default: 16 is the safe side); so do
+    other architectures, where no kernel is tuned by this yet.
+    """
+    features = target_features() if features is None else features
+    named = [f for f in features.split(",") if f[1:] == "avx512f"]
+    return 32 if named and named[-1][0] == "+" else 16
+
+
 class _Codegen(codegen.JITCPUCodegen):
-    """numba's JIT code generator with :func:`kernel_features` applied to its feature string.
+    """numba's JIT code generator compiling for :func:`target_features`.
 
     numba's ``magic_tuple`` (the cache key) reads the same string, so cached
     code is keyed by it.
     """
 
     def _customize_tm_features(self) -> str:
-        return kernel_features(super()._customize_tm_features())
+        return target_features()
 
 
 class _KernelTarget(CPUTarget):

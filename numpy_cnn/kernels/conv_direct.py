@@ -111,11 +111,24 @@ section "Direct convolution".
   and five taps of one kernel row are done per pass: the five shifted input
   values are loaded once and used ten times, and each accumulator is loaded
   and stored once per five taps instead of once per tap (1.8x faster than
-  one tap per pass; four channels, or two kernel rows, per pass were slower:
-  too many live registers). Kernel widths that are not a multiple of 5 do
-  three leftover taps per pass if they can (a 3x3 kernel row is one such
-  pass), then the rest one at a time. An odd number of output channels gets
-  one zero row of weights so the pairs always line up.
+  one tap per pass). Four channels, or two kernel rows, per pass were
+  measured slower; on AVX2 they need more than its 16 vector registers
+  (weights reloaded from the stack every iteration), so AVX2 targets keep
+  two channels, and AVX-512 targets (32 registers) take four (below).
+  Kernel widths that are not a multiple of 5 do three leftover taps per
+  pass if they can (a 3x3 kernel row is one such pass), then the rest one
+  at a time. An odd number of output channels gets one zero row of weights
+  so the pairs always line up.
+* AVX-512 targets (32 vector registers) take FOUR output channels per
+  five-tap pass (``FOUR_BY_FIVE``, ``_five_taps_four_channels``): twenty
+  FMAs per five input loads and four accumulator loads and stores, where
+  the two-channel pass needs more loads than its FMAs can hide on Intel's
+  cores (``docs/performance.md``, "Intel: what limits each kernel"). Its
+  20 weights, 5 inputs and sums take about 29 registers, so AVX2 targets
+  keep the pairs; the choice is made when the kernels are compiled, from
+  the features they are compiled for. Only for kernel widths that are a
+  multiple of 5, and each sum adds its terms in the same order: every
+  result is the same to the last bit on either path.
 * Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
   then skips its three-tap pass): twelve FMAs per three input loads and
   four accumulator loads and stores, against six per three and two. Its
@@ -127,7 +140,9 @@ section "Direct convolution".
   a time, and on Intel's AVX-512 cores a 64-byte access that straddles two
   lines costs two. The four-channel pass stores four vectors per twelve
   FMAs, so there it was the limit (``docs/performance.md``, "Intel: what
-  limits each kernel"). The sums' order, and so every result, is unchanged.
+  limits each kernel"). The backward's stacked gradient rows are laid out
+  the same way, with element P0 (where the dw loop starts reading) on a
+  line. The sums' order, and so every result, is unchanged.
 * The copies between the stacked layout and y, g and dx cost per row, not
   per byte, so they index with unsigned offsets from one view per image
   (numba then has no negative index to check).
@@ -148,16 +163,75 @@ import numba
 import numpy as np
 from numba import prange
 
+from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
+from numpy_cnn.kernels.layout import U
 from numpy_cnn.kernels.threads import chunk_count, lane_sum, lanes, share
 from numpy_cnn.shapes import conv_output_size, pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size"]
 
 
+# Five taps x FOUR output channels per pass (_five_taps_four_channels) keeps
+# 20 weights, 5 inputs and the sums in about 29 vector registers: only
+# targets with 32 of them (AVX-512) take it; with AVX2's 16 the two-channel
+# pass stays. Fixed at import from the features the kernels are compiled
+# for (_cpu.target_features), and numba compiles a global in as a constant.
+# That string is also part of numba's on-disk cache key, so code cached for
+# one choice is never loaded for the other.
+FOUR_BY_FIVE = vector_registers() >= 32
+
+
 # ----------------------------------------------------------------------------
 # The two inner loops: one for outputs (forward, dx), one for dot products (dw)
 # ----------------------------------------------------------------------------
+
+@jit(fastmath=CONTRACT)
+def _five_taps_four_channels(s, w, o, i, ky, kx, a0, a1, a2, a3):
+    """am[j] += sum_{t < 5} w[o + m, i, ky, kx + t] * s[j + t] for m < 4: one pass of _correlate_flat on AVX-512.
+
+    a0..a3: the four output rows, contiguous 1-D views as in
+    _three_taps_four_channels. Each sum adds its terms in the two-channel
+    pass's order, a[j] + w0*s[j] + w1*s[j+1] + ... + w4*s[j+4], so the
+    results are the same to the last bit. Twenty FMAs per five input loads
+    and four sums loaded and stored, against ten per five and two; the loop
+    holds 20 weights, 5 inputs and the sums in registers, which needs the 32
+    of AVX-512 (FOUR_BY_FIVE).
+
+    Two loops: j below a multiple of 16, then the rest. LLVM follows a vector
+    loop with a scalar one for the last few j, and that one needs the 20
+    weights as scalars too, in the registers that hold the vectors: 40 in
+    all, and the vector loop reloaded 14 weights from the stack every
+    iteration. A loop whose length is a multiple of 16 has no scalar
+    remainder; the rest reads the weights again.
+    """
+    n = U(a0.shape[0])
+    whole = n - n % U(16)                    # a multiple of every vector width (16 floats, 8 doubles)
+    j = U(0)
+    for part in range(2):                    # j < whole, then the rest
+        last = whole if part == 0 else n
+        # (read again for the rest: the stores into a0..a3 might have changed w, as far as LLVM knows,
+        # so it cannot keep the first loop's weights live across that loop)
+        p0, p1, p2, p3, p4 = (w[o, i, ky, kx], w[o, i, ky, kx + 1], w[o, i, ky, kx + 2],
+                              w[o, i, ky, kx + 3], w[o, i, ky, kx + 4])
+        q0, q1, q2, q3, q4 = (w[o + 1, i, ky, kx], w[o + 1, i, ky, kx + 1], w[o + 1, i, ky, kx + 2],
+                              w[o + 1, i, ky, kx + 3], w[o + 1, i, ky, kx + 4])
+        r0, r1, r2, r3, r4 = (w[o + 2, i, ky, kx], w[o + 2, i, ky, kx + 1], w[o + 2, i, ky, kx + 2],
+                              w[o + 2, i, ky, kx + 3], w[o + 2, i, ky, kx + 4])
+        t0, t1, t2, t3, t4 = (w[o + 3, i, ky, kx], w[o + 3, i, ky, kx + 1], w[o + 3, i, ky, kx + 2],
+                              w[o + 3, i, ky, kx + 3], w[o + 3, i, ky, kx + 4])
+        while j < last:
+            x0 = s[j]
+            x1 = s[j + U(1)]
+            x2 = s[j + U(2)]
+            x3 = s[j + U(3)]
+            x4 = s[j + U(4)]
+            a0[j] = a0[j] + p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3 + p4 * x4
+            a1[j] = a1[j] + q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3 + q4 * x4
+            a2[j] = a2[j] + r0 * x0 + r1 * x1 + r2 * x2 + r3 * x3 + r4 * x4
+            a3[j] = a3[j] + t0 * x0 + t1 * x1 + t2 * x2 + t3 * x3 + t4 * x4
+            j += U(1)
+
 
 @jit(fastmath=CONTRACT)
 def _three_taps_four_channels(s, w, o, i, ky, kx, a0, a1, a2, a3):
@@ -191,13 +265,30 @@ def _correlate_flat(x, w, row_len, n_out, acc, nz_lo, nz_hi):
     Only x[:, nz_lo:nz_hi] may be non-zero: each pass skips the j whose five
     inputs all lie outside it. (The forward pass gives the whole row; dx,
     whose input is grad_y with a border of zeros, skips about 18%.)
+    With FOUR_BY_FIVE (AVX-512 targets) and kW a multiple of 5, the five-tap
+    passes take four output channels at a time: each sum still gets its
+    terms in the same order (the pair o + 2 has nothing else to add), so
+    every result is the same to the last bit.
     """
     n_o, n_i, KH, KW = w.shape
     n_quad = n_o - n_o % 4                           # channels in groups of four
+    # five taps x four channels per pass; only when kW is a multiple of 5: with taps left
+    # over, the pair o + 2 would add them in another order relative to its five-tap terms
+    wide = FOUR_BY_FIVE and KW % 5 == 0
     for o in range(0, n_o, 2):                       # two output channels ...
+        if wide and o < n_quad and o % 4 == 2:
+            continue                                 # (the pair o - 2 did these two)
         for i in range(n_i):                         # ... times every input channel
             for ky in range(KH):                     # ... times every kernel row
                 kx = 0
+                while wide and o < n_quad and kx + 5 <= KW:     # five taps x FOUR channels per pass
+                    shift = ky * row_len + kx
+                    j_lo = min(max(nz_lo - shift - 4, 0), n_out)
+                    j_hi = max(min(nz_hi - shift, n_out), j_lo)
+                    _five_taps_four_channels(x[i, shift + j_lo:shift + j_hi + 4], w, o, i, ky, kx,
+                                             acc[o, j_lo:j_hi], acc[o + 1, j_lo:j_hi],
+                                             acc[o + 2, j_lo:j_hi], acc[o + 3, j_lo:j_hi])
+                    kx += 5
                 while kx + 5 <= KW:                  # five taps per pass over j
                     # j whose inputs x[i, shift + j .. shift + j + 4] touch [nz_lo, nz_hi)
                     shift = ky * row_len + kx
@@ -460,21 +551,24 @@ def _stacked(x, n0, n1, kH, kW, ph, pw, across):
 
 
 @jit()
-def _line_aligned_rows(rows, cols, like):
-    """An uninitialised (rows, pitch) array of ``like``'s dtype whose every row starts on a 64-byte cache line.
+def _line_aligned_rows(rows, cols, like, at=0):
+    """An uninitialised (rows, pitch) array of ``like``'s dtype, element ``at`` of every row on a 64-byte cache line.
 
-    pitch is ``cols`` rounded up to a multiple of 64 bytes. The forward's sums
-    live in these rows: its passes over j load and store them a vector at a
-    time, and on Intel's AVX-512 cores a 64-byte access that straddles two
-    lines costs two (``docs/performance.md``, "Intel: what limits each
-    kernel"). numba's own arrays start 32 bytes into a line half the time, and
-    a row of ``cols`` floats would start anywhere. Where each sum lives does
-    not change how it is added up: the results are the same to the last bit.
+    pitch is ``cols`` rounded up to a multiple of 64 bytes. The passes over j
+    load (and the forward's sums also store) such rows a vector at a time
+    from element ``at`` on, and on Intel's AVX-512 cores a 64-byte access
+    that straddles two lines costs two (``docs/performance.md``, "Intel: what
+    limits each kernel"). The forward's sums use ``at=0``; the backward's
+    gradient rows, read by the dw loop from element P0 on, ``at=P0``. numba's
+    own arrays start 32 bytes into a line half the time, and a row of
+    ``cols`` floats would start anywhere. Where a number lives does not
+    change how it is added up: the results are the same to the last bit.
     """
     per_line = max(1, 64 // like.itemsize)
     pitch = -(-cols // per_line) * per_line
     buf = np.empty(rows * pitch + per_line, dtype=like.dtype)
-    first = (64 - buf.ctypes.data % 64) % 64 // like.itemsize
+    into_line = (buf.ctypes.data % 64 + at * like.itemsize) % 64     # where element ``at`` would sit
+    first = (64 - into_line) % 64 // like.itemsize
     return buf[first:first + rows * pitch].reshape(rows, pitch)
 
 
@@ -543,8 +637,10 @@ def _backward_stacked(gy, x, wflip, ph, pw, starts, across, threads, dw_lanes, d
                 xs = _stacked(x, n0, n1, KH, KW, ph, pw, across)
                 stripes = -(-(n1 - n0) // across)
                 L = (stripes - 1) * P + (HO - 1) * R + (across - 1) * Wq + WO
-                # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0
-                gs = np.zeros((F2, P0 + stripes * P), dtype=x.dtype)
+                # gs[f, P0 + _base(n-n0) + oy*R + ox] = gy[n, f, oy, ox]; everything else 0.
+                # Each row's element P0, where the dw loop reads it from, starts a cache line.
+                gs = _line_aligned_rows(F2, P0 + stripes * P, x, P0)
+                gs[:] = 0
                 for n in range(n0, n1):
                     for f in range(F):
                         a = gs[f, P0 + _base(n - n0, across, Wq, P):]

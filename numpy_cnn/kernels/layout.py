@@ -7,7 +7,7 @@ Shared by the kernels that work on chunks of images laid out channels last
     channels_first: src (n, rows, cols, C)  ->  dst (N, C, H, W), an offset cropped off
 
 ``scratch(name, shape, dtype)`` hands out the calling thread's buffer
-``name``, kept from call to call.
+``name``, kept from call to call, starting on a 64-byte cache line.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ __all__ = ["U", "channels_last", "channels_first", "scratch"]
 # unsigned integers (U = np.uint64: nothing to check), so the loop over
 # channels runs over contiguous memory from two base pointers. (Sixteen 1-D
 # views per tile are the other way to have no negative index, but LLVM must
-# then prove the views apart at run time.) The backward transforms still use
-# views, except _input_grad_tiles, which indexes plainly (views ran slower
-# there). The gains: docs/performance.md, "Layout copies and scratch memory".
+# then prove the views apart at run time.) Of the backward transforms,
+# _grad_tiles still uses views and _input_grad_tiles unsigned integers (it
+# indexed plainly once, and compiled to scalar code). The gains:
+# docs/performance.md, "Layout copies and scratch memory".
 U = np.uint64
 
 
@@ -83,17 +84,34 @@ def channels_first(src, n0, off, dst):
 # copies and scratch memory").
 _THREAD_SCRATCH = threading.local()
 
+# Every scratch buffer starts on a 64-byte cache line. NumPy's own arrays
+# start 16 or 48 bytes into one, and the transforms' rows (C or F floats,
+# often a multiple of 16) are then whole lines apart: every 512-bit load and
+# store of those loops would straddle two lines, which costs two on Intel's
+# AVX-512 cores (docs/performance.md, "Intel: what limits each kernel").
+LINE = 64
+
+
+def _line_aligned(size: int, dtype: np.dtype | type) -> np.ndarray:
+    """An uninitialised 1-D array of ``size`` items of ``dtype`` that starts on a LINE-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(size * itemsize + LINE, np.uint8)    # LINE bytes spare to slide into place
+    first = -raw.ctypes.data % LINE
+    return raw[first:first + size * itemsize].view(dtype)
+
 
 def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     """An uninitialised array of ``shape`` that is this thread's ``name`` buffer,
     grown when too small and otherwise reused from call to call.
 
     Valid until this thread asks for ``name`` again: a kernel takes each of
-    its buffers under a name of its own (``"gemm_cols"``, ``"v"``, ...).
+    its buffers under a name of its own (``"gemm_cols"``, ``"v"``, ...). It
+    starts on a 64-byte cache line (LINE); where a number sits in memory
+    does not change how it is computed, so no result changes with it.
     """
     store = _THREAD_SCRATCH.__dict__
     size = math.prod(shape)
     buf = store.get((name, dtype))
     if buf is None or buf.size < size:
-        buf = store[(name, dtype)] = np.empty(size, dtype)
+        buf = store[(name, dtype)] = _line_aligned(size, dtype)
     return buf[:size].reshape(shape)

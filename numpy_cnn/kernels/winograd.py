@@ -171,29 +171,51 @@ def _grad_tiles(gt, th, tw, dm, a_mat):
 
 
 @jit()
+def _add_row(dv, q, a, pixels, p, c):
+    """pixels[p + b, c] += (B dV B^T)[a, b] for b < 4: row a of one tile's transform, channel c.
+
+    dV[k, b] = dv[4k + b, q]. B goes down each column b of dV, then along
+    row a of the result. Called with a literal a: once inlined, the other
+    rows' values (and their loads) drop out.
+    """
+    e0 = _b(dv[U(0), q], dv[U(4), q], dv[U(8), q], dv[U(12), q])
+    e1 = _b(dv[U(1), q], dv[U(5), q], dv[U(9), q], dv[U(13), q])
+    e2 = _b(dv[U(2), q], dv[U(6), q], dv[U(10), q], dv[U(14), q])
+    e3 = _b(dv[U(3), q], dv[U(7), q], dv[U(11), q], dv[U(15), q])
+    d0, d1, d2, d3 = _b(e0[a], e1[a], e2[a], e3[a])
+    pixels[p, c] += d0
+    pixels[p + U(1), c] += d1
+    pixels[p + U(2), c] += d2
+    pixels[p + U(3), c] += d3
+
+
+@jit()
 def _input_grad_tiles(dv, th, tw, dxp):
     """dv[4a+b, t*C + c] -> dxp: (n, 2th+2, 2tw+2, C) += B dV B^T of every tile (the adjoint of _input_tiles).
 
     Neighbouring tiles overlap by 2 rows or columns: their sums add up.
+    Indexed with unsigned integers as _input_tiles is, and one pass over the
+    channels per row of the tile: the loop over c then writes 4 rows of dxp,
+    not 16 (LLVM would need too many run-time checks that 16 rows do not
+    overlap, and left that loop scalar), and it vectorises. Every element
+    gets the same sum as one pass would give it, in the same order.
     """
-    n, _, _, C = dxp.shape
+    n, rows, cols, C = dxp.shape
+    pixels = dxp.reshape(n * rows * cols, C)           # one row per pixel
+    step = U(cols)                                    # from one image row to the next
     for i in range(n):
         for ty in range(th):
             for tx in range(tw):
-                o = ((i * th + ty) * tw + tx) * C
-                r, s = 2 * ty, 2 * tx
-                for c in range(C):
-                    # B down each column b, then B along each row
-                    e0 = _b(dv[0, o + c], dv[4, o + c], dv[8, o + c], dv[12, o + c])
-                    e1 = _b(dv[1, o + c], dv[5, o + c], dv[9, o + c], dv[13, o + c])
-                    e2 = _b(dv[2, o + c], dv[6, o + c], dv[10, o + c], dv[14, o + c])
-                    e3 = _b(dv[3, o + c], dv[7, o + c], dv[11, o + c], dv[15, o + c])
-                    for a in range(4):
-                        d0, d1, d2, d3 = _b(e0[a], e1[a], e2[a], e3[a])
-                        dxp[i, r + a, s, c] += d0
-                        dxp[i, r + a, s + 1, c] += d1
-                        dxp[i, r + a, s + 2, c] += d2
-                        dxp[i, r + a, s + 3, c] += d3
+                o = U(((i * th + ty) * tw + tx) * C)
+                corner = U((i * rows + 2 * ty) * cols + 2 * tx)     # the tile's top-left pixel
+                for c in range(U(C)):
+                    _add_row(dv, o + c, 0, pixels, corner, c)
+                for c in range(U(C)):
+                    _add_row(dv, o + c, 1, pixels, corner + step, c)
+                for c in range(U(C)):
+                    _add_row(dv, o + c, 2, pixels, corner + U(2) * step, c)
+                for c in range(U(C)):
+                    _add_row(dv, o + c, 3, pixels, corner + U(3) * step, c)
 
 
 # ----------------------------------------------------------------------------
