@@ -25,8 +25,8 @@ from numpy_cnn.train.recipe import NOT_IN_A_RECIPE, RECIPE_FIELDS, read_recipe, 
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "recipes"
-FER_ARCH = ("c16k3p1-bn-relu-c16k3p1-bn-relu-pool2-c32k3p1-bn-relu-c32k3p1-bn-relu-pool2-c64k3p1-bn-relu-"
-            "c64k3p1-bn-relu-pool2-drop0.5-fc256-relu-drop0.5")
+FER_ARCH = ("c32k3p1-bn-relu-c32k3p1-bn-relu-pool2-c64k3p1-bn-relu-c64k3p1-bn-relu-pool2-c128k3p1-bn-relu-"
+            "c128k3p1-bn-relu-pool2-drop0.3-fc256-relu-drop0.3")
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +55,8 @@ def test_paper_toml_is_exactly_the_default_run():
 def test_the_fer_and_finetune_recipes_say_what_they_promise():
     fer = config_of("--recipe", RECIPES / "fer.toml")
     assert (fer.arch, fer.channels, fer.optimizer, fer.lr, fer.weight_decay, fer.lr_schedule, fer.batch_size,
-            fer.epochs, fer.label_smoothing, fer.shift, fer.rotation, fer.augment) == (
-        FER_ARCH, 1, "adamw", 0.003, 0.0005, "onecycle", 64, 12, 0.1, 4, 10.0, True)
+            fer.epochs, fer.label_smoothing, fer.shift, fer.rotation, fer.augment, fer.val_frac, fer.keep, fer.tta) == (
+        FER_ARCH, 1, "adamw", 0.003, 0.0005, "onecycle", 64, 20, 0.1, 4, 10.0, True, 0.1, "best", "flip")
     assert "python train_numpy.py --recipe recipes/fer.toml --data PATH/TO/fer2013 --out runs/fer" in (
         RECIPES / "fer.toml").read_text()
     ft = config_of("--recipe", RECIPES / "finetune.toml")

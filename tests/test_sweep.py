@@ -172,3 +172,18 @@ def test_beyond_the_paper_sweep_reads_as_the_table_it_reproduces(monkeypatch, tm
                         "--crop-faces --init-from runs/fer --freeze conv1,conv2"]
     last = sweep.cells[-1].config
     assert last.init_from == str(tmp_path / "runs" / "fer-bn") and last.optimizer == "adam" and "bn" in last.arch
+
+
+def test_finetune_sweep_reads_as_finetune_toml_and_its_four_variations(monkeypatch, tmp_path):
+    (tmp_path / "runs" / "fer").mkdir(parents=True)
+    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    monkeypatch.chdir(tmp_path)
+    sweep = read_sweep(ROOT / "sweeps" / "finetune-fer.toml", {"data": "faces"})
+    assert len(sweep.recipes) == 5 and sweep.seeds == [0]
+    configs = {r["name"]: c.config for r, c in zip(sweep.recipes, sweep.cells)}
+    base = configs["finetune.toml: lr 3e-4, 40 epochs"]
+    assert (base.folds, base.epochs, base.lr, base.val_frac, base.keep, base.tta) == (5, 40, 0.0003, 0.1, "best", "flip")
+    assert base.init_from == str(tmp_path / "runs" / "fer") and configs["no pretraining"].init_from is None
+    assert configs["10 epochs"].epochs == 10 and configs["lr 3e-3"].lr == 0.003
+    assert configs["convolutions frozen"].freeze.split(",")[-1] == "bn6"    # every conv and BN layer of the fer net
+    assert {c.arch for c in configs.values()} == {base.arch}
