@@ -163,6 +163,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from numpy_cnn.kernels import conv_phases
 from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
 from numpy_cnn.kernels.layout import U
@@ -773,6 +774,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     b = np.ascontiguousarray(b, dtype=x.dtype)
     if b.shape != (w.shape[0],):
         raise ValueError(f"conv2d: bias has shape {b.shape}, want ({w.shape[0]},)")
+    kernel = (w.shape[2], w.shape[3])
+    split, taken, rest_stride, rest_padding = conv_phases.split_plan(kernel, (sh, sw), (ph, pw))
+    if split != (1, 1):
+        # Stride s as stride 1: x's phases as channels (conv_phases); an axis left whole keeps
+        # its stride for the stride-1-and-subsample path below.
+        xs = conv_phases.split_input(x, split, taken, kernel)
+        return conv2d_forward(xs, conv_phases.split_weight(w, split), b, rest_stride, rest_padding)
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
     y = np.empty((N, F, H + 2 * ph - kH + 1, W + 2 * pw - kW + 1), dtype=x.dtype)
@@ -802,6 +810,15 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     if grad_y.shape != (N, F, HO, WO):
         raise ValueError(f"conv2d_backward: grad_y has shape {grad_y.shape}, want {(N, F, HO, WO)}")
+
+    split, taken, rest_stride, rest_padding = conv_phases.split_plan((kH, kW), (sh, sw), (ph, pw))
+    if split != (1, 1):
+        # The forward's layer over the phases, backward; its gradients put back where x and w had them.
+        xs = conv_phases.split_input(x, split, taken, (kH, kW))
+        dxs, dws, db = conv2d_backward(grad_y, xs, conv_phases.split_weight(w, split), rest_stride,
+                                       rest_padding, need_input_grad)
+        dx = conv_phases.merge_input_grad(dxs, x.shape, split, taken) if need_input_grad else None
+        return dx, conv_phases.merge_weight_grad(dws, (kH, kW), split), db
 
     db = grad_y.sum(axis=(0, 2, 3))
     if sh > 1 or sw > 1:
