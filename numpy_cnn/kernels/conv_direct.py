@@ -152,11 +152,18 @@ section "Direct convolution".
   PyTorch's forward (oneDNN, no waste) stays ahead at batch 64. Only fewer
   multiplications could win there; Winograd along the height and im2col
   with one GEMM per image were tried and did not beat this loop.
-* Stride > 1 is computed as stride 1 followed by taking every s-th output
-  (and, backward, grad_y spread out with zeros in between). That is correct
-  and simple but does s*s times the work; the paper's network uses stride 1.
-  (3x3 layers with 16 or more input channels run
-  :mod:`numpy_cnn.kernels.winograd` by default instead.)
+* Stride > 1 becomes stride 1 by the polyphase split
+  (:mod:`numpy_cnn.kernels.conv_phases`): the s phases of each split axis
+  (every s-th row, every s-th column) go in as channels, with the kernel
+  split the same way, and the drivers above run that stride-1 layer. The
+  height is always split; the width only where the split kernel's passes
+  cost no more (``conv_phases.split_plan``): a 3-wide kernel at stride 2
+  keeps its width whole, and that axis alone is still computed at stride 1
+  with every s-th output kept (and, backward, grad_y spread out with zeros
+  in between): 2x the work along it, in three-tap passes. At stride 2 this
+  is 1.1-2.2x faster than computing both axes at stride 1 was, up to 3x at
+  stride 3, but still slower than ``im2col`` on the benchmark grid's
+  stride-2 layer, so :mod:`numpy_cnn.kernels.choice` keeps im2col there.
 """
 
 import numba

@@ -35,7 +35,10 @@ A 3x3 kernel at stride 2 becomes a 2x2 kernel over 4C channels. Taps
 ``s*qy + ry >= kH`` do not exist (phase (1, 1) has only w[., ., 1, 1]);
 their weights are zeros, so the stride-1 layer does 16C multiplies per
 output where the strided sum has 9C (and computing at stride 1 and keeping
-every second output, what the direct kernel did before, 36C).
+every second output, what the direct kernel did before, 36C). An axis can
+also be split alone: with ``sw = 1`` phases along the width (``rx = qx = 0``
+throughout) the columns stay whole and the stride-1 layer keeps the
+width's stride and padding.
 
 Hs = H' + qh - 1 rows per phase are exactly what the outputs read: rows of
 xpad beyond s*Hs (the floor in H') are never used, rows past x's end are the
@@ -51,22 +54,44 @@ the backward pass is the same copy read the other way round:
 So every result is the stride-1 kernel's, rearranged: the weight gradient is
 the same on any number of threads because that kernel's is.
 
-Why one stride-1 call over 4C channels, and not the s*s exact
-sub-convolutions (2x2, 2x1, 1x2 and 1x1 kernels over C for 3x3 at stride 2:
-exactly 9C multiplies, summed): measured on the grid's stride-2 layer and
-four other stride-2 and -3 layers (2026-12-06, Zen 1, two threads), the
-sum of four calls was slower at batch 4 on all five (each call pays its
-own thread start, copy and output), and at batch 64 faster on two, by
-5-15%. One call is also the simpler code. The figures are in
-``docs/performance.md``, "Stride 2".
+Split every axis? Only where it pays
+------------------------------------
+The direct kernel runs each kernel row as passes over j taking five or
+three taps at once, and a leftover tap alone at about twice the cost per
+tap (its sums are loaded and stored for every tap; :func:`row_cost`). A
+3-wide row at stride 2 split into phases becomes rows 2 and 1 taps wide:
+single-tap passes, 8 units where computing every column and keeping every
+second costs 2 x 3 = 6. So :func:`split_plan` always splits the height
+(each kernel row is a pass of its own anyway, and fewer rows are computed)
+but the width only when its phases' passes cost no more: for 3x3 at
+stride 2 the width stays whole, a 2x3 kernel over 2C channels at stride
+(1, 2) -- three-tap passes over four output channels, every second column
+dropped (24C multiplies per output, at full speed). 5x5 at stride 2 (3-tap
+phases) and every kernel at stride 3 split both axes.
 
-Neither beats im2col + GEMM (:mod:`numpy_cnn.kernels.conv_gemm`) there:
-a 2-wide kernel runs the direct kernel's one-tap passes (two FMAs per three
-loads and two stores, against ten FMAs per nine memory operations of its
-five-tap passes), so ``Conv2d(method=None)`` keeps im2col at stride > 1
+Measured (2026-12-06, AMD EPYC Zen 1, 2 cores shared with a training job,
+two threads, forward, time / im2col's, median of 15 interleaved rounds),
+the grid's layer (3x3, stride 2, 32 -> 64, 24x24) at batch 4 and 64: both
+axes split 1.96 and 2.76, the width kept whole 1.57 and 1.95, computing at
+stride 1 and keeping every s-th output (the kernel's old way) 1.70 and
+2.52; forward and backward, 2.40 and 2.60, 1.81 and 1.74, 2.07 and 2.21.
+
+Why one stride-1 call over C*sh*sw channels, and not the s*s exact
+sub-convolutions (for 3x3 at stride 2 kernels 2x2, 2x1, 1x2 and 1x1 over C,
+exactly 9C multiplies, the partial outputs summed): measured the same day
+on six stride-2 and -3 layers (forward, 7-11 rounds), the sum of s*s calls
+was slower in 8 of 12 cells, by up to 4.4x (each call pays its own thread
+start, copies and output; 3-channel layers and stride 3 most), and faster
+in 4 by 6-32%: the grid's layer at both batches, where keeping the width
+whole ties it (2.33 against 2.37, 1.76 against 1.76), and two batch-64
+cells. One call is also the simpler code.
+
+Neither beats im2col + GEMM (:mod:`numpy_cnn.kernels.conv_gemm`) on the
+grid's layer, so ``Conv2d(method=None)`` keeps im2col at stride > 1
 (:mod:`numpy_cnn.kernels.choice`). This module is what ``method="direct"``
-runs at stride > 1: 1.5-2.5x faster than the stride-1-and-subsample it
-replaces.
+runs there, 1.1-3.0x faster than the old stride-1-and-subsample; the
+figures, and what a faster pass would need, are in ``docs/performance.md``,
+"Stride 2: the polyphase split".
 
 Plain NumPy: two strided copies per phase (forward, dx), two reshapes of w.
 """
