@@ -100,19 +100,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["split_plan", "phase_sizes", "split_input", "merge_input_grad", "split_weight", "merge_weight_grad"]
+__all__ = ["merge_input_grad", "merge_weight_grad", "phase_sizes", "row_cost", "split_input", "split_plan",
+           "split_weight"]
 
 
 def row_cost(taps: int) -> int:
     """What conv_direct's passes over j cost for one kernel row of ``taps`` taps, in taps of a long pass.
 
     Its passes take five taps at once, then three, then the rest one at a
-    time; a one-tap pass loads and stores its sums for every tap (two FMAs
-    per three loads and two stores, against ten per seven and two of a five-tap pass),
-    and ran at about half the speed per tap (2026-12-06, Zen 1: the phases of
-    the grid's stride-2 layer, 2x2 kernels, against the same layer with a
-    prototype pass taking both rows of taps at once: 2.06 -> 1.25 of im2col's
-    time at batch 4, 2.64 -> 1.29 at 64). So a single tap counts twice.
+    time. A one-tap pass loads and stores its sums for every tap: two FMAs
+    per three loads and two stores, against ten per seven and two in a
+    five-tap pass. llvm-mca models it at 1.33 cycles per FMA against 0.57-0.70
+    (sapphirerapids and znver1), and timed on Zen 1 the grid's stride-2 layer
+    split into 2x2 kernels (one-tap passes) took 2.06 and 2.64 of im2col's
+    time at batch 4 and 64, against 1.25 and 1.29 with a prototype pass
+    taking both rows of taps at once (2026-12-06). So a single tap counts twice.
     """
     five, rest = divmod(taps, 5)
     three = 3 if rest >= 3 else 0
@@ -137,7 +139,7 @@ def split_plan(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[
     kept whole (its stride, by computing every output and keeping every s-th, and
     its padding), or (1, 0) on a split one.
     """
-    (kH, kW), (sh, sw), (ph, pw) = kernel, stride, padding
+    kW, (sh, sw), (ph, pw) = kernel[1], stride, padding
     split_h = sh > 1
     split_w = sw > 1 and row_cost(-(-kW // sw)) <= row_cost(kW)
     phases = (sh, sw if split_w else 1)
@@ -210,10 +212,12 @@ def merge_input_grad(dxs: np.ndarray, shape: tuple[int, int, int, int], stride: 
 
 
 def split_weight(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
-    """``w (F, C, kH, kW) -> ws (F, C*sh*sw, qh, qw)``, ``ws[f, (c, ry, rx), qy, qx] = w[f, c, sh*qy + ry, sw*qx + rx]``.
+    """Split the kernel like x: ``w (F, C, kH, kW) -> ws (F, C*sh*sw, qh, qw)``.
 
-    w padded with zero taps to (sh*qh, sw*qw), each kernel axis cut into (q, r) and
-    the two r axes moved next to c: a reshape, a transpose and one copy.
+    ``ws[f, (c, ry, rx), qy, qx] = w[f, c, sh*qy + ry, sw*qx + rx]``, zero for a
+    tap beyond kH or kW: w padded with zero taps to (sh*qh, sw*qw), each kernel
+    axis cut into (q, r) and the two r axes moved next to c (a reshape, a
+    transpose and one copy).
     """
     sh, sw = stride
     F, C, kH, kW = w.shape
