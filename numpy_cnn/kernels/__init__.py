@@ -4,6 +4,8 @@ Pure functions on NumPy arrays (NCHW). Each module holds one idea and
 explains its loop layout at the top:
 
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
+* :mod:`numpy_cnn.kernels.conv_phases` -- the polyphase split that turns conv_direct's stride > 1 into stride 1
+  (plain NumPy: ``split_input``, ``split_weight`` and their inverses for the gradients)
 * :mod:`numpy_cnn.kernels.winograd` -- ``winograd_forward``, ``winograd_backward`` (3x3, stride 1)
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
 * :mod:`numpy_cnn.kernels.choice` -- ``choose_method`` (which of those three a ``Conv2d`` runs by default)

@@ -14,8 +14,14 @@ __all__ = ["choose_method"]
 def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
     """The method ``Conv2d(method=None)`` runs for a layer of this shape.
 
-    * stride > 1: ``"im2col"``. The direct kernels compute stride s as stride 1
-      and keep every s-th output: s*s times the work.
+    * stride > 1: ``"im2col"``. ``"direct"`` runs a strided layer as a stride-1
+      one over its polyphase split (:mod:`numpy_cnn.kernels.conv_phases`),
+      which still took 1.5-2.0x im2col's time on the grid's stride-2 layer
+      (3x3, 32 -> 64 channels, 24x24; forward and forward+backward, batch 4
+      and 64, two threads, Zen 1, 2026-12-06): its split kernels are too
+      narrow for its long passes. It tied or beat im2col only on a
+      3-channel 5x5 first layer (1.00 and 0.89 forward+backward), too
+      narrow a case for a rule.
     * 3x3 at stride 1 with at least 16 input channels: ``"winograd"``. It does
       0.44x the multiplies, but its transforms cost O(C + F) per tile, which
       only pays off with many channels.

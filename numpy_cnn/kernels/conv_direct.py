@@ -152,17 +152,25 @@ section "Direct convolution".
   PyTorch's forward (oneDNN, no waste) stays ahead at batch 64. Only fewer
   multiplications could win there; Winograd along the height and im2col
   with one GEMM per image were tried and did not beat this loop.
-* Stride > 1 is computed as stride 1 followed by taking every s-th output
-  (and, backward, grad_y spread out with zeros in between). That is correct
-  and simple but does s*s times the work; the paper's network uses stride 1.
-  (3x3 layers with 16 or more input channels run
-  :mod:`numpy_cnn.kernels.winograd` by default instead.)
+* Stride > 1 becomes stride 1 by the polyphase split
+  (:mod:`numpy_cnn.kernels.conv_phases`): the s phases of each split axis
+  (every s-th row, every s-th column) go in as channels, with the kernel
+  split the same way, and the drivers above run that stride-1 layer. The
+  height is always split; the width only where the split kernel's passes
+  cost no more (``conv_phases.split_plan``): a 3-wide kernel at stride 2
+  keeps its width whole, and that axis alone is still computed at stride 1
+  with every s-th output kept (and, backward, grad_y spread out with zeros
+  in between): 2x the work along it, in three-tap passes. At stride 2 this
+  is 1.1-2.2x faster than computing both axes at stride 1 was, up to 3x at
+  stride 3, but still slower than ``im2col`` on the benchmark grid's
+  stride-2 layer, so :mod:`numpy_cnn.kernels.choice` keeps im2col there.
 """
 
 import numba
 import numpy as np
 from numba import prange
 
+from numpy_cnn.kernels import conv_phases
 from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import CONTRACT, REDUCE, jit
 from numpy_cnn.kernels.layout import U
@@ -773,6 +781,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     b = np.ascontiguousarray(b, dtype=x.dtype)
     if b.shape != (w.shape[0],):
         raise ValueError(f"conv2d: bias has shape {b.shape}, want ({w.shape[0]},)")
+    kernel = (w.shape[2], w.shape[3])
+    split, taken, rest_stride, rest_padding = conv_phases.split_plan(kernel, (sh, sw), (ph, pw))
+    if split != (1, 1):
+        # Stride s as stride 1: x's phases as channels (conv_phases); an axis left whole keeps
+        # its stride for the stride-1-and-subsample path below.
+        xs = conv_phases.split_input(x, split, taken, kernel)
+        return conv2d_forward(xs, conv_phases.split_weight(w, split), b, rest_stride, rest_padding)
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
     y = np.empty((N, F, H + 2 * ph - kH + 1, W + 2 * pw - kW + 1), dtype=x.dtype)
@@ -802,6 +817,15 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, need_input_grad=True):
     grad_y = np.ascontiguousarray(grad_y, dtype=x.dtype)
     if grad_y.shape != (N, F, HO, WO):
         raise ValueError(f"conv2d_backward: grad_y has shape {grad_y.shape}, want {(N, F, HO, WO)}")
+
+    split, taken, rest_stride, rest_padding = conv_phases.split_plan((kH, kW), (sh, sw), (ph, pw))
+    if split != (1, 1):
+        # The forward's layer over the phases, backward; its gradients put back where x and w had them.
+        xs = conv_phases.split_input(x, split, taken, (kH, kW))
+        dxs, dws, db = conv2d_backward(grad_y, xs, conv_phases.split_weight(w, split), rest_stride,
+                                       rest_padding, need_input_grad)
+        dx = conv_phases.merge_input_grad(dxs, x.shape, split, taken) if need_input_grad else None
+        return dx, conv_phases.merge_weight_grad(dws, (kH, kW), split), db
 
     db = grad_y.sum(axis=(0, 2, 3))
     if sh > 1 or sw > 1:

@@ -33,7 +33,8 @@ same numbers (the tests prove it):
   1x1 kernel at stride 1 the columns are the image itself: one GEMM per image.
 * ``"direct"``: numba direct convolution (:mod:`numpy_cnn.kernels.conv_direct`),
   the sum above as loops. It never builds the column matrix, which for large
-  inputs falls out of cache.
+  inputs falls out of cache. At stride > 1 it runs its stride-1 loops over
+  the input split into phases (:mod:`numpy_cnn.kernels.conv_phases`).
 * ``"winograd"``: Winograd F(2x2, 3x3) (:mod:`numpy_cnn.kernels.winograd`),
   3x3 kernels at stride 1 only: 16 multiplies per 2x2 outputs instead of 36,
   as 16 GEMMs over channels. Its readable NumPy twin, :mod:`numpy_cnn.nn.winograd`,
