@@ -82,6 +82,16 @@ SHAPES = [
     (2, 1, 1, 7, 8, 1, 1, 1, 0),           # 1x1 kernel, one channel in and out
     (2, 5, 3, 9, 9, 3, 5, (2, 1), (1, 2)), # different strides and paddings per axis
     (3, 3, 4, 6, 6, 6, 6, 3, 2),           # kernel as big as the input, stride 3
+    # stride > 1 runs the polyphase split (numpy_cnn.kernels.conv_phases): its cases
+    (2, 4, 6, 24, 24, 3, 3, 2, 1),     # the grid's stride-2 layer, small
+    (1, 3, 5, 9, 11, 3, 3, 2, 1),      # batch 1, odd F, odd sizes
+    (2, 2, 3, 10, 8, 3, 3, 2, 0),      # even sizes, no padding
+    (2, 3, 4, 13, 12, 5, 5, 2, 2),     # 5x5, padding 2
+    (2, 3, 4, 11, 10, 5, 5, 3, 2),     # stride 3
+    (2, 3, 4, 12, 12, 3, 3, 3, 1),     # stride 3 on a 3x3 kernel: 1x1 phases
+    (2, 5, 3, 7, 9, 1, 1, 2, 0),       # 1x1 at stride 2
+    (2, 3, 4, 9, 10, 2, 4, 2, 1),      # non-square, even kernel
+    (2, 3, 4, 6, 6, 6, 6, 3, 2),       # kernel as large as the input
 ]
 
 

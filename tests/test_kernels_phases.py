@@ -1,12 +1,12 @@
 """Tests of the polyphase decomposition (numpy_cnn.kernels.conv_phases), which the direct kernel runs at stride > 1.
 
 First the four rearrangements alone, against their definitions written here
-with ``np.pad`` and strided slices; then the whole strided convolution
-(``conv2d_forward`` / ``conv2d_backward`` at stride 2 and 3) against the
-im2col reference (``numpy_cnn.nn.im2col``), forward and all three gradients,
-float32 and float64, odd and even sizes, padding 0-2, 1x1, 3x3, 5x5 and
-non-square kernels, batch 1; a finite-difference check in float64; and the
-same bits on one and two threads.
+with ``np.pad`` and strided slices; then a stride per axis against the sum
+written out, a finite-difference check in float64, and the same bits on one
+and two threads. The whole strided convolution against the loop reference
+(forward and all three gradients, float32 and float64, odd and even sizes,
+padding 0-2, 1x1, 3x3, 5x5 and non-square kernels, batch 1) is
+tests/test_kernels_conv.py's, whose SHAPES hold this path's cases.
 
 Tolerances as in tests/test_kernels_conv.py: float64 to 1e-12 of the
 output's scale (only the summation order differs from the reference),
@@ -19,7 +19,6 @@ import pytest
 
 from numpy_cnn.kernels import conv2d_backward, conv2d_forward
 from numpy_cnn.kernels import conv_phases as phases
-from numpy_cnn.nn import im2col
 from numpy_cnn.nn.gradcheck import TOLERANCE, check_layer
 from numpy_cnn.nn.layers import Conv2d
 
@@ -127,41 +126,8 @@ def test_split_plan_splits_the_height_always_and_the_width_when_it_pays(kernel, 
 
 # -- the strided convolution through the direct kernel ----------------------------
 
-# (N, C, F, H, W, kH, kW, stride, padding)
-SHAPES = [
-    (2, 4, 6, 24, 24, 3, 3, 2, 1),     # the grid's stride-2 layer, small
-    (1, 3, 5, 9, 11, 3, 3, 2, 1),      # batch 1, odd F, odd sizes
-    (2, 2, 3, 10, 8, 3, 3, 2, 0),      # even sizes, no padding
-    (2, 3, 4, 13, 12, 5, 5, 2, 2),     # 5x5, padding 2
-    (2, 3, 4, 11, 10, 5, 5, 3, 2),     # stride 3
-    (2, 3, 4, 12, 12, 3, 3, 3, 1),     # stride 3 on a 3x3 kernel: 1x1 phases
-    (2, 5, 3, 7, 9, 1, 1, 2, 0),       # 1x1 at stride 2
-    (2, 3, 4, 9, 10, 2, 4, 2, 1),      # non-square, even kernel
-    (2, 3, 4, 6, 6, 6, 6, 3, 2),       # kernel as large as the input
-]
-
-
-def reference(x, w, b, g, stride, padding):
-    """y, dx, dw, db by the readable im2col layer (numpy_cnn.nn.im2col), in float64."""
-    x, w, b, g = (a.astype(np.float64) for a in (x, w, b, g))
-    y, cache = im2col.conv2d_forward(x, w, b, stride, padding)
-    return (y, *im2col.conv2d_backward(g, cache, w, stride, padding, True))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}C{}F{}_{}x{}_k{}x{}_s{}_p{}".format(*s))
-def test_strided_forward_and_backward_match_the_reference(shape, dtype):
-    N, C, F, H, W, kH, kW, stride, padding = shape
-    rng = np.random.default_rng(hash(shape) % 2**32)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((F, C, kH, kW)).astype(dtype)
-    b = rng.standard_normal(F).astype(dtype)
-    y = conv2d_forward(x, w, b, stride, padding)
-    g = rng.standard_normal(y.shape).astype(dtype)
-    got = (y, *conv2d_backward(g, x, w, stride, padding))
-    for part, a, want in zip(("y", "dx", "dw", "db"), got, reference(x, w, b, g, stride, padding)):
-        assert a.dtype == dtype and a.flags.c_contiguous, part
-        assert_close(a, want, RTOL[dtype])
+# The forward and all three gradients at stride > 1 (the split path) against the loop reference:
+# tests/test_kernels_conv.py's SHAPES, whose strided rows include the split's cases.
 
 
 def test_per_axis_stride_matches_a_loop_reference():
