@@ -61,8 +61,8 @@ def test_the_fer_and_finetune_recipes_say_what_they_promise():
         RECIPES / "fer.toml").read_text()
     ft = config_of("--recipe", RECIPES / "finetune.toml")
     assert (ft.arch, ft.channels, ft.fit, ft.optimizer, ft.lr, ft.weight_decay, ft.lr_schedule, ft.batch_size,
-            ft.epochs, ft.label_smoothing, ft.shift, ft.val_frac, ft.keep, ft.tta) == (
-        FER_ARCH, 1, "crop", "adamw", 0.0003, 0.0005, "onecycle", 32, 40, 0.1, 4, 0.1, "best", "flip")
+            ft.epochs, ft.label_smoothing, ft.shift, ft.val_frac, ft.keep, ft.tta, ft.balance) == (
+        FER_ARCH, 1, "crop", "adamw", 0.0003, 0.0005, "onecycle", 32, 40, 0.1, 4, 0.1, "best", "flip", "loss")
 
 
 def test_flags_typed_override_the_recipe_one_by_one():
