@@ -6,8 +6,8 @@ fine-tuning (``recipes/finetune.toml``) can be measured on real faces without
 SFEW, JAFFE or CK+ (which are not ours to fetch). Two shapes::
 
     per_class=50     <out>/<Class>/*.png                  50 faces of each class, for K folds
-    like="sfew2"     <out>/train/<Class>/*.png  859 faces  SFEW 2.0's official split, its sizes
-                     <out>/test/<Class>/*.png   405 faces  and class shares (Disgust 50 + 23 ...)
+    like="sfew2"     <out>/train/<Class>/*.png  859 faces  the sizes and (about) the class shares
+                     <out>/test/<Class>/*.png   405 faces  of SFEW 2.0's official split
 
 Left out: a test image whose pixels equal a training image's (FER2013 has
 568 such copies across its split: the model *has* seen those) and the second
@@ -28,8 +28,9 @@ from numpy_cnn.data.dataset import load_dataset
 from numpy_cnn.data.leakage import pixel_hashes
 from numpy_cnn.errors import UserError
 
-# SFEW 2.0's aligned faces per class (Angry .. Surprise): its 859 training and 405 validation
-# faces, with the shares of the official split (issue 22: Disgust 23 and Fear 45 of 405).
+# A split of SFEW 2.0's shape, per class (Angry .. Surprise): its 859 training and 405 validation
+# faces. Disgust 23 and Fear 45 of the 405 are issue 22's counts; the other classes follow the
+# shares published for SFEW 2.0, rounded to these totals: close to the real split, not its copy.
 SFEW2_TRAIN = (170, 50, 75, 175, 140, 155, 94)
 SFEW2_TEST = (72, 23, 45, 68, 80, 66, 51)
 SHAPES = {"sfew2": {"train": SFEW2_TRAIN, "test": SFEW2_TEST}}
