@@ -40,7 +40,7 @@ def add_make_data_arguments(parser: argparse.ArgumentParser) -> None:
         "or fer2013.csv")
     add("--per-class", type=int, help="fer-faces: this many faces of each class, in class folders")
     add("--like", choices=("sfew2",), help="fer-faces: a train/ and test/ split of SFEW 2.0's sizes and "
-        "class shares (859 and 405 faces)")
+        "about its class shares (859 and 405 faces)")
     add("--cache-dir", type=nonempty_path, help="fer-faces: decoded-image cache "
         "(default data/cache)")
 
