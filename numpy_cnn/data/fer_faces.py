@@ -14,7 +14,8 @@ Left out: a test image whose pixels equal a training image's (FER2013 has
 copy of a picture inside the test set. What is left is drawn at random per
 class, from ``numpy.random.default_rng(seed)``: the same set on every
 machine. Images are written as PNG, as decoded (48x48 grey), so a folder
-copy and the CSV give the same faces.
+copy and the CSV give the same faces, with a ``manifest.json`` that says how
+the set was drawn.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from numpy_cnn.data.classes import CLASSES
 from numpy_cnn.data.dataset import load_dataset
 from numpy_cnn.data.leakage import pixel_hashes
+from numpy_cnn.data.synthetic.generated import make_once
 from numpy_cnn.errors import UserError
 
 # A split of SFEW 2.0's shape, per class (Angry .. Surprise): its 859 training and 405 validation
@@ -94,14 +96,20 @@ def make_fer_faces(source: Path, out: Path, *, per_class: int | None = None, lik
             drawn[part].extend(picked[start:start + counts[k]])
             start += counts[k]
 
-    from PIL import Image  # (Pillow: imported where it is used)
-    written = {}
-    for part, indices in drawn.items():
-        for i in indices:
-            folder = out / part / CLASSES[y[i]]
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x[i]).save(folder / f"{_stem(names[i])}.png")
-        written[part or "class folders"] = len(indices)
+    written = {part or "class folders": len(indices) for part, indices in drawn.items()}
+
+    def fill(folder: Path) -> None:
+        from PIL import Image  # (Pillow: imported where it is used)
+        for part, indices in drawn.items():
+            for i in indices:
+                (folder / part / CLASSES[y[i]]).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(x[i]).save(folder / part / CLASSES[y[i]] / f"{_stem(names[i])}.png")
+
+    # Written as the generated sets are (a temporary folder renamed into place, then a manifest):
+    # an interrupted run leaves no half set behind.
+    manifest = {"kind": "fer-faces", "source": str(source), "seed": seed, "per_class": per_class, "like": like,
+                "faces": written}
+    make_once(out, manifest, fill, lambda root: True, "fer-faces set")
     return written
 
 
