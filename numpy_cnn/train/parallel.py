@@ -33,11 +33,13 @@ how to resume, every job has saved what it could.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -273,8 +275,7 @@ class _LocalWorkers(_Executor):
         self.stop.set()
 
     def _lines(self) -> Iterator[str]:
-        while self.lines is not None and not self.lines.empty():
-            yield self.lines.get()
+        return iter(()) if self.lines is None else _drain(self.lines)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -291,13 +292,40 @@ def _start_local_worker(threads: int, fixed_threads: bool, lines, stop) -> None:
     _LOCAL = Context(threads, f"worker process {os.getpid()}", say, stop.is_set, fixed_threads)
 
 
-def _put_whole(lines, line: str) -> None:
-    """One line into the queue; Ctrl-C waits until it is written (half a message would jam the queue)."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C waits until the block ends, then acts as usual.
+
+    A queue message is a length, then the bytes: a KeyboardInterrupt between the two, in the
+    worker that writes it or in the parent that reads it, leaves the queue out of step for good.
+    The handler is swapped, not the signal blocked: the kernel may hand a process's SIGINT to any
+    of its threads (the pool's own, numba's), and Python would still raise in the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield   # Python raises KeyboardInterrupt in the main thread only
+        return
+    came: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
     try:
-        lines.put(line)
+        yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, before)
+        if came:
+            signal.raise_signal(signal.SIGINT)   # now, to the handler that was there
+
+
+def _put_whole(lines, line: str) -> None:
+    """One line into the queue, whole."""
+    with _ctrl_c_held():
+        lines.put(line)
+
+
+def _drain(lines) -> Iterator[str]:
+    """The lines in the queue now, each read whole (Ctrl-C may end the loop between two)."""
+    while not lines.empty():
+        with _ctrl_c_held():
+            line = lines.get()
+        yield line
 
 
 def _run_in_local_worker(fn: JobFunction, job: Any) -> Any:
