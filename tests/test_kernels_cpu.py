@@ -345,3 +345,48 @@ def test_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu)
         assert "_five_taps_four_channels" not in out["asm"]
         assert {"ymm": 10} in [fma for fma, _ in loops]
         assert max(sum(fma.values()) for fma, _ in loops) == 12
+
+
+WEIGHT_GRAD = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_direct
+
+i64 = types.int64
+report = {"four_by_five": conv_direct.FOUR_BY_FIVE}
+for name, ft in (("f32", types.float32), ("f64", types.float64)):
+    sig = (ft[:, ::1], i64, ft[:, ::1], i64, i64, ft[:, :, :, ::1])      # g, g_start, x, row_len, n_out, dw
+    conv_direct._weight_grad_flat.compile(sig)
+    report[name] = conv_direct._weight_grad_flat.inspect_asm(sig)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not X86, reason="x86 CPU names")
+@pytest.mark.parametrize("cpu", ["sapphirerapids", "znver3", "znver1"])
+def test_weight_grad_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu):
+    """Compiled for Intel's AVX-512 cores, _weight_grad_flat's five-tap dot products take four
+    channels per pass (_five_tap_dots_four_channels): 20 packed zmm FMAs per iteration on 9 loads
+    (4 of g, 5 shifted inputs), the 20 sums in registers (no stack access in the loop). Its loops
+    over j have the vector widths of the two-channel pass's (f32: 16 floats, then 4; f64: 8): each
+    dot product is split into lanes the same way. Compiled for AVX2 the pass is not there: the
+    five-tap loop is the two-channel one, 10 ymm FMAs."""
+    env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
+    out = _run(WEIGHT_GRAD, tmp_path, **env)
+    for dtype in ("f32", "f64"):
+        loops = [(packed_fma_widths(loop), loop) for loop in map("\n".join, _innermost_loops(out[dtype]))]
+        pairs = sorted(reg for fma, _ in loops if sum(fma.values()) == 10 for reg in fma)
+        if cpu == "sapphirerapids":
+            assert out["four_by_five"]
+            wide = [loop for fma, loop in loops if fma == {"zmm": 20}]
+            assert len(wide) == 1, [fma for fma, _ in loops]
+            body = [s.split("#")[0].strip() for s in wide[0].splitlines()[1:]]
+            assert sum("(%" in s for s in body) == 9, wide[0]       # 4 g + 5 inputs, nothing else
+            assert "(%rsp)" not in wide[0], wide[0]                 # no spills: the 20 sums stay in registers
+            fours = sorted(reg for fma, _ in loops if sum(fma.values()) == 20 for reg in fma)
+            assert fours == pairs and "zmm" in pairs, (fours, pairs)
+        else:
+            assert not out["four_by_five"]
+            assert "_five_tap_dots_four_channels" not in out[dtype]
+            assert {"ymm": 10} in [fma for fma, _ in loops]
+            assert max(sum(fma.values()) for fma, _ in loops) == 12
