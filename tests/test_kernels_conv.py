@@ -485,11 +485,10 @@ def test_weight_grad_five_taps_four_channels_matches_reference(case, dtype):
     the dot products dw[o, i, ky, kx] += sum_j g[o, g_start + j] * x[i, ky*R + kx + j], and adds
     onto what dw held, as the two-channel path does.
 
-    Each dot product is one vectorised loop over j on either path, so on a host
-    whose compiler vectorises both the same way they agree to the last bit
-    (checked where they do: this host's code, whose five-tap loops are all
-    one vector per iteration); on AVX-512 targets see docs/performance.md,
-    "Direct weight gradient"."""
+    Each dot product is one loop over j on either path, which LLVM splits into
+    vector lanes the same way, so the two agree to the last bit: on this host,
+    and as vectorised for Intel's AVX-512 cores (tests/test_kernels_cpu.py runs
+    that code's arithmetic here)."""
     F, C, kH, kW, R, n_out, g_start = case
     rng = np.random.default_rng(sum(case))
     x = rng.standard_normal((C, (kH - 1) * R + (kW - 1) + n_out)).astype(dtype)
