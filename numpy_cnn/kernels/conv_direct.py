@@ -128,7 +128,10 @@ section "Direct convolution".
   keep the pairs; the choice is made when the kernels are compiled, from
   the features they are compiled for. Only for kernel widths that are a
   multiple of 5, and each sum adds its terms in the same order: every
-  result is the same to the last bit on either path.
+  result is the same to the last bit on either path. The dw loop does the
+  same (``_five_tap_dots_four_channels``: 20 dot products per 4 g and 5
+  input loads, for any kernel width), and each dot product is vectorised
+  as in the pairs, so dw keeps its bits too.
 * Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
   then skips its three-tap pass): twelve FMAs per three input loads and
   four accumulator loads and stores, against six per three and two. Its
@@ -379,10 +382,13 @@ def _five_tap_dots_four_channels(g0, g1, g2, g3, s, dw, o, i, ky, kx):
     what its FMAs can hide on Intel's cores (``docs/performance.md``, "Intel:
     what limits each kernel"). The 20 sums stay in registers for the whole
     pass, with 4 g and 5 inputs: 29 vector registers, so only AVX-512
-    targets (32) take it (FOUR_BY_FIVE); AVX2's 16 would spill sums every
-    iteration. Each sum is the same loop as in the two-channel pass (start
-    from dw, one term per j, vectorised by LLVM as a reduction), so it is
-    split into lanes the same way.
+    targets (32) take it (FOUR_BY_FIVE); compiled for AVX2's 16 it keeps 11
+    sums on the stack. The model (llvm-mca, sapphirerapids, not timed):
+    10.2 cycles per 16 j against 2 x 6.1 for the pairs; counting split
+    input loads, FMA-bound at 10 where the pairs need 11.7 of loads, about
+    1.17x. Each sum is the same loop as in the two-channel pass (start from
+    dw, one term per j, vectorised by LLVM as a reduction), split into lanes
+    the same way: dw has the same bits on either path.
     """
     p0, p1, p2, p3, p4 = dw[o, i, ky, kx], dw[o, i, ky, kx + 1], dw[o, i, ky, kx + 2], \
         dw[o, i, ky, kx + 3], dw[o, i, ky, kx + 4]
