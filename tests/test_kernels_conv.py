@@ -508,3 +508,40 @@ def test_weight_grad_five_taps_four_channels_matches_reference(case, dtype):
         assert_close(dw, want, RTOL[dtype])
     bits = np.uint32 if dtype == np.float32 else np.uint64
     assert np.array_equal(got[True].view(bits), got[False].view(bits))
+
+
+def _backward_with_four_by_five():
+    """conv_direct._backward_stacked calling the AVX-512 targets' _weight_grad_flat (a copy, not cached)."""
+    if "_backward_stacked" not in _FORCED:
+        from numpy_cnn.kernels import conv_direct
+        from numpy_cnn.kernels._cpu import KernelDispatcher
+        fn = conv_direct._backward_stacked
+        own = dict(fn.py_func.__globals__, _weight_grad_flat=_with_four_by_five("_weight_grad_flat", True))
+        copy = types.FunctionType(fn.py_func.__code__, own, fn.py_func.__name__)
+        _FORCED["_backward_stacked"] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    return _FORCED["_backward_stacked"]
+
+
+# (N, C, F, H, W, padding), 5x5 kernels
+BACKWARD_CASES = [(9, 6, 16, 22, 22, 0), (5, 3, 6, 48, 48, 0), (10, 3, 8, 12, 12, 2)]
+
+
+@pytest.mark.parametrize("case", BACKWARD_CASES, ids=lambda c: "N{}C{}F{}_{}x{}_p{}".format(*c))
+def test_weight_grad_four_channels_does_not_depend_on_threads(case, monkeypatch, numba_threads):
+    """The whole backward with the AVX-512 targets' dw pass gives the same dw on one and two
+    threads, and here the two-channel pass's bits: the pass changes only the loop inside one
+    chunk's dot products, not the chunks, lanes or the order they are added in. The paper's
+    conv2 and conv1 (wide images, one a chunk) and small padded images stacked."""
+    from numpy_cnn.kernels import conv_direct
+    N, C, F, H, W, p = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, 5, 5)).astype(np.float32)
+    g = rng.standard_normal((N, F, H + 2 * p - 4, W + 2 * p - 4)).astype(np.float32)
+    numba_threads(1)
+    pairs = conv2d_backward(g, x, w, 1, p)[1]
+    monkeypatch.setattr(conv_direct, "_backward_stacked", _backward_with_four_by_five())
+    for threads in (1, 2):
+        numba_threads(threads)
+        _, dw, _ = conv2d_backward(g, x, w, 1, p)
+        assert np.array_equal(dw.view(np.uint32), pairs.view(np.uint32)), threads
