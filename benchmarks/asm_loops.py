@@ -67,6 +67,7 @@ KERNELS = {
     "direct_forward_quad": ("conv_direct", "_three_taps_four_channels"),  # 3 taps x 4 channels
     "direct_forward_quad5": ("conv_direct", "_five_taps_four_channels"),  # 5 taps x 4 (AVX-512 targets)
     "direct_weight_grad": ("conv_direct", "_weight_grad_flat"),
+    "direct_weight_grad_quad5": ("conv_direct", "_five_tap_dots_four_channels"),  # dw 5 x 4 (AVX-512)
     "winograd_input": ("winograd", "_input_tiles"),
     "winograd_output": ("winograd", "_output_tiles"),
     "winograd_grad": ("winograd", "_grad_tiles"),
@@ -108,6 +109,8 @@ def _signatures() -> dict:
 
     x, w = f(2, 6, 22, 22), f(16, 6, 5, 5)                       # the paper's conv2: 5-tap passes
     direct.conv2d_backward(direct.conv2d_forward(x, w, f(16)), x, w)
+    g, dw = f(4, 40), f(4, 1, 1, 5)                              # the AVX-512 dw pass: the views it is given
+    direct._five_tap_dots_four_channels(g[0], g[1], g[2], g[3], f(44), dw, 0, 0, 0, 0)
     x, w = f(2, 3, 12, 12), f(16, 3, 3, 3)                       # 3x3 padding 1: the 3-tap passes
     direct.conv2d_backward(direct.conv2d_forward(x, w, f(16), padding=1), x, w, padding=1)
     x, w = f(2, 16, 8, 8), f(16, 16, 3, 3)

@@ -390,25 +390,26 @@ def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
 # Five taps x four channels per pass (the AVX-512 targets' pass), on any host
 # ----------------------------------------------------------------------------
 
-_CORRELATE = {}
+_FORCED = {}
 
 
-def _correlate_flat_with(four_by_five):
-    """conv_direct._correlate_flat compiled with FOUR_BY_FIVE as given, whatever this host's CPU.
+def _with_four_by_five(name, four_by_five):
+    """conv_direct's kernel ``name`` compiled with FOUR_BY_FIVE as given, whatever this host's CPU.
 
     The module fixes FOUR_BY_FIVE from the compile target (32 vector
     registers or not), so only one path runs here. This is a copy of the same
     code whose globals say otherwise, compiled as the kernels are but not
     cached (its cache entry would be the original's).
     """
-    if four_by_five not in _CORRELATE:
+    if (name, four_by_five) not in _FORCED:
         from numpy_cnn.kernels import conv_direct
         from numpy_cnn.kernels._cpu import KernelDispatcher
-        fn = conv_direct._correlate_flat
+        fn = getattr(conv_direct, name)
         copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, FOUR_BY_FIVE=four_by_five),
                                   fn.py_func.__name__)
-        _CORRELATE[four_by_five] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
-    return _CORRELATE[four_by_five]
+        _FORCED[name, four_by_five] = KernelDispatcher(py_func=copy, locals={},
+                                                       targetoptions=dict(fn.targetoptions))
+    return _FORCED[name, four_by_five]
 
 
 # (output channels (even), input channels, kH, kW, row_len, n_out, zeros at each end of the input: dx's trimming)
@@ -440,7 +441,7 @@ def test_five_taps_four_channels_gives_the_two_channel_bits(case, dtype):
     got = {}
     for four in (False, True):
         acc = start.copy()
-        _correlate_flat_with(four)(x, w, R, n_out, acc, nz_lo, nz_hi)
+        _with_four_by_five("_correlate_flat", four)(x, w, R, n_out, acc, nz_lo, nz_hi)
         got[four] = acc
     bits = np.uint32 if dtype == np.float32 else np.uint64
     assert np.array_equal(got[True].view(bits), got[False].view(bits))
@@ -459,3 +460,88 @@ def test_five_taps_four_channels_is_the_avx512_choice():
     from numpy_cnn.kernels import conv_direct
     from numpy_cnn.kernels._cpu import vector_registers
     assert conv_direct.FOUR_BY_FIVE == (vector_registers() == 32)
+
+
+# ----------------------------------------------------------------------------
+# Five taps x four channels per dw pass (AVX-512 targets), on any host
+# ----------------------------------------------------------------------------
+
+# (output channels (even), input channels, kH, kW, row_len, n_out, g_start)
+WEIGHT_GRAD_CASES = [
+    (16, 6, 5, 5, 22, 17 * 22 + 18, 0),      # the paper's conv2: four groups of four
+    (6, 3, 5, 5, 48, 43 * 48 + 44, 196),     # conv1 (P0 = 4*48 + 4 in front of g): a group of four and a pair
+    (10, 3, 3, 10, 31, 201, 64),             # kW = 10: two five-tap passes; two groups and a pair
+    (2, 5, 5, 5, 12, 7, 0),                  # no group of four; n_out shorter than one vector
+    (4, 2, 2, 5, 9, 16 * 5 + 15, 13),        # n_out = 95: a multiple of 16, then 4s, then single j
+    (8, 3, 5, 8, 15, 100, 30),               # kW = 8: five taps x four, then three taps x four
+    (8, 2, 3, 7, 15, 3, 5),                  # kW = 7: two taps left one at a time; n_out = 3
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", WEIGHT_GRAD_CASES, ids=lambda c: "F{}C{}k{}x{}_R{}_L{}_g{}".format(*c))
+def test_weight_grad_five_taps_four_channels_matches_reference(case, dtype):
+    """_weight_grad_flat with five taps x four channels per pass (the AVX-512 targets' path) is
+    the dot products dw[o, i, ky, kx] += sum_j g[o, g_start + j] * x[i, ky*R + kx + j], and adds
+    onto what dw held, as the two-channel path does.
+
+    Each dot product is one loop over j on either path, which LLVM splits into
+    vector lanes the same way, so the two agree to the last bit: on this host,
+    and as vectorised for Intel's AVX-512 cores (tests/test_kernels_cpu.py runs
+    that code's arithmetic here)."""
+    F, C, kH, kW, R, n_out, g_start = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((C, (kH - 1) * R + (kW - 1) + n_out)).astype(dtype)
+    g = rng.standard_normal((F, g_start + n_out + 7)).astype(dtype)
+    start = rng.standard_normal((F, C, kH, kW)).astype(dtype)       # a lane's dw after earlier chunks
+    got = {}
+    for four in (False, True):
+        dw = start.copy()
+        _with_four_by_five("_weight_grad_flat", four)(g, g_start, x, R, n_out, dw)
+        got[four] = dw
+    want = start.astype(np.float64)
+    for ky in range(kH):
+        for kx in range(kW):
+            want[:, :, ky, kx] += (g[:, g_start:g_start + n_out].astype(np.float64)
+                                   @ x[:, ky * R + kx:ky * R + kx + n_out].astype(np.float64).T)
+    for dw in got.values():
+        assert_close(dw, want, RTOL[dtype])
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    assert np.array_equal(got[True].view(bits), got[False].view(bits))
+
+
+def _backward_with_four_by_five():
+    """conv_direct._backward_stacked calling the AVX-512 targets' _weight_grad_flat (a copy, not cached)."""
+    if "_backward_stacked" not in _FORCED:
+        from numpy_cnn.kernels import conv_direct
+        from numpy_cnn.kernels._cpu import KernelDispatcher
+        fn = conv_direct._backward_stacked
+        own = dict(fn.py_func.__globals__, _weight_grad_flat=_with_four_by_five("_weight_grad_flat", True))
+        copy = types.FunctionType(fn.py_func.__code__, own, fn.py_func.__name__)
+        _FORCED["_backward_stacked"] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    return _FORCED["_backward_stacked"]
+
+
+# (N, C, F, H, W, padding), 5x5 kernels
+BACKWARD_CASES = [(9, 6, 16, 22, 22, 0), (5, 3, 6, 48, 48, 0), (10, 3, 8, 12, 12, 2)]
+
+
+@pytest.mark.parametrize("case", BACKWARD_CASES, ids=lambda c: "N{}C{}F{}_{}x{}_p{}".format(*c))
+def test_weight_grad_four_channels_does_not_depend_on_threads(case, monkeypatch, numba_threads):
+    """The whole backward with the AVX-512 targets' dw pass gives the same dw on one and two
+    threads, and here the two-channel pass's bits: the pass changes only the loop inside one
+    chunk's dot products, not the chunks, lanes or the order they are added in. The paper's
+    conv2 and conv1 (wide images, one a chunk) and small padded images stacked."""
+    from numpy_cnn.kernels import conv_direct
+    N, C, F, H, W, p = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, 5, 5)).astype(np.float32)
+    g = rng.standard_normal((N, F, H + 2 * p - 4, W + 2 * p - 4)).astype(np.float32)
+    numba_threads(1)
+    pairs = conv2d_backward(g, x, w, 1, p)[1]
+    monkeypatch.setattr(conv_direct, "_backward_stacked", _backward_with_four_by_five())
+    for threads in (1, 2):
+        numba_threads(threads)
+        _, dw, _ = conv2d_backward(g, x, w, 1, p)
+        assert np.array_equal(dw.view(np.uint32), pairs.view(np.uint32)), threads

@@ -345,3 +345,141 @@ def test_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu)
         assert "_five_taps_four_channels" not in out["asm"]
         assert {"ymm": 10} in [fma for fma, _ in loops]
         assert max(sum(fma.values()) for fma, _ in loops) == 12
+
+
+WEIGHT_GRAD = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_direct
+
+i64 = types.int64
+report = {"four_by_five": conv_direct.FOUR_BY_FIVE}
+for name, ft in (("f32", types.float32), ("f64", types.float64)):
+    sig = (ft[:, ::1], i64, ft[:, ::1], i64, i64, ft[:, :, :, ::1])      # g, g_start, x, row_len, n_out, dw
+    conv_direct._weight_grad_flat.compile(sig)
+    report[name] = conv_direct._weight_grad_flat.inspect_asm(sig)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not X86, reason="x86 CPU names")
+@pytest.mark.parametrize("cpu", ["sapphirerapids", "znver3", "znver1"])
+def test_weight_grad_five_tap_pass_takes_four_channels_on_avx512_targets_only(tmp_path, cpu):
+    """Compiled for Intel's AVX-512 cores, _weight_grad_flat's five-tap dot products take four
+    channels per pass (_five_tap_dots_four_channels): 20 packed zmm FMAs per iteration on 9 loads
+    (4 of g, 5 shifted inputs), the 20 sums in registers (no stack access in the loop). Its loops
+    over j have the vector widths of the two-channel pass's (f32: 16 floats, then 4; f64: 8): each
+    dot product is split into lanes the same way. Compiled for AVX2 the pass is not there: the
+    five-tap loop is the two-channel one, 10 ymm FMAs."""
+    env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
+    out = _run(WEIGHT_GRAD, tmp_path, **env)
+    for dtype in ("f32", "f64"):
+        loops = [(packed_fma_widths(loop), loop) for loop in map("\n".join, _innermost_loops(out[dtype]))]
+        pairs = sorted(reg for fma, _ in loops if sum(fma.values()) == 10 for reg in fma)
+        if cpu == "sapphirerapids":
+            assert out["four_by_five"]
+            wide = [loop for fma, loop in loops if fma == {"zmm": 20}]
+            assert len(wide) == 1, [fma for fma, _ in loops]
+            body = [s.split("#")[0].strip() for s in wide[0].splitlines()[1:]]
+            assert sum("(%" in s for s in body) == 9, wide[0]       # 4 g + 5 inputs, nothing else
+            assert "(%rsp)" not in wide[0], wide[0]                 # no spills: the 20 sums stay in registers
+            fours = sorted(reg for fma, _ in loops if sum(fma.values()) == 20 for reg in fma)
+            assert fours == pairs and "zmm" in pairs, (fours, pairs)
+        else:
+            assert not out["four_by_five"]
+            assert "_five_tap_dots_four_channels" not in out[dtype]
+            assert {"ymm": 10} in [fma for fma, _ in loops]
+            assert max(sum(fma.values()) for fma, _ in loops) == 12
+
+
+# Intel's vectorisation, run here: _weight_grad_flat's two paths as LLVM optimised them for
+# sapphirerapids (16-lane sums, then a 4-lane epilogue, the reduction trees), each compiled
+# the way the kernels are, with FOUR_BY_FIVE forced as in tests/test_kernels_conv.py.
+SPR_WEIGHT_GRAD_IR = """
+import json, types
+from numba import types as nt
+from numpy_cnn.kernels import conv_direct
+from numpy_cnn.kernels._cpu import KernelDispatcher
+
+fn = conv_direct._weight_grad_flat
+report = {}
+for four in (False, True):
+    copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, FOUR_BY_FIVE=four), fn.__name__)
+    kernel = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    for name, ft in (("f32", nt.float32), ("f64", nt.float64)):
+        sig = (ft[:, ::1], nt.int64, ft[:, ::1], nt.int64, nt.int64, ft[:, :, :, ::1])
+        kernel.compile(sig)
+        report[f"{name} {four}"] = kernel.inspect_llvm(sig)
+print(json.dumps(report))
+"""
+
+# ... and that IR turned into this host's machine code (MCJIT) and called through numba's C
+# wrapper, whose array arguments LLVM passes as their fields: (meminfo, parent, nitems,
+# itemsize, data, *shape, *strides). The lanes' arithmetic is the IR's, whatever this CPU.
+RUN_IR = """
+import ctypes, json, re, sys
+import llvmlite.binding as ll
+import numpy as np
+
+ll.initialize_native_target()
+ll.initialize_native_asmprinter()
+irs, cases = json.load(open(sys.argv[1])), json.loads(sys.argv[2])
+engines, out = [], {}
+for key, ir in irs.items():
+    ir = re.sub(r"\\ndefine [^\\n]*@_ZN7cpython[^\\n]*\\{.*?\\n\\}\\n", "\\n", ir, flags=re.S)   # needs numba's env
+    mod = ll.parse_assembly(ir)
+    tm = ll.Target.from_default_triple().create_target_machine(         # (each engine owns its machine)
+        cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
+    engines.append(ll.create_mcjit_compiler(mod, tm))
+    engines[-1].finalize_object()
+    cfunc = next(f.name for f in mod.functions if f.name.startswith("cfunc.") and not f.is_declaration)
+    dtype = np.float32 if key.startswith("f32") else np.float64
+    for n, (F, C, kH, kW, R, n_out, g_start) in enumerate(cases):
+        rng = np.random.default_rng(n)
+        x = rng.standard_normal((C, (kH - 1) * R + (kW - 1) + n_out)).astype(dtype)
+        g = rng.standard_normal((F, g_start + n_out + 7)).astype(dtype)
+        dw = rng.standard_normal((F, C, kH, kW)).astype(dtype)
+        types, args = [], []
+        for a in (g, g_start, x, R, n_out, dw):
+            if isinstance(a, int):
+                types.append(ctypes.c_int64)
+                args.append(a)
+                continue
+            types += [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] + [ctypes.c_int64] * 2 * a.ndim
+            args += [None, None, a.size, a.itemsize, a.ctypes.data, *a.shape, *a.strides]
+        want = dw.astype(np.float64)
+        for ky in range(kH):
+            for kx in range(kW):
+                want[:, :, ky, kx] += g[:, g_start:g_start + n_out] @ x[:, ky * R + kx:ky * R + kx + n_out].T
+        ctypes.CFUNCTYPE(ctypes.c_void_p, *types)(engines[-1].get_function_address(cfunc))(*args)
+        assert np.abs(dw - want).max() <= (1e-5 if dtype == np.float32 else 1e-12) * max(1, np.abs(want).max())
+        out[f"{key} {n}"] = dw.tobytes().hex()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="runs x86-64 code")
+def test_weight_grad_four_channels_keeps_the_pairs_bits_as_compiled_for_intel(tmp_path):
+    """The five-tap x four-channel dw pass adds up each dot product as the two-channel pass does,
+    in the AVX-512 targets' vectorisation too: both paths, optimised for sapphirerapids and run
+    here, give the same bits (this host cannot run AVX-512 instructions, but the order of the sums
+    is fixed in the IR: lanes, epilogue and reduction tree). The shapes: the paper's conv2 and
+    conv1, 10-wide kernels, a pair only, n_out from 1 to a multiple of 16 plus remainders."""
+    ir = _run(SPR_WEIGHT_GRAD_IR, tmp_path, **INTEL)
+    for dtype, lanes in (("f32", "<16 x float>"), ("f64", "<8 x double>")):
+        assert "_five_tap_dots_four_channels" in ir[f"{dtype} True"]
+        assert "_five_tap_dots_four_channels" not in ir[f"{dtype} False"]
+        assert lanes in ir[f"{dtype} True"] and lanes in ir[f"{dtype} False"]      # AVX-512's vectors
+    irs = tmp_path / "irs.json"
+    irs.write_text(json.dumps(ir))
+    cases = [(16, 6, 5, 5, 22, 17 * 22 + 18, 0), (6, 3, 5, 5, 48, 43 * 48 + 44, 196), (10, 3, 3, 10, 31, 201, 64),
+             (2, 5, 5, 5, 12, 7, 0), (4, 2, 2, 5, 9, 16 * 5 + 15, 13), (8, 3, 5, 8, 15, 100, 30),
+             (16, 6, 5, 5, 22, 1, 0), (16, 6, 5, 5, 22, 19, 0), (8, 4, 5, 5, 20, 4000, 7)]
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
+    run = subprocess.run([sys.executable, "-c", RUN_IR, str(irs), json.dumps(cases)], env=full,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    dw = json.loads(run.stdout.strip().splitlines()[-1])
+    for dtype in ("f32", "f64"):
+        for n in range(len(cases)):
+            assert dw[f"{dtype} True {n}"] == dw[f"{dtype} False {n}"], (dtype, cases[n])

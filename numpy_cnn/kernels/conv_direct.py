@@ -128,7 +128,10 @@ section "Direct convolution".
   keep the pairs; the choice is made when the kernels are compiled, from
   the features they are compiled for. Only for kernel widths that are a
   multiple of 5, and each sum adds its terms in the same order: every
-  result is the same to the last bit on either path.
+  result is the same to the last bit on either path. The dw loop does the
+  same (``_five_tap_dots_four_channels``: 20 dot products per 4 g and 5
+  input loads, for any kernel width), and each dot product is vectorised
+  as in the pairs, so dw keeps its bits too.
 * Three taps take FOUR output channels per pass (``n_quad``; the pair o+2
   then skips its three-tap pass): twelve FMAs per three input loads and
   four accumulator loads and stores, against six per three and two. Its
@@ -369,14 +372,85 @@ def _correlate_flat(x, w, row_len, n_out, acc, nz_lo, nz_hi):
 
 
 @jit(fastmath=REDUCE)
+def _five_tap_dots_four_channels(g0, g1, g2, g3, s, dw, o, i, ky, kx):
+    """dw[o + m, i, ky, kx + t] += sum_j gm[j] * s[j + t] for m < 4, t < 5: one pass of _weight_grad_flat on AVX-512.
+
+    g0..g3: the four channels' gradient rows and s the input row from tap kx
+    on, contiguous 1-D views (len(s) >= len(g0) + 4). Twenty dot products
+    share each load of g0..g3 and of the five shifted inputs: 20 FMAs per 9
+    loads, against 10 per 7 in the two-channel pass, whose loads outnumber
+    what its FMAs can hide on Intel's cores (``docs/performance.md``, "Intel:
+    what limits each kernel"). The 20 sums stay in registers for the whole
+    pass, with 4 g and 5 inputs: 29 vector registers, so only AVX-512
+    targets (32) take it (FOUR_BY_FIVE); compiled for AVX2's 16 it keeps 11
+    sums on the stack. The model (llvm-mca, sapphirerapids, not timed):
+    10.2 cycles per 16 j against 2 x 6.1 for the pairs; counting split
+    input loads, FMA-bound at 10 where the pairs need 11.7 of loads, about
+    1.17x. Each sum is the same loop as in the two-channel pass (start from
+    dw, one term per j, vectorised by LLVM as a reduction), split into lanes
+    the same way: dw has the same bits on either path.
+    """
+    p0, p1, p2, p3, p4 = dw[o, i, ky, kx], dw[o, i, ky, kx + 1], dw[o, i, ky, kx + 2], \
+        dw[o, i, ky, kx + 3], dw[o, i, ky, kx + 4]
+    q0, q1, q2, q3, q4 = dw[o + 1, i, ky, kx], dw[o + 1, i, ky, kx + 1], dw[o + 1, i, ky, kx + 2], \
+        dw[o + 1, i, ky, kx + 3], dw[o + 1, i, ky, kx + 4]
+    r0, r1, r2, r3, r4 = dw[o + 2, i, ky, kx], dw[o + 2, i, ky, kx + 1], dw[o + 2, i, ky, kx + 2], \
+        dw[o + 2, i, ky, kx + 3], dw[o + 2, i, ky, kx + 4]
+    t0, t1, t2, t3, t4 = dw[o + 3, i, ky, kx], dw[o + 3, i, ky, kx + 1], dw[o + 3, i, ky, kx + 2], \
+        dw[o + 3, i, ky, kx + 3], dw[o + 3, i, ky, kx + 4]
+    for j in range(g0.shape[0]):
+        x0 = s[j]
+        x1 = s[j + 1]
+        x2 = s[j + 2]
+        x3 = s[j + 3]
+        x4 = s[j + 4]
+        u = g0[j]
+        p0 += u * x0
+        p1 += u * x1
+        p2 += u * x2
+        p3 += u * x3
+        p4 += u * x4
+        u = g1[j]
+        q0 += u * x0
+        q1 += u * x1
+        q2 += u * x2
+        q3 += u * x3
+        q4 += u * x4
+        u = g2[j]
+        r0 += u * x0
+        r1 += u * x1
+        r2 += u * x2
+        r3 += u * x3
+        r4 += u * x4
+        u = g3[j]
+        t0 += u * x0
+        t1 += u * x1
+        t2 += u * x2
+        t3 += u * x3
+        t4 += u * x4
+    dw[o, i, ky, kx], dw[o, i, ky, kx + 1], dw[o, i, ky, kx + 2], dw[o, i, ky, kx + 3], dw[o, i, ky, kx + 4] = \
+        p0, p1, p2, p3, p4
+    dw[o + 1, i, ky, kx], dw[o + 1, i, ky, kx + 1], dw[o + 1, i, ky, kx + 2], dw[o + 1, i, ky, kx + 3], \
+        dw[o + 1, i, ky, kx + 4] = q0, q1, q2, q3, q4
+    dw[o + 2, i, ky, kx], dw[o + 2, i, ky, kx + 1], dw[o + 2, i, ky, kx + 2], dw[o + 2, i, ky, kx + 3], \
+        dw[o + 2, i, ky, kx + 4] = r0, r1, r2, r3, r4
+    dw[o + 3, i, ky, kx], dw[o + 3, i, ky, kx + 1], dw[o + 3, i, ky, kx + 2], dw[o + 3, i, ky, kx + 3], \
+        dw[o + 3, i, ky, kx + 4] = t0, t1, t2, t3, t4
+
+
+@jit(fastmath=REDUCE)
 def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
     """dw[o, i, ky, kx] += sum_{j < n_out} g[o, g_start + j] * x[i, ky*row_len + kx + j].
 
     g: (Cout, >= g_start + n_out) with Cout even; x: (Cin, length) as in _correlate_flat;
     dw: (Cout, Cin, kH, kW). Same blocking (2 channels x 5 taps, 4 x 3): ten dot
-    products share each load of g and x. The sums start from the values
-    already in dw, which keeps them in dw's dtype (a literal 0.0 would make
-    them float64). (g_start, rather than passing g[:, g_start:], keeps every
+    products share each load of g and x; on AVX-512 targets (FOUR_BY_FIVE)
+    five taps take four channels, twenty (_five_tap_dots_four_channels).
+    Each dot product runs over all j in one loop whichever pass it is in, so
+    the blocking changes which sums share a load, not how a sum is added up
+    (``docs/performance.md``, "Direct weight gradient"). The sums start from
+    the values already in dw, which keeps them in dw's dtype (a literal 0.0
+    would make them float64). (g_start, rather than passing g[:, g_start:], keeps every
     array numba sees C-contiguous; a strided 2-D view would compile a second,
     unvectorised version of this loop.)
     """
@@ -389,6 +463,14 @@ def _weight_grad_flat(g, g_start, x, row_len, n_out, dw):
             for ky in range(KH):
                 row = x[i, ky * row_len:]
                 kx = 0
+                if FOUR_BY_FIVE and o < n_quad:      # five taps x FOUR channels per pass (AVX-512)
+                    if o % 4 == 0:                   # (the pair o + 2 gets them here)
+                        g2 = g[o + 2, g_start:g_start + n_out]
+                        g3 = g[o + 3, g_start:g_start + n_out]
+                        while kx + 5 <= KW:
+                            _five_tap_dots_four_channels(g0, g1, g2, g3, row[kx:kx + n_out + 4], dw, o, i, ky, kx)
+                            kx += 5
+                    kx = KW - KW % 5
                 while kx + 5 <= KW:
                     p0 = dw[o, i, ky, kx]
                     p1 = dw[o, i, ky, kx + 1]
