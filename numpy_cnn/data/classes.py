@@ -16,6 +16,9 @@ SYNONYMS: dict[str, str] = {
     "anger": "Angry", "disgusted": "Disgust", "fearful": "Fear", "scared": "Fear",
     "happiness": "Happy", "sadness": "Sad", "surprised": "Surprise",
 }
+# Expressions some datasets label that are not one of the seven (CK+'s contempt, also in
+# Kaggle's CK+48 folders): their images are left out, with a note, rather than refused.
+LEFT_OUT: frozenset[str] = frozenset({"contempt"})
 _BY_FOLDED_NAME = {name.casefold(): i for i, name in enumerate(CLASSES)}
 _BY_FOLDED_NAME.update({alias: CLASSES.index(name) for alias, name in SYNONYMS.items()})
 
@@ -24,6 +27,11 @@ def class_index(name: str) -> int | None:
     """Index of a class name (or a synonym in :data:`SYNONYMS`), matched
     case-insensitively; ``None`` if unknown."""
     return _BY_FOLDED_NAME.get(name.strip().casefold())
+
+
+def is_left_out(name: str) -> bool:
+    """True for an expression of :data:`LEFT_OUT` (any case): known, but not one of ours."""
+    return name.strip().casefold() in LEFT_OUT
 
 
 def parse_label(token: str, where: str) -> int:

@@ -9,10 +9,14 @@ spec's fields as keyword arguments. The data is recognised in this order:
    (for a CSV, entries name rows: ``fer2013.csv:<line>``).
 2. a ``.csv`` file: the FER2013 CSV (see :mod:`.fer2013`).
 3. a folder with ``train/`` and ``test/`` (or ``Train/`` and ``Val/``) folders.
-4. a folder of class folders (SFEW layout).
-5. a flat folder of JAFFE-named images.
+4. CK+'s original release: ``cohn-kanade-images/`` beside ``Emotion/`` (see :mod:`.ckplus`).
+5. a folder of class folders (SFEW layout).
+6. a flat folder of JAFFE-named images.
 
-``test_data`` (a folder of class folders or JAFFE images, or a CSV, used
+What a layout leaves out (CK+'s contempt) is said after its name in the
+source (``"ck+; 18 contempt sequences left out (...)"``), which the run prints.
+
+``test_data`` (a folder of class folders, CK+ or JAFFE images, or a CSV, used
 whole) replaces any test set the data defines; the training part stays.
 Being used whole, it may not be ``data`` itself, a folder holding
 ``train/`` and ``test/`` (its ``train/`` would be tested on), nor mostly
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from numpy_cnn.errors import UserError
+from numpy_cnn.data.ckplus import find_ckplus, list_ckplus
 from numpy_cnn.data.classes import CLASSES, class_index
 from numpy_cnn.data.fer2013 import read_fer2013_csv, row_names
 from numpy_cnn.data.faces import DetectorSettings
@@ -63,8 +68,9 @@ class Dataset:
         test_files: the same for the test images (relative to ``test_data``
             when a separate test set was given).
         root: the data folder (for a CSV, the folder holding it).
-        source: how the data was read: "class folders", "train/test folders",
-            "jaffe", "split files" or "fer2013 csv".
+        source: how the data was read: "class folders", "train/test folders", "ck+",
+            "jaffe", "split files", "test data" or "fer2013 csv", then anything it left
+            out (``"; 54 contempt images left out (...)"``).
         faces_train: with face crops (``crop_faces``), (N_train,) int64 faces
             found in each frame (0: none, the whole frame was kept); else None.
         faces_test: the same for the test images.
@@ -236,7 +242,8 @@ def _from_split_files(spec: DataSpec, data: Path, cache: Path | None
 def _test_data_alone(spec: DataSpec, test_data: Path, root: Path, cache: Path | None
                      ) -> tuple[str, Labelled, Labelled, bool]:
     """``test_only`` with ``test_data``: the training data is not even listed."""
-    return "test data", _nothing(root, spec.image_size), _list_whole(test_data, spec.image_size, cache), False
+    left_out, test = _list_whole(test_data, spec.image_size, cache)
+    return _noted("test data", left_out), _nothing(root, spec.image_size), test, False
 
 
 def _from_source(spec: DataSpec, data: Path, test_data: Path | None, cache: Path | None
@@ -244,7 +251,8 @@ def _from_source(spec: DataSpec, data: Path, test_data: Path | None, cache: Path
     """The data's own layout; ``test_data`` replaces its test set, and without either a random split."""
     source, train, test = list_source(data, spec.image_size, cache, needs_test=test_data is None)
     if test_data is not None:  # replaces any test set the data itself defines
-        return source, train, _list_whole(test_data, spec.image_size, cache), False
+        left_out, test = _list_whole(test_data, spec.image_size, cache)
+        return _noted(source, left_out and f"test data: {left_out}"), train, test, False
     if test is None:
         train, test = split_part(train, spec.test_fraction, spec.seed, spec.group_by, data)
         return source, train, test, True
@@ -320,25 +328,41 @@ def list_source(data: Path, image_size: int, cache: Path | None, *,
         return source, train, test
     if (folders := split_folders(data)) is not None:
         train_dir, test_dir = folders
-        train = _listed(list_class_folders(train_dir, data), data)
+        listing = list_class_folders(train_dir, data)
+        train = _listed(listing, data)
+        source = _noted("train/test folders", listing.left_out)
         if not len(train.y):
             raise UserError(f"{train_dir}: no images in class folders; put them in "
                             f"{train_dir.name}/<Class>/ ({', '.join(CLASSES)})")
         if test_dir is None:
-            return "train/test folders", train, None
-        test = _listed(list_class_folders(test_dir, data), data)
+            return source, train, None
+        listing = list_class_folders(test_dir, data)
+        test = _listed(listing, data)
         if not len(test.y) and needs_test:
             raise UserError(f"{test_dir}: its class folders hold no images; add test images, or move "
                             f"the folder out to split {train_dir.name}/ at random")
-        return "train/test folders", train, test
-    source, listing = (("class folders", list_class_folders(data)) if has_subfolders(data)
-                       else ("jaffe", list_jaffe(data)))
+        return _noted(source, listing.left_out), train, test
+    source, listing = _list_folder(data, "--data")
     if not len(listing):
         raise UserError(
             f"{data}: no images found; expected class folders ({', '.join(CLASSES)}), "
             "train/ and test/ folders, JAFFE-named images or a FER2013 CSV" + _no_images_hints(data, "--data")
         )
-    return source, _listed(listing, data), None
+    return _noted(source, listing.left_out), _listed(listing, data), None
+
+
+def _list_folder(folder: Path, flag: str) -> tuple[str, Listing]:
+    """A folder that is one labelled set (CK+, class folders or JAFFE): (its layout's name, its listing)."""
+    if (ck := find_ckplus(folder)) is not None:
+        return "ck+", list_ckplus(ck, folder)
+    if has_subfolders(folder):
+        return "class folders", list_class_folders(folder, flag=flag)
+    return "jaffe", list_jaffe(folder)
+
+
+def _noted(source: str, *left_out: str) -> str:
+    """``source``, then each non-empty note of what was left out: ``"ck+; 18 contempt sequences left out (...)"``."""
+    return "; ".join([source, *(note for note in left_out if note)])
 
 
 def _listed(listing: Listing, root: Path) -> Labelled:
@@ -352,19 +376,20 @@ def _csv_part(path: Path, image_size: int, cache: Path | None) -> Labelled:
     return Labelled(row_names(path, rows), rows.y, path.parent, rows.x)
 
 
-def _list_whole(path: Path, image_size: int, cache: Path | None) -> Labelled:
-    """Every image of a folder (class folders or JAFFE) or CSV, as one part."""
+def _list_whole(path: Path, image_size: int, cache: Path | None) -> tuple[str, Labelled]:
+    """Every image of a folder (CK+, class folders or JAFFE) or CSV, as one part:
+    (what was left out, as in :class:`Listing`, or "", the part)."""
     if path.is_file():
         if path.suffix.casefold() != ".csv":
             raise UserError(f"{path}: a test-data file must be a FER2013 .csv; otherwise pass a folder")
-        return _csv_part(path, image_size, cache)
+        return "", _csv_part(path, image_size, cache)
     if (inner := labelled_test_folder(path)) is not None:  # used whole, a train/ beside it would be tested on
         raise UserError(f"{path}: holds {inner.name}/ rather than class folders; pass {inner} as the test data")
-    listing = list_class_folders(path, flag="--test-data") if has_subfolders(path) else list_jaffe(path)
+    _, listing = _list_folder(path, "--test-data")
     if not len(listing):
         raise UserError(f"{path}: no test images found; expected class folders, JAFFE-named images "
                         "or a FER2013 CSV" + _no_images_hints(path, "--test-data"))
-    return _listed(listing, path)
+    return listing.left_out, _listed(listing, path)
 
 
 def _read_split(data: Path, split_dir: Path, image_size: int, cache: Path | None,

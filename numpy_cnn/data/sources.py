@@ -2,8 +2,10 @@
 
 Three folder layouts are recognised (names matched case-insensitively):
 
-* **class folders** (SFEW, FER2013 image folders): ``root/<Class>/<image>``,
-  one folder per class of :data:`CLASSES`. A class may be missing. Loose
+* **class folders** (SFEW, FER2013 image folders, Kaggle's CK+48): ``root/<Class>/<image>``,
+  one folder per class of :data:`CLASSES`. A class may be missing. A
+  ``contempt/`` folder (CK+48) is left out with a note in :attr:`Listing.left_out`:
+  contempt is not one of the seven classes. Loose
   files at the root (``README``, ``train.txt``) are ignored. Sub-folders of a
   class folder (one per film clip, as in AFEW-style frame dumps) are read too,
   recursively. Any other visible file in a class folder is taken to be an
@@ -17,6 +19,9 @@ Three folder layouts are recognised (names matched case-insensitively):
 * **JAFFE**: a flat folder whose image names carry the expression code,
   ``KA.AN1.39.tiff`` (AN, DI, FE, HA, NE, SA, SU). Files without a code
   are ignored.
+
+CK+'s original release (``cohn-kanade-images/`` beside ``Emotion/``) is read by
+:mod:`.ckplus`.
 
 Hidden entries (``.DS_Store``, ``._x.png``, ``.ipynb_checkpoints``,
 ``Thumbs.db``, ``desktop.ini``, ``__MACOSX``, a Synology NAS's ``@eaDir``
@@ -34,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.data.classes import CLASSES, class_index
+from numpy_cnn.data.classes import CLASSES, class_index, is_left_out
 
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 _TRAIN_NAMES = ("train",)
@@ -53,10 +58,13 @@ class Listing:
     Attributes:
         files: paths relative to the data root, with ``/`` separators.
         labels: (N,) int64 indices into :data:`CLASSES`.
+        left_out: what the folder holds that is not listed, and why, for the
+            run's data line (``"54 contempt images left out (...)"``); empty if nothing.
     """
 
     files: list[str]
     labels: np.ndarray
+    left_out: str = ""
 
     def __len__(self) -> int:
         return len(self.files)
@@ -112,17 +120,24 @@ def list_class_folders(folder: Path, root: Path | None = None, *, flag: str = "-
 
     ``flag`` is the option that named ``folder`` (``--data`` or ``--test-data``), for hints.
 
+    A ``contempt`` folder is left out, and counted in the listing's ``left_out``.
+
     Raises:
-        UserError: a sub-folder is not one of the seven class names.
+        UserError: a sub-folder is not one of the seven class names (nor contempt).
     """
     root = folder if root is None else root
-    files, labels = [], []
+    files, labels, left_out = [], [], []
     for sub in visible_entries(folder):
         label = class_index(sub.name)
         if not sub.is_dir():
             if label is not None and sub.is_symlink():  # a linked class on an unmounted drive
                 _broken_link(sub)
             continue  # loose files at the root, e.g. our own train.txt
+        if label is None and is_left_out(sub.name):
+            if count := len(visible_files(sub)):
+                left_out.append(f"{count} {sub.name.casefold()} image{'s' * (count != 1)} left out "
+                                f"({sub.relative_to(root).as_posix()}/: not one of the seven classes)")
+            continue
         if label is None:
             # A folder of folders or of JAFFE images is more likely the dataset itself, one level down.
             nested = any(p.is_dir() or _JAFFE_NAME.match(p.name) for p in visible_entries(sub))
@@ -134,7 +149,7 @@ def list_class_folders(folder: Path, root: Path | None = None, *, flag: str = "-
         for path in visible_files(sub):
             files.append(path.relative_to(root).as_posix())
             labels.append(label)
-    return Listing(files, np.array(labels, dtype=np.int64))
+    return Listing(files, np.array(labels, dtype=np.int64), "; ".join(left_out))
 
 
 def visible_files(folder: Path) -> list[Path]:
