@@ -49,7 +49,7 @@ def unseen_test_faces(source: Path, cache_dir: Path | None = None) -> tuple[np.n
         ``(x (M, 48, 48) uint8, y (M,) int64, names)``, in the test set's order.
     """
     ds = load_dataset(source, cache_dir=cache_dir)
-    if ds.source not in ("train/test folders", "fer2013 csv"):
+    if ds.source.split(";")[0] not in ("train/test folders", "fer2013 csv"):   # (a note may follow the layout)
         raise UserError(f"{source}: want FER2013 with its own test set (train/ and test/ folders, or "
                         f"fer2013.csv); this is {ds.source}, with no test set to cut faces from")
     seen = set(pixel_hashes(ds.x_train))
