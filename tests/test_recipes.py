@@ -56,7 +56,7 @@ def test_the_fer_and_finetune_recipes_say_what_they_promise():
     fer = config_of("--recipe", RECIPES / "fer.toml")
     assert (fer.arch, fer.channels, fer.optimizer, fer.lr, fer.weight_decay, fer.lr_schedule, fer.batch_size,
             fer.epochs, fer.label_smoothing, fer.shift, fer.rotation, fer.augment, fer.val_frac, fer.keep, fer.tta) == (
-        FER_ARCH, 1, "adamw", 0.003, 0.0005, "onecycle", 64, 20, 0.1, 4, 10.0, True, 0.1, "best", "flip")
+        FER_ARCH, 1, "adamw", 0.003, 0.0005, "onecycle", 64, 30, 0.1, 4, 10.0, True, 0.1, "best", "flip")
     assert "python train_numpy.py --recipe recipes/fer.toml --data PATH/TO/fer2013 --out runs/fer" in (
         RECIPES / "fer.toml").read_text()
     ft = config_of("--recipe", RECIPES / "finetune.toml")
