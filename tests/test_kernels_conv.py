@@ -393,23 +393,27 @@ def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
 _FORCED = {}
 
 
-def _with_four_by_five(name, four_by_five):
-    """conv_direct's kernel ``name`` compiled with FOUR_BY_FIVE as given, whatever this host's CPU.
+def _compiled_with(name, **changed):
+    """conv_direct's kernel ``name`` compiled with the globals ``changed`` (FOUR_BY_FIVE, or a kernel it calls).
 
     The module fixes FOUR_BY_FIVE from the compile target (32 vector
     registers or not), so only one path runs here. This is a copy of the same
     code whose globals say otherwise, compiled as the kernels are but not
     cached (its cache entry would be the original's).
     """
-    if (name, four_by_five) not in _FORCED:
+    key = (name, *sorted(changed.items(), key=lambda item: item[0]))
+    if key not in _FORCED:
         from numpy_cnn.kernels import conv_direct
         from numpy_cnn.kernels._cpu import KernelDispatcher
         fn = getattr(conv_direct, name)
-        copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, FOUR_BY_FIVE=four_by_five),
-                                  fn.py_func.__name__)
-        _FORCED[name, four_by_five] = KernelDispatcher(py_func=copy, locals={},
-                                                       targetoptions=dict(fn.targetoptions))
-    return _FORCED[name, four_by_five]
+        copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, **changed), fn.py_func.__name__)
+        _FORCED[key] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    return _FORCED[key]
+
+
+def _with_four_by_five(name, four_by_five):
+    """conv_direct's kernel ``name`` compiled with FOUR_BY_FIVE as given, whatever this host's CPU."""
+    return _compiled_with(name, FOUR_BY_FIVE=four_by_five)
 
 
 # (output channels (even), input channels, kH, kW, row_len, n_out, zeros at each end of the input: dx's trimming)
@@ -512,14 +516,7 @@ def test_weight_grad_five_taps_four_channels_matches_reference(case, dtype):
 
 def _backward_with_four_by_five():
     """conv_direct._backward_stacked calling the AVX-512 targets' _weight_grad_flat (a copy, not cached)."""
-    if "_backward_stacked" not in _FORCED:
-        from numpy_cnn.kernels import conv_direct
-        from numpy_cnn.kernels._cpu import KernelDispatcher
-        fn = conv_direct._backward_stacked
-        own = dict(fn.py_func.__globals__, _weight_grad_flat=_with_four_by_five("_weight_grad_flat", True))
-        copy = types.FunctionType(fn.py_func.__code__, own, fn.py_func.__name__)
-        _FORCED["_backward_stacked"] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
-    return _FORCED["_backward_stacked"]
+    return _compiled_with("_backward_stacked", _weight_grad_flat=_with_four_by_five("_weight_grad_flat", True))
 
 
 # (N, C, F, H, W, padding), 5x5 kernels
