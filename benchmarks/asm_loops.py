@@ -68,6 +68,7 @@ KERNELS = {
     "direct_forward_quad5": ("conv_direct", "_five_taps_four_channels"),  # 5 taps x 4 (AVX-512 targets)
     "direct_weight_grad": ("conv_direct", "_weight_grad_flat"),
     "direct_weight_grad_quad5": ("conv_direct", "_five_tap_dots_four_channels"),  # dw 5 x 4 (AVX-512)
+    "blocked_forward": ("conv_blocked", "_image"),                     # register-blocked forward
     "winograd_input": ("winograd", "_input_tiles"),
     "winograd_output": ("winograd", "_output_tiles"),
     "winograd_grad": ("winograd", "_grad_tiles"),
@@ -98,6 +99,7 @@ MCA_CPU = {"emeraldrapids": "sapphirerapids", "graniterapids": "sapphirerapids"}
 def _signatures() -> dict:
     """Run the public functions once on this host's CPU; {kernel: [pickled float32 signature, ...]}."""
     import numpy as np
+    import numpy_cnn.kernels.conv_blocked as blocked
     import numpy_cnn.kernels.conv_direct as direct
     import numpy_cnn.kernels.conv_gemm as gemm
     import numpy_cnn.kernels.winograd as wino
@@ -107,7 +109,7 @@ def _signatures() -> dict:
     def f(*shape):
         return rng.standard_normal(shape).astype(np.float32)
 
-    x, w = f(2, 6, 22, 22), f(16, 6, 5, 5)                       # the paper's conv2: 5-tap passes
+    x, w = f(2, 6, 22, 22), f(16, 6, 5, 5)                       # the paper's conv2: blocked forward, 5-tap dx
     direct.conv2d_backward(direct.conv2d_forward(x, w, f(16)), x, w)
     g, dw = f(4, 40), f(4, 1, 1, 5)                              # the AVX-512 dw pass: the views it is given
     direct._five_tap_dots_four_channels(g[0], g[1], g[2], g[3], f(44), dw, 0, 0, 0, 0)
@@ -118,7 +120,7 @@ def _signatures() -> dict:
     x, w = f(2, 8, 12, 12), f(16, 8, 3, 3)
     gemm.gemm_conv_backward(gemm.gemm_conv_forward(x, w, f(16), stride=2, padding=1), x, w, stride=2, padding=1)
 
-    modules = {"conv_direct": direct, "conv_gemm": gemm, "winograd": wino}
+    modules = {"conv_blocked": blocked, "conv_direct": direct, "conv_gemm": gemm, "winograd": wino}
     out = {}
     for name, (module, fn) in KERNELS.items():
         module, fn = KERNELS[SIGNATURES_LIKE[name]] if name in SIGNATURES_LIKE else (module, fn)

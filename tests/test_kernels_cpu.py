@@ -483,3 +483,46 @@ def test_weight_grad_four_channels_keeps_the_pairs_bits_as_compiled_for_intel(tm
     for dtype in ("f32", "f64"):
         for n in range(len(cases)):
             assert dw[f"{dtype} True {n}"] == dw[f"{dtype} False {n}"], (dtype, cases[n])
+
+
+# ----------------------------------------------------------------------------
+# The register-blocked forward: its sums stay in registers
+# ----------------------------------------------------------------------------
+
+BLOCKED = """
+import json
+from numba import types
+from numpy_cnn.kernels import conv_blocked
+
+f32, i64 = types.float32, types.int64
+# xp, wb, bias, stride_row, stride_col, wo, buf, y, n
+sig = (f32[:, :, ::1], f32[:, :, :, :, ::1], f32[::1], i64, i64, i64, f32[:, ::1], f32[:, :, ::1], i64)
+conv_blocked._image.compile(sig)
+print(json.dumps({"positions": conv_blocked.POSITIONS, "asm": conv_blocked._image.inspect_asm(sig)}))
+"""
+
+
+@pytest.mark.skipif(not X86, reason="x86 CPU names")
+@pytest.mark.parametrize("cpu", ["sapphirerapids", "znver1"])
+def test_blocked_forward_keeps_its_block_of_sums_in_registers(tmp_path, cpu):
+    """conv_blocked._image's term loop, as compiled: 12 sums of 16 lanes, one FMA each per
+    term, with nothing loaded from or stored to the stack. For Intel (32 registers) 12
+    positions x one zmm, each FMA taking its input broadcast from memory ({1to16}) and one
+    weight vector load: 13 loads per 12 FMAs. For AVX2 (16 registers) 6 positions x two
+    ymm: 6 broadcasts and 2 weight loads per 12 FMAs."""
+    env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
+    out = _run(BLOCKED, tmp_path, **env)
+    loops = [loop for loop in map("\n".join, _innermost_loops(out["asm"])) if packed_fma_widths(loop)]
+    assert len(loops) == 1, loops                          # the term loop; nothing else has FMAs
+    loop = loops[0]
+    assert "(%rsp)" not in loop, loop
+    assert not re.search(r"^\s*vmovups\s+%[xyz]mm\d+, ", loop, re.M), loop     # no sum stored in the loop
+    if cpu == "sapphirerapids":
+        assert out["positions"] == 12
+        assert packed_fma_widths(loop) == {"zmm": 12}
+        assert len(re.findall(r"\{1to16\}", loop)) == 12, loop
+        assert len(re.findall(r"^\s*vmovups\s+[^,]*\(", loop, re.M)) == 1, loop   # the weight vector
+    else:
+        assert out["positions"] == 6
+        assert packed_fma_widths(loop) == {"ymm": 12}
+        assert len(re.findall(r"^\s*vbroadcastss\s", loop, re.M)) == 6, loop

@@ -4,11 +4,15 @@ Pure functions on NumPy arrays (NCHW). Each module holds one idea and
 explains its loop layout at the top:
 
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
+* :mod:`numpy_cnn.kernels.conv_blocked` -- ``blocked_forward``: the forward register-blocked (16 output channels
+  x a block of positions in registers), which ``conv2d_forward`` runs where it fits
+* :mod:`numpy_cnn.kernels.simd` -- vectors of 16 float32 that numba keeps in registers (for conv_blocked)
 * :mod:`numpy_cnn.kernels.conv_phases` -- the polyphase split that turns conv_direct's stride > 1 into stride 1
   (plain NumPy: ``split_input``, ``split_weight`` and their inverses for the gradients)
 * :mod:`numpy_cnn.kernels.winograd` -- ``winograd_forward``, ``winograd_backward`` (3x3, stride 1)
 * :mod:`numpy_cnn.kernels.conv_gemm` -- ``gemm_conv_forward``, ``gemm_conv_backward`` (im2col + GEMM, channels last)
-* :mod:`numpy_cnn.kernels.choice` -- ``choose_method`` (which of those three a ``Conv2d`` runs by default)
+* :mod:`numpy_cnn.kernels.choice` -- ``choose_method`` (which of those three a ``Conv2d`` runs by default) and
+  ``choose_forward`` (a faster forward for it)
 * :mod:`numpy_cnn.kernels.blas` -- ``matmul`` (OpenBLAS's GEMM, called from inside numba loops)
 * :mod:`numpy_cnn.kernels.threads` -- ``use_threads`` (how many threads every kernel runs on), ``threads_for``
   (how many of them a GEMM-based kernel call uses)
@@ -41,7 +45,8 @@ _HOME = {
     "adam_step": "adam",
     "flip_rotate": "augment", "augment_images": "augment",
     "batchnorm_forward_train": "batchnorm", "batchnorm_backward_train": "batchnorm",
-    "choose_method": "choice",
+    "choose_method": "choice", "choose_forward": "choice",
+    "blocked_forward": "conv_blocked",
     "conv2d_forward": "conv_direct", "conv2d_backward": "conv_direct", "conv_output_size": "conv_direct",
     "gemm_conv_forward": "conv_gemm", "gemm_conv_backward": "conv_gemm",
     "cross_entropy": "loss", "soft_cross_entropy": "loss",

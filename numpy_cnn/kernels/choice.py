@@ -8,7 +8,7 @@ rule was learnt from, and how to repeat them (``benchmarks/bench_conv.py
 
 from __future__ import annotations
 
-__all__ = ["choose_method"]
+__all__ = ["choose_method", "choose_forward"]
 
 
 def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
@@ -36,3 +36,24 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
     if kernel_size == (1, 1):
         return "im2col"
     return "direct"
+
+
+def choose_forward(method: str, out_channels: int, kernel_size: tuple[int, int], dtype: type) -> str:
+    """The method whose forward pass a layer runs when ``method`` was chosen by :func:`choose_method`.
+
+    ``"direct"`` for float32 with out_channels a multiple of 16 (the register-blocked
+    loops of :mod:`numpy_cnn.kernels.conv_blocked`, which ``"direct"``'s forward runs
+    then) when the rule chose ``"winograd"`` or ``"im2col"`` for a kernel larger than
+    1x1; otherwise ``method``. The backward pass keeps ``method``: every numba method
+    keeps x for backward, so any forward pairs with any of their backwards.
+
+    Measured on the grid's layers, forward only, two threads (Zen 1, 2026-12-06,
+    ``docs/performance.md#register-blocked-forward``): the blocked forward took
+    0.3-0.6x im2col's time on the stride-2 layer and 0.5-0.9x Winograd's on the
+    3x3 layers at 24x24 and 48x48; it lost one cell, 64 -> 64 channels at 12x12,
+    batch 4 (1.2-1.5x Winograd's), and won that layer at batch 64 (0.6x).
+    """
+    if (method in ("winograd", "im2col") and kernel_size != (1, 1) and out_channels % 16 == 0
+            and dtype == "float32"):
+        return "direct"
+    return method

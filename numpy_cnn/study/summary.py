@@ -71,7 +71,8 @@ class LayerRow:
     size in the model's dtype; both ``None`` for other layers. The default
     ``"direct"`` and ``"winograd"`` methods never build it: the column shows what
     they save. ``method`` is the conv method the layer runs (see
-    :func:`numpy_cnn.kernels.choice.choose_method`), ``None`` for other layers.
+    :func:`numpy_cnn.kernels.choice.choose_method`; ``"forward/backward"`` where
+    :func:`~numpy_cnn.kernels.choice.choose_forward` gives the forward another), ``None`` for other layers.
     """
 
     name: str
@@ -151,6 +152,12 @@ def _need_4d(layer: Module, shape: Shape) -> None:
                         "put convolutions and pools before the first fully connected layer")
 
 
+def _methods(layer: Conv2d) -> str:
+    """The conv method a layer runs, ``"forward/backward"`` where the two passes differ."""
+    forward = layer.forward_method
+    return layer.method if forward == layer.method else f"{forward}/{layer.method}"
+
+
 def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow:
     _need_4d(layer, shape)
     out = layer.output_shape(shape)
@@ -165,7 +172,7 @@ def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow
                     flops=2 * macs + n * f * p, macs=macs,
                     backward_flops=2 * (macs + dx_macs) + n * f * p + dx_adds,
                     backward_macs=macs + dx_macs,
-                    cols_shape=cols, cols_bytes=prod(cols) * itemsize, method=layer.method)
+                    cols_shape=cols, cols_bytes=prod(cols) * itemsize, method=_methods(layer))
 
 
 def _linear_row(layer: Linear, name: str, shape: Shape, itemsize: int) -> LayerRow:
@@ -282,7 +289,7 @@ def format_summary(summary: Summary) -> str:
         f"training step {_si(train)}FLOP ({_si(2 * (summary.macs + summary.backward_macs))}FLOP from multiply-adds alone)",
         FLOP_CONVENTION,
         "im2col cols: the matrix Conv2d builds with method='im2col' or 'reference'; "
-        "'direct' and 'winograd' never build it. method: the conv method each layer runs "
-        "(numpy_cnn.kernels.choice.choose_method)",
+        "'direct' and 'winograd' never build it. method: the conv method each layer runs, "
+        "forward/backward where they differ (numpy_cnn.kernels.choice)",
     ]
     return "\n".join(body)

@@ -34,14 +34,20 @@ same numbers (the tests prove it):
 * ``"direct"``: numba direct convolution (:mod:`numpy_cnn.kernels.conv_direct`),
   the sum above as loops. It never builds the column matrix, which for large
   inputs falls out of cache. At stride > 1 it runs its stride-1 loops over
-  the input split into phases (:mod:`numpy_cnn.kernels.conv_phases`).
+  the input split into phases (:mod:`numpy_cnn.kernels.conv_phases`). Its
+  forward, in float32 with output channels a multiple of 16, runs
+  register-blocked loops instead (:mod:`numpy_cnn.kernels.conv_blocked`: 16
+  channels x a block of positions summed in registers), any stride.
 * ``"winograd"``: Winograd F(2x2, 3x3) (:mod:`numpy_cnn.kernels.winograd`),
   3x3 kernels at stride 1 only: 16 multiplies per 2x2 outputs instead of 36,
   as 16 GEMMs over channels. Its readable NumPy twin, :mod:`numpy_cnn.nn.winograd`,
   is tested equal to it and to the reference (a student reads it; no layer runs it).
 
 The default, ``method=None``, runs :func:`numpy_cnn.kernels.choice.choose_method`'s
-pick for the layer's shape, a rule measured for speed; ``method=`` forces any of them.
+pick for the layer's shape, a rule measured for speed, except that the forward
+pass may run ``"direct"``'s register-blocked loops where they are faster
+(:func:`numpy_cnn.kernels.choice.choose_forward`; ``forward_method`` says which).
+``method=`` forces one method for both passes.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from numpy_cnn.errors import UserError
-from numpy_cnn.kernels.choice import choose_method
+from numpy_cnn.kernels.choice import choose_forward, choose_method
 from numpy_cnn.nn import im2col
 from numpy_cnn.nn._fast import kernels
 from numpy_cnn.nn.init import as_generator, default_uniform
@@ -117,6 +123,7 @@ class Conv2d(Module):
         if not isinstance(padding, int) or padding < 0:
             raise UserError(f"Conv2d: padding must be an int >= 0, got {padding!r}")
         self.padding = padding
+        self._chosen = method is None            # by the rule, so choose_forward may pick the forward
         if method is None:
             method = choose_method(self.in_channels, self.kernel_size, self.stride)
         if method not in IMPLEMENTATIONS:
@@ -154,10 +161,18 @@ class Conv2d(Module):
                             f"{kh}x{kw} kernel (padding {self.padding}); use larger images or a smaller kernel")
         return n, self.out_channels, ho, wo
 
+    @property
+    def forward_method(self) -> str:
+        """The method whose forward runs: ``method``, unless the rule chose it and
+        :func:`numpy_cnn.kernels.choice.choose_forward` picks a faster forward for it."""
+        if not self._chosen:
+            return self.method
+        return choose_forward(self.method, self.out_channels, self.kernel_size, self.weight.data.dtype)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         self._y_shape = self.output_shape(x.shape)
-        y, self._cache = IMPLEMENTATIONS[self.method].forward(x, self.weight.data, self.bias.data,
+        y, self._cache = IMPLEMENTATIONS[self.forward_method].forward(x, self.weight.data, self.bias.data,
                                                               self.stride, self.padding)
         return y
 

@@ -1,0 +1,167 @@
+"""Vectors of 16 float32 that numba keeps in registers: the few operations conv_blocked needs.
+
+Why
+---
+numba vectorises loops, not values. A register-blocked kernel (one that
+keeps a block of sums in registers while it runs over a long reduction,
+as every fast GEMM and oneDNN's convolutions do) needs the opposite: a
+fixed set of vector sums that live across a loop. Written with arrays,
+numba keeps such sums in memory and loads and stores them on every term
+(3 G multiply-adds/s, ``docs/performance.md``); written with scalar
+variables, LLVM's SLP vectoriser leaves them scalar. So this module gives
+numba a type for one LLVM vector ``<16 x float>`` and a tuple of them is
+a block of sums, plain SSA values: LLVM's register allocator keeps them in
+registers, as it would keep a C compiler's ``__m512`` variables.
+
+LLVM lowers a ``<16 x float>`` to whatever the target has: one zmm register
+with AVX-512, two ymm with AVX2, four xmm with SSE. The kernels choose how
+many vectors a block holds by the target's register count
+(:func:`numpy_cnn.kernels._cpu.vector_registers`).
+
+The operations (each an ``@intrinsic``: the LLVM IR is built here, at compile time)::
+
+    load16(a, i)                           -> a.flat[i : i + 16] as a vector
+    repeat(v, n)                           -> (v, v, ..., v), n times
+    fma_broadcast(sums, a, offsets, k, w)  -> (sums[p] + a.flat[offsets[p] + k] * w  for each p)
+    store_each(a, i, sums)                 -> a.flat[i + 16*p : i + 16*(p+1)] = sums[p]  for each p
+    block_offsets(oy, ox, width, step_row, step_col, n)
+                                           -> the offsets of n positions in a row-major grid
+
+``fma_broadcast`` is one fused multiply-add per sum, rounded once, with the
+scalar broadcast to every lane: ``fma(x, w, s)`` has the bits of a scalar
+``s + x * w`` under ``fastmath={"contract"}``, so a kernel built from it
+can add its terms in a scalar kernel's order and give the same results.
+
+Arrays are float32 and C-contiguous (``a.flat[i]`` is ``a``'s data pointer
+plus i), and every index is in bounds: nothing here checks. Callers check
+shapes in Python first, as everywhere in :mod:`numpy_cnn.kernels`.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+from numba.np.arrayobj import make_array
+
+__all__ = ["LANES", "load16", "repeat", "fma_broadcast", "store_each", "block_offsets"]
+
+LANES = 16
+_VECTOR = ir.VectorType(ir.FloatType(), LANES)
+
+
+class Float32x16(types.Type):
+    """numba's name for an LLVM ``<16 x float>`` value."""
+
+    def __init__(self) -> None:
+        super().__init__(name="float32x16")
+
+
+float32x16 = Float32x16()
+
+
+@register_model(Float32x16)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR)
+
+
+def _is_float32_array(a) -> bool:
+    return isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C"
+
+
+def _data(context, builder, array_type, array):
+    """The array's data pointer (float*)."""
+    return make_array(array_type)(context, builder, array).data
+
+
+def _vector_at(builder, data, index):
+    """A <16 x float>* at data + index (unaligned: align 4, as a float's)."""
+    return builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer())
+
+
+@intrinsic
+def load16(typingctx, a, i):
+    """a.flat[i : i + 16] as a vector."""
+    if not (_is_float32_array(a) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_vector_at(builder, _data(context, builder, sig.args[0], args[0]), args[1]), align=4)
+    return float32x16(a, i), codegen
+
+
+@intrinsic
+def repeat(typingctx, v, n):
+    """(v,) * n for a compile-time n: the starting block of sums."""
+    if not isinstance(n, types.IntegerLiteral):
+        return None               # numba retries with n as a literal
+    block = types.UniTuple(float32x16, n.literal_value)
+
+    def codegen(context, builder, sig, args):
+        return context.make_tuple(builder, block, [args[0]] * n.literal_value)
+    return block(v, n), codegen
+
+
+@intrinsic
+def fma_broadcast(typingctx, sums, a, offsets, k, w):
+    """(fma(a.flat[offsets[p] + k], w, sums[p]) for each p): one tap of weights w for every position."""
+    if not (isinstance(sums, types.UniTuple) and sums.dtype == float32x16 and _is_float32_array(a)
+            and isinstance(offsets, types.UniTuple) and offsets.count == sums.count):
+        return None
+
+    def codegen(context, builder, sig, args):
+        sums_v, a_v, offsets_v, k_v, w_v = args
+        data = _data(context, builder, sig.args[1], a_v)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3),
+                                             "llvm.fma.v16f32")
+        undef, lane0 = ir.Constant(_VECTOR, ir.Undefined), ir.Constant(ir.IntType(32), 0)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        out = []
+        for p in range(sums.count):
+            index = builder.add(builder.extract_value(offsets_v, p), k_v)
+            x = builder.load(builder.gep(data, [index]), align=4)
+            x16 = builder.shuffle_vector(builder.insert_element(undef, x, lane0), undef, splat)
+            out.append(builder.call(fma, [x16, w_v, builder.extract_value(sums_v, p)]))
+        return context.make_tuple(builder, sig.return_type, out)
+    return sums(sums, a, offsets, types.int64, w), codegen
+
+
+@intrinsic
+def store_each(typingctx, a, i, sums):
+    """a.flat[i + 16*p : i + 16*(p+1)] = sums[p] for each p."""
+    if not (_is_float32_array(a) and isinstance(sums, types.UniTuple) and sums.dtype == float32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        for p in range(sums.count):
+            index = builder.add(args[1], ir.Constant(args[1].type, LANES * p))
+            builder.store(builder.extract_value(args[2], p), _vector_at(builder, data, index), align=4)
+        return context.get_dummy_value()
+    return types.void(a, types.int64, sums), codegen
+
+
+@intrinsic
+def block_offsets(typingctx, oy, ox, width, step_row, step_col, n):
+    """(oy_p * step_row + ox_p * step_col for p < n), where (oy_p, ox_p) are the n grid
+    positions from (oy, ox) on in row-major order, rows ``width`` long (one step at a
+    time, a compare and a select each: no division)."""
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+    block = types.UniTuple(types.int64, n.literal_value)
+
+    def codegen(context, builder, sig, args):
+        row, col, width_v, step_row_v, step_col_v, _ = args
+        one, zero = ir.Constant(row.type, 1), ir.Constant(row.type, 0)
+        out = []
+        for p in range(n.literal_value):
+            if p:
+                col = builder.add(col, one)
+                wrap = builder.icmp_signed(">=", col, width_v)
+                col = builder.select(wrap, zero, col)
+                row = builder.select(wrap, builder.add(row, one), row)
+            out.append(builder.add(builder.mul(row, step_row_v), builder.mul(col, step_col_v)))
+        return context.make_tuple(builder, block, out)
+    return block(types.int64, types.int64, types.int64, types.int64, types.int64, n), codegen

@@ -1,0 +1,154 @@
+"""Tests of the register-blocked forward (numpy_cnn.kernels.conv_blocked) and its vectors (simd).
+
+The reference is the readable im2col layer (numpy_cnn.nn.im2col) in float64
+on the same float32 inputs, to 1e-5 of the output's scale. At stride 1 the
+blocked kernel adds each output's terms in conv_direct's order, so it must
+also give conv_direct's flat-row loops' bits exactly; at any stride, the
+same bits on one thread and two. The assembly it compiles to, for Intel and
+for AVX2, is checked in tests/test_kernels_cpu.py.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from numpy_cnn.kernels import conv_blocked, conv_direct
+from numpy_cnn.kernels.threads import use_threads
+from numpy_cnn.kernels.conv_blocked import POSITIONS, blocked_forward, fits
+from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_each
+from numpy_cnn.nn import im2col
+from numpy_cnn.nn.layers.conv import Conv2d
+
+# (N, C, F, H, W, k, stride, padding): the paper's conv2, the grid's layers, and edge cases:
+# output positions equal to a block, not a multiple of it, one row narrower than a block,
+# padding wider than the kernel, non-square images and kernels, stride 3.
+SHAPES = [
+    (3, 6, 16, 22, 22, 5, 1, 0),
+    (2, 32, 64, 24, 24, 3, 2, 1),
+    (2, 3, 16, 12, 12, 3, 1, 1),
+    (1, 16, 32, 9, 9, 3, 1, 1),
+    (2, 5, 16, 7, 5, (3, 2), 1, 2),
+    (1, 1, 48, 4, 3, 1, 1, 1),
+    (2, 4, 16, 11, 10, 3, 3, 0),
+    (1, 7, 16, 3, 12, (1, 3), 1, 0),
+    (3, 2, 32, 6, 6, 5, 2, 2),
+]
+
+
+def _case(N, C, F, H, W, k, seed=0):
+    rng = np.random.default_rng(seed)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    return x, w, b
+
+
+def _outputs(H, W, k, s, p):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return ((H + 2 * p - kh) // s + 1) * ((W + 2 * p - kw) // s + 1)
+
+
+def _flat_rows(monkeypatch, x, w, b, s, p):
+    """conv_direct's forward with the blocked kernel turned off: its flat-row loops."""
+    monkeypatch.setattr(conv_blocked, "fits", lambda *args: False)
+    return conv_direct.conv2d_forward(x, w, b, s, p)
+
+
+@pytest.mark.parametrize("N, C, F, H, W, k, s, p", SHAPES)
+def test_blocked_forward_matches_the_reference(N, C, F, H, W, k, s, p):
+    x, w, b = _case(N, C, F, H, W, k)
+    if _outputs(H, W, k, s, p) < POSITIONS:
+        pytest.skip(f"fewer outputs than a block of {POSITIONS}: conv_direct keeps its own loops")
+    y = blocked_forward(x, w, b, (s, s), p)
+    ref, _ = im2col.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p)
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("N, C, F, H, W, k, s, p", [case for case in SHAPES if case[6] == 1])
+def test_blocked_forward_has_the_flat_row_loops_bits_at_stride_1(monkeypatch, N, C, F, H, W, k, s, p):
+    """The same terms in the same order, each one FMA: conv_direct's forward, bit for bit
+    (so a network trained before the blocked kernel trains to the same weights)."""
+    x, w, b = _case(N, C, F, H, W, k, seed=1)
+    if _outputs(H, W, k, s, p) < POSITIONS:
+        pytest.skip(f"fewer outputs than a block of {POSITIONS}")
+    y = blocked_forward(x, w, b, (s, s), p)
+    assert y.tobytes() == _flat_rows(monkeypatch, x, w, b, s, p).tobytes()
+
+
+def test_conv_direct_runs_the_blocked_kernel_only_where_it_fits(monkeypatch):
+    """float32, channels a multiple of 16, a block's outputs, one padding: blocked; else the flat rows."""
+    calls = []
+    real = conv_blocked.blocked_forward
+    monkeypatch.setattr(conv_blocked, "blocked_forward", lambda *a: calls.append(a[1].shape) or real(*a))
+    for F, dtype, H, padding in [(16, np.float32, 8, 1), (8, np.float32, 8, 1), (16, np.float64, 8, 1),
+                                 (32, np.float32, 3, 0), (16, np.float32, 8, (1, 0))]:
+        x, w, b = _case(1, 3, F, H, H, 3)
+        conv_direct.conv2d_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), 1, padding)
+    assert calls == [(16, 3, 3, 3)]
+    assert fits(np.float32, 16, POSITIONS) and not fits(np.float32, 16, POSITIONS - 1)
+    assert not fits(np.float64, 16, 100) and not fits(np.float32, 24, 100)
+
+
+@pytest.mark.parametrize("N, C, F, H, W, k, s, p", [SHAPES[1], SHAPES[8]])
+def test_blocked_forward_is_the_same_on_one_thread_and_two(N, C, F, H, W, k, s, p):
+    x, w, b = _case(N + 3, C, F, H, W, k, seed=2)
+    before = use_threads()
+    try:
+        use_threads(1)
+        one = blocked_forward(x, w, b, (s, s), p)
+        use_threads(min(2, before))
+        two = blocked_forward(x, w, b, (s, s), p)
+    finally:
+        use_threads(before)
+    assert one.tobytes() == two.tobytes()
+
+
+def test_conv2d_runs_the_blocked_forward_with_its_rules_backward():
+    """A 3x3 layer of 32 -> 32 channels: the rule picks Winograd, the forward runs direct's
+    (blocked) loops, and forward and gradients match the reference layer's."""
+    layer = Conv2d(16, 32, 3, padding=1, rng=0)
+    assert (layer.method, layer.forward_method) == ("winograd", "direct")
+    assert Conv2d(16, 32, 3, padding=1, method="winograd").forward_method == "winograd"   # forced: both passes
+    assert Conv2d(16, 32, 3, padding=1, dtype=np.float64).forward_method == "winograd"
+    assert Conv2d(16, 24, 3, padding=1).forward_method == "winograd"                     # 24: not a multiple of 16
+    assert Conv2d(16, 32, 1).forward_method == "im2col"                                 # 1x1: one GEMM an image
+    assert Conv2d(16, 32, 3, stride=2, padding=1).forward_method == "direct"
+    reference = Conv2d(16, 32, 3, padding=1, rng=0, method="reference")
+    x = np.random.default_rng(3).standard_normal((2, 16, 10, 10)).astype(np.float32)
+    dy = np.random.default_rng(4).standard_normal((2, 32, 10, 10)).astype(np.float32)
+    y, y_ref = layer.forward(x), reference.forward(x)
+    assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
+    dx, dx_ref = layer.backward(dy), reference.backward(dy)
+    assert np.abs(dx - dx_ref).max() <= 1e-5 * np.abs(dx_ref).max()
+    assert np.abs(layer.weight.grad - reference.weight.grad).max() <= 1e-5 * np.abs(reference.weight.grad).max()
+    layer.method = "reference"                       # set later: both passes follow (the cache is the reference's)
+    assert layer.forward_method == "reference"
+    layer.forward(x)
+    assert layer.backward(dy).shape == x.shape
+
+
+# ----------------------------------------------------------------------------
+# The vectors (simd), on their own
+# ----------------------------------------------------------------------------
+
+@njit
+def _one_block(a, offsets_from, width, step_row, step_col, w, k, out):
+    corner = block_offsets(offsets_from[0], offsets_from[1], width, step_row, step_col, 3)
+    sums = fma_broadcast(repeat(load16(w, 0), 3), a, corner, k, load16(w, 16))
+    store_each(out, 0, sums)
+    return corner
+
+
+def test_simd_operations_do_what_their_docstrings_say():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(200).astype(np.float32)
+    w = rng.standard_normal(32).astype(np.float32)
+    out = np.zeros(48, np.float32)
+    # positions (1, 3), (1, 4), (2, 0) of a grid 5 wide; rows 40 apart, columns 2
+    corner = _one_block(a, np.array([1, 3]), 5, 40, 2, w, 7, out)
+    assert corner == (1 * 40 + 3 * 2, 1 * 40 + 4 * 2, 2 * 40 + 0)
+    for p, offset in enumerate(corner):
+        expected = w[:16].astype(np.float64) + np.float64(a[offset + 7]) * w[16:]
+        np.testing.assert_allclose(out[16 * p:16 * (p + 1)], expected, rtol=1e-6)
