@@ -82,13 +82,14 @@ def test_conv_direct_runs_the_blocked_kernel_only_where_it_fits(monkeypatch):
     calls = []
     real = conv_blocked.blocked_forward
     monkeypatch.setattr(conv_blocked, "blocked_forward", lambda *a: calls.append(a[1].shape) or real(*a))
-    for F, dtype, H, padding in [(16, np.float32, 8, 1), (8, np.float32, 8, 1), (16, np.float64, 8, 1),
-                                 (32, np.float32, 3, 0), (16, np.float32, 8, (1, 0))]:
-        x, w, b = _case(1, 3, F, H, H, 3)
+    for F, C, dtype, H, padding in [(16, 8, np.float32, 8, 1), (8, 8, np.float32, 8, 1), (16, 8, np.float64, 8, 1),
+                                    (32, 8, np.float32, 3, 0), (16, 8, np.float32, 8, (1, 0)), (16, 7, np.float32, 8, 1)]:
+        x, w, b = _case(1, C, F, H, H, 3)
         conv_direct.conv2d_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), 1, padding)
-    assert calls == [(16, 3, 3, 3)]
-    assert fits(np.float32, 16, POSITIONS) and not fits(np.float32, 16, POSITIONS - 1)
-    assert not fits(np.float64, 16, 100) and not fits(np.float32, 24, 100)
+    assert calls == [(16, 8, 3, 3)]                  # 7 channels x 3 x 3 = 63 terms: too few
+    assert fits(np.float32, 16, POSITIONS, 64) and not fits(np.float32, 16, POSITIONS - 1, 64)
+    assert not fits(np.float64, 16, 100, 64) and not fits(np.float32, 24, 100, 64)
+    assert not fits(np.float32, 16, 100, 63)
 
 
 @pytest.mark.parametrize("N, C, F, H, W, k, s, p", [SHAPES[1], SHAPES[8]])
@@ -106,18 +107,19 @@ def test_blocked_forward_is_the_same_on_one_thread_and_two(N, C, F, H, W, k, s, 
 
 
 def test_conv2d_runs_the_blocked_forward_with_its_rules_backward():
-    """A 3x3 layer of 32 -> 32 channels: the rule picks Winograd, the forward runs direct's
-    (blocked) loops, and forward and gradients match the reference layer's."""
-    layer = Conv2d(16, 32, 3, padding=1, rng=0)
-    assert (layer.method, layer.forward_method) == ("winograd", "direct")
-    assert Conv2d(16, 32, 3, padding=1, method="winograd").forward_method == "winograd"   # forced: both passes
-    assert Conv2d(16, 32, 3, padding=1, dtype=np.float64).forward_method == "winograd"
-    assert Conv2d(16, 24, 3, padding=1).forward_method == "winograd"                     # 24: not a multiple of 16
-    assert Conv2d(16, 32, 1).forward_method == "im2col"                                 # 1x1: one GEMM an image
-    assert Conv2d(16, 32, 3, stride=2, padding=1).forward_method == "direct"
-    reference = Conv2d(16, 32, 3, padding=1, rng=0, method="reference")
+    """A stride-2 3x3 layer of 16 -> 32 channels: the rule picks im2col, the forward runs
+    direct's (blocked) loops, and forward and gradients match the reference layer's."""
+    layer = Conv2d(16, 32, 3, stride=2, padding=1, rng=0)
+    assert (layer.method, layer.forward_method) == ("im2col", "direct")
+    assert Conv2d(16, 32, 3, stride=2, method="im2col").forward_method == "im2col"      # forced: both passes
+    assert Conv2d(16, 32, 3, stride=2, dtype=np.float64).forward_method == "im2col"
+    assert Conv2d(16, 24, 3, stride=2).forward_method == "im2col"                       # 24: not a multiple of 16
+    assert Conv2d(16, 32, 1, stride=2).forward_method == "im2col"                       # 1x1: one GEMM an image
+    assert Conv2d(3, 32, 3, stride=2).forward_method == "im2col"                        # 27 terms: too few
+    assert Conv2d(16, 32, 3, padding=1).forward_method == "winograd"                    # Winograd keeps its layers
+    reference = Conv2d(16, 32, 3, stride=2, padding=1, rng=0, method="reference")
     x = np.random.default_rng(3).standard_normal((2, 16, 10, 10)).astype(np.float32)
-    dy = np.random.default_rng(4).standard_normal((2, 32, 10, 10)).astype(np.float32)
+    dy = np.random.default_rng(4).standard_normal((2, 32, 5, 5)).astype(np.float32)
     y, y_ref = layer.forward(x), reference.forward(x)
     assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
     dx, dx_ref = layer.backward(dy), reference.backward(dy)

@@ -8,7 +8,15 @@ rule was learnt from, and how to repeat them (``benchmarks/bench_conv.py
 
 from __future__ import annotations
 
-__all__ = ["choose_method", "choose_forward"]
+__all__ = ["choose_method", "choose_forward", "BLOCKED_MIN_TERMS"]
+
+# Terms (C*kH*kW) each sum must have, at least, for the register-blocked forward
+# (numpy_cnn.kernels.conv_blocked) to be worth its blocks' start and their store into
+# NCHW (16 x 6 or 12 single-float copies a block). Against conv_direct's flat rows,
+# forward, batch 4 and 64 (Zen 1, 2026-12-06, docs/performance.md, "Register-blocked
+# forward"): 1.02-1.11x their time at 27 terms (3x3 over 3 channels), 0.97 at 54,
+# 0.88-0.95 at 72-75, 0.67-0.74 at 150 (the paper's conv2).
+BLOCKED_MIN_TERMS = 64
 
 
 def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
@@ -38,22 +46,26 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
     return "direct"
 
 
-def choose_forward(method: str, out_channels: int, kernel_size: tuple[int, int], dtype: type) -> str:
+def choose_forward(method: str, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                   dtype: type) -> str:
     """The method whose forward pass a layer runs when ``method`` was chosen by :func:`choose_method`.
 
-    ``"direct"`` for float32 with out_channels a multiple of 16 (the register-blocked
-    loops of :mod:`numpy_cnn.kernels.conv_blocked`, which ``"direct"``'s forward runs
-    then) when the rule chose ``"winograd"`` or ``"im2col"`` for a kernel larger than
-    1x1; otherwise ``method``. The backward pass keeps ``method``: every numba method
-    keeps x for backward, so any forward pairs with any of their backwards.
+    ``"direct"`` where the rule chose ``"im2col"`` for a strided layer that the
+    register-blocked loops of :mod:`numpy_cnn.kernels.conv_blocked` take (float32,
+    out_channels a multiple of 16, at least BLOCKED_MIN_TERMS terms a sum; not 1x1):
+    ``"direct"``'s forward runs them then, any stride. Otherwise ``method``. The
+    backward pass keeps ``method``: every numba method keeps x for backward, so any
+    of their forwards pairs with any of their backwards.
 
-    Measured on the grid's layers, forward only, two threads (Zen 1, 2026-12-06,
-    ``docs/performance.md#register-blocked-forward``): the blocked forward took
-    0.3-0.6x im2col's time on the stride-2 layer and 0.5-0.9x Winograd's on the
-    3x3 layers at 24x24 and 48x48; it lost one cell, 64 -> 64 channels at 12x12,
-    batch 4 (1.2-1.5x Winograd's), and won that layer at batch 64 (0.6x).
+    Measured with ``python benchmarks/bench_conv.py --grid --reps 9`` (Zen 1, two
+    threads, 2026-12-06; ``docs/performance.md#register-blocked-forward``): on the
+    grid's stride-2 layer the blocked forward took 1.06 and 1.10 of PyTorch's time
+    at batch 4 and 64, where im2col took 1.52 and 1.98. Winograd keeps its 3x3
+    layers: there the blocked forward took 1.0-1.9x Winograd's time with 32 or 64
+    input channels, and tied it with 16.
     """
-    if (method in ("winograd", "im2col") and kernel_size != (1, 1) and out_channels % 16 == 0
-            and dtype == "float32"):
+    kh, kw = kernel_size
+    if (method == "im2col" and (kh, kw) != (1, 1) and out_channels % 16 == 0
+            and in_channels * kh * kw >= BLOCKED_MIN_TERMS and dtype == "float32"):
         return "direct"
     return method

@@ -40,14 +40,16 @@ sums cross images, so the output does not depend on the thread count):
 * the image is copied channels last with its zero border
   (:func:`numpy_cnn.kernels.layout.channels_last`): ``xp (Hp, Wp, C)``, so
   a term's B inputs are B loads at fixed offsets from each position's corner;
-* weights ``wb (F/16, C, kH, kW, 16)``: each block's K vectors in a row;
+* weights ``wb (F/16, C, kH, kW, 16)``: each group's K vectors in a row,
+  starting on a 64-byte line (scratch memory), so no weight load splits;
 * a block's sums go to a small buffer, then to ``y`` in NCHW. The last
   block of a channel group starts B before the end, overlapping the one
   before it (it writes those outputs again, with the same values).
 
-Only float32, output channels a multiple of 16 and at least B outputs per
-image: :func:`fits` says when. ``conv_direct.conv2d_forward`` calls this
-kernel when it fits, and its own loops otherwise.
+Only float32, output channels a multiple of 16, at least B outputs per
+image and MIN_TERMS terms per sum: :func:`fits` says when.
+``conv_direct.conv2d_forward`` calls this kernel when it fits, and its own
+loops otherwise.
 """
 
 from __future__ import annotations
@@ -57,11 +59,12 @@ from numba import prange
 
 from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import jit
+from numpy_cnn.kernels.choice import BLOCKED_MIN_TERMS as MIN_TERMS
 from numpy_cnn.kernels.layout import scratch
 from numpy_cnn.kernels.simd import LANES, block_offsets, fma_broadcast, load16, repeat, store_each
 from numpy_cnn.kernels.threads import share, threads_for
 
-__all__ = ["POSITIONS", "fits", "blocked_forward"]
+__all__ = ["POSITIONS", "MIN_TERMS", "fits", "blocked_forward"]
 
 # Output positions per block: 12 sums in zmm registers (AVX-512), or 6 in pairs of ymm (AVX2).
 # A compile-time constant; the code generator's feature string, which decides it, is also the
@@ -69,9 +72,12 @@ __all__ = ["POSITIONS", "fits", "blocked_forward"]
 POSITIONS = 12 if vector_registers() >= 32 else 6
 
 
-def fits(dtype: np.dtype, out_channels: int, outputs_per_image: int) -> bool:
-    """Whether :func:`blocked_forward` takes a layer: float32, channels a multiple of 16, a block's outputs."""
-    return dtype == np.float32 and out_channels % LANES == 0 and outputs_per_image >= POSITIONS
+def fits(dtype: np.dtype, out_channels: int, outputs_per_image: int, terms: int) -> bool:
+    """Whether :func:`blocked_forward` takes a layer: float32, channels a multiple of 16,
+    a block's outputs, and at least MIN_TERMS = C*kH*kW terms in each sum
+    (:data:`numpy_cnn.kernels.choice.BLOCKED_MIN_TERMS`, where the measurement is)."""
+    return (dtype == np.float32 and out_channels % LANES == 0 and outputs_per_image >= POSITIONS
+            and terms >= MIN_TERMS)
 
 
 @jit()
@@ -136,9 +142,12 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[i
     N, C, H, W = x.shape
     F, _, kh, kw = w.shape
     ho, wo = (H + 2 * padding - kh) // stride[0] + 1, (W + 2 * padding - kw) // stride[1] + 1
-    wb = np.ascontiguousarray(w.reshape(F // LANES, LANES, C, kh, kw).transpose(0, 2, 3, 4, 1))
+    # (on a cache line, as scratch memory starts: no 64-byte weight load then splits across two lines)
+    wb = scratch("blocked_weights", (F // LANES, C, kh, kw, LANES), x.dtype)
+    wb[...] = w.reshape(F // LANES, LANES, C, kh, kw).transpose(0, 2, 3, 4, 1)
+    hp, wp = H + 2 * padding, W + 2 * padding
     threads = threads_for(N, N * ho * wo * C * kh * kw * F)
-    xp = scratch("blocked_xp", (threads, C, H + 2 * padding, W + 2 * padding), x.dtype)
+    xp = scratch("blocked_xp", (threads, C, hp, wp), x.dtype)
     buf = scratch("blocked_sums", (threads, POSITIONS, LANES), x.dtype)
     y = np.empty((N, F, ho, wo), dtype=x.dtype)
     _forward_threads(x, wb, b, padding, stride[0], stride[1], wo, threads, xp, buf, y.reshape(N, F, ho * wo))

@@ -865,7 +865,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         raise ValueError(f"conv2d: bias has shape {b.shape}, want ({w.shape[0]},)")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
-    if ph == pw and conv_blocked.fits(x.dtype, F, ((H + 2 * ph - kH) // sh + 1) * ((W + 2 * pw - kW) // sw + 1)):
+    outputs = ((H + 2 * ph - kH) // sh + 1) * ((W + 2 * pw - kW) // sw + 1)
+    if ph == pw and conv_blocked.fits(x.dtype, F, outputs, C * kH * kW):
         # Register-blocked (conv_blocked): faster, and at stride 1 the same bits as the loops below.
         return conv_blocked.blocked_forward(x, w, b, (sh, sw), ph)
     kernel = (kH, kW)

@@ -167,7 +167,8 @@ class Conv2d(Module):
         :func:`numpy_cnn.kernels.choice.choose_forward` picks a faster forward for it."""
         if not self._chosen:
             return self.method
-        return choose_forward(self.method, self.out_channels, self.kernel_size, self.weight.data.dtype)
+        return choose_forward(self.method, self.in_channels, self.out_channels, self.kernel_size,
+                              self.weight.data.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
