@@ -5,8 +5,8 @@ The same sum as every other method (:mod:`numpy_cnn.nn.im2col` derives it)::
     y[n, f, oy, ox] = b[f] + sum_{c, i, j} w[f, c, i, j] * xpad[n, c, oy*s + i, ox*s + j]
 
 read as im2col's GEMM ``y = W @ cols + b`` without building ``cols``: each
-output position's column is read straight from the input, channels last,
-where it sits (an "implicit GEMM"). The GEMM's micro-kernel is the block:
+output position's column is read straight from the (padded) input, where it
+sits (an "implicit GEMM"). The GEMM's micro-kernel is the block:
 
     B output positions (a run of the row-major grid of outputs)
       x 16 output channels (one vector: a zmm register, or two ymm)
@@ -37,9 +37,12 @@ checks it). The vectors are :mod:`numpy_cnn.kernels.simd`'s.
 Layout, per image (a ``prange`` over each thread's share of the batch; no
 sums cross images, so the output does not depend on the thread count):
 
-* the image is copied channels last with its zero border
-  (:func:`numpy_cnn.kernels.layout.channels_last`): ``xp (Hp, Wp, C)``, so
-  a term's B inputs are B loads at fixed offsets from each position's corner;
+* the image with its zero border, ``xp (C, Hp, Wp)`` (x[n] itself when there
+  is no padding): a term's B inputs are B loads at one offset from each
+  position's corner, and the innermost loop (over j) steps by one float.
+  Channels last, it would step by C floats, a stride that needed a
+  register of its own: compiled for Intel, the loop then reloaded it from
+  the stack every term;
 * weights ``wb (F/16, C, kH, kW, 16)``: each group's K vectors in a row,
   starting on a 64-byte line (scratch memory), so no weight load splits;
 * a block's sums go to a small buffer, then to ``y`` in NCHW. The last
@@ -111,7 +114,7 @@ def _image(xp, wb, bias, stride_row, stride_col, wo, buf, y, n):
                         sums = fma_broadcast(sums, xp, corner, tap + j, load16(wb, (term + j) * LANES))
                     term += kw
             store_each(buf, 0, sums)
-            for v in range(LANES):                 # the block, channels last -> NCHW
+            for v in range(LANES):                 # buf (positions, channels) -> y's rows (NCHW)
                 out = y[n, g * LANES + v]
                 for p in range(POSITIONS):
                     out[q0 + p] = buf[p, v]
