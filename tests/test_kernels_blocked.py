@@ -15,7 +15,7 @@ from numba import njit
 from numpy_cnn.kernels import conv_blocked, conv_direct
 from numpy_cnn.kernels.threads import use_threads
 from numpy_cnn.kernels.conv_blocked import POSITIONS, blocked_forward, fits
-from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_each
+from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_transposed
 from numpy_cnn.nn import im2col
 from numpy_cnn.nn.layers.conv import Conv2d
 
@@ -139,7 +139,7 @@ def test_conv2d_runs_the_blocked_forward_with_its_rules_backward():
 def _one_block(a, offsets_from, width, step_row, step_col, w, k, out):
     corner = block_offsets(offsets_from[0], offsets_from[1], width, step_row, step_col, 3)
     sums = fma_broadcast(repeat(load16(w, 0), 3), a, corner, k, load16(w, 16))
-    store_each(out, 0, sums)
+    store_transposed(out, 0, 3, sums)                # out (16, 3): lane v of sum p at out[v, p]
     return corner
 
 
@@ -147,10 +147,54 @@ def test_simd_operations_do_what_their_docstrings_say():
     rng = np.random.default_rng(5)
     a = rng.standard_normal(200).astype(np.float32)
     w = rng.standard_normal(32).astype(np.float32)
-    out = np.zeros(48, np.float32)
+    out = np.zeros((16, 3), np.float32)
     # positions (1, 3), (1, 4), (2, 0) of a grid 5 wide; rows 40 apart, columns 2
     corner = _one_block(a, np.array([1, 3]), 5, 40, 2, w, 7, out)
     assert corner == (1 * 40 + 3 * 2, 1 * 40 + 4 * 2, 2 * 40 + 0)
     for p, offset in enumerate(corner):
         expected = w[:16].astype(np.float64) + np.float64(a[offset + 7]) * w[16:]
-        np.testing.assert_allclose(out[16 * p:16 * (p + 1)], expected, rtol=1e-6)
+        np.testing.assert_allclose(out[:, p], expected, rtol=1e-6)
+
+
+def _store_block(n):
+    """A numba function storing a block of n vectors (src's first n*16 floats) with store_transposed."""
+    @njit
+    def store(src, out, at, row_stride):
+        sums = (load16(src, 0), load16(src, 16), load16(src, 32), load16(src, 48), load16(src, 64), load16(src, 80),
+                load16(src, 96), load16(src, 112), load16(src, 128), load16(src, 144), load16(src, 160),
+                load16(src, 176))[:n]
+        store_transposed(out, at, row_stride, sums)
+    return store
+
+
+@pytest.mark.parametrize("n", [1, 6, 12])
+def test_store_transposed_writes_each_lane_as_a_row_and_nothing_else(n):
+    """Block (n positions x 16 lanes) -> 16 rows of n at ``at``, rows ``row_stride`` apart;
+    every float around them stays as it was."""
+    src = np.arange(12 * 16, dtype=np.float32)
+    out = np.full((20, 30), -1.0, np.float32)
+    _store_block(n)(src, out, 3 * 30 + 5, 30)
+    want = np.full((20, 30), -1.0, np.float32)
+    want[3:19, 5:5 + n] = src[:n * 16].reshape(n, 16).T
+    assert out.tobytes() == want.tobytes()
+
+
+def test_the_twelve_position_blocks_of_avx512_give_the_same_bits_here():
+    """conv_blocked._image as compiled for AVX-512 (12 positions a block) runs here too
+    (LLVM splits each vector into AVX2's halves): the same sums in the same order, so the
+    same bits as this host's 6-position blocks."""
+    import types as pytypes
+    from numpy_cnn.kernels._cpu import KernelDispatcher
+    fn = conv_blocked._image
+    copy = pytypes.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, POSITIONS=12), "_image")
+    twelve = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    for N, C, F, H, W, k, s, p in [SHAPES[0], SHAPES[1], SHAPES[4]]:
+        x, w, b = _case(N, C, F, H, W, k, seed=6)
+        kh, kw = (k, k) if isinstance(k, int) else k
+        wb = np.ascontiguousarray(w.reshape(F // 16, 16, C, kh, kw).transpose(0, 2, 3, 4, 1))
+        ho, wo = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+        y = np.empty((N, F, ho * wo), np.float32)
+        for n in range(N):
+            xp = np.ascontiguousarray(np.pad(x[n], ((0, 0), (p, p), (p, p))))
+            twelve(xp, wb, b, s, s, wo, y, n)
+        assert y.reshape(N, F, ho, wo).tobytes() == blocked_forward(x, w, b, (s, s), p).tobytes()

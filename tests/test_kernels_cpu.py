@@ -495,8 +495,8 @@ from numba import types
 from numpy_cnn.kernels import conv_blocked
 
 f32, i64 = types.float32, types.int64
-# xp, wb, bias, stride_row, stride_col, wo, buf, y, n
-sig = (f32[:, :, ::1], f32[:, :, :, :, ::1], f32[::1], i64, i64, i64, f32[:, ::1], f32[:, :, ::1], i64)
+# xp, wb, bias, stride_row, stride_col, wo, y, n
+sig = (f32[:, :, ::1], f32[:, :, :, :, ::1], f32[::1], i64, i64, i64, f32[:, :, ::1], i64)
 conv_blocked._image.compile(sig)
 print(json.dumps({"positions": conv_blocked.POSITIONS, "asm": conv_blocked._image.inspect_asm(sig)}))
 """
@@ -509,7 +509,8 @@ def test_blocked_forward_keeps_its_block_of_sums_in_registers(tmp_path, cpu):
     term, with nothing loaded from or stored to the stack. For Intel (32 registers) 12
     positions x one zmm, each FMA taking its input broadcast from memory ({1to16}) and one
     weight vector load: 13 loads per 12 FMAs. For AVX2 (16 registers) 6 positions x two
-    ymm: 6 broadcasts and 2 weight loads per 12 FMAs."""
+    ymm: 6 broadcasts and 2 weight loads per 12 FMAs. For Intel, a block's sums go to y
+    as 16 masked vector stores, with no single float stored."""
     env = INTEL if cpu == "sapphirerapids" else dict(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=AVX2)
     out = _run(BLOCKED, tmp_path, **env)
     loops = [loop for loop in map("\n".join, _innermost_loops(out["asm"])) if packed_fma_widths(loop)]
@@ -522,6 +523,10 @@ def test_blocked_forward_keeps_its_block_of_sums_in_registers(tmp_path, cpu):
         assert packed_fma_widths(loop) == {"zmm": 12}
         assert len(re.findall(r"\{1to16\}", loop)) == 12, loop
         assert len(re.findall(r"^\s*vmovups\s+[^,]*\(", loop, re.M)) == 1, loop   # the weight vector
+        # the block into y: 16 rows stored as vectors under a mask, after a transpose in registers,
+        # not 16 x 12 single floats
+        assert len(re.findall(r"vmovups\s+%zmm\d+, [^\n]*\{%k\d\}", out["asm"])) >= 16
+        assert not re.search(r"vmovss\s+%xmm\d+, [^\n]*\(", out["asm"])
     else:
         assert out["positions"] == 6
         assert packed_fma_widths(loop) == {"ymm": 12}

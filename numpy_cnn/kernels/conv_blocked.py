@@ -45,9 +45,12 @@ sums cross images, so the output does not depend on the thread count):
   the stack every term;
 * weights ``wb (F/16, C, kH, kW, 16)``: each group's K vectors in a row,
   starting on a 64-byte line (scratch memory), so no weight load splits;
-* a block's sums go to a small buffer, then to ``y`` in NCHW. The last
-  block of a channel group starts B before the end, overlapping the one
-  before it (it writes those outputs again, with the same values).
+* a block's sums (positions x channels) are transposed in registers and
+  stored as 16 rows of y (NCHW), one masked vector store each
+  (:func:`numpy_cnn.kernels.simd.store_transposed`), rather than 16 x B
+  single floats copied one by one. The last block of a channel group starts
+  B before the end, overlapping the one before it (it writes those outputs
+  again, with the same values).
 
 Only float32, output channels a multiple of 16, at least B outputs per
 image and MIN_TERMS terms per sum: :func:`fits` says when.
@@ -64,7 +67,7 @@ from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import jit
 from numpy_cnn.kernels.choice import BLOCKED_MIN_TERMS as MIN_TERMS
 from numpy_cnn.kernels.layout import scratch
-from numpy_cnn.kernels.simd import LANES, block_offsets, fma_broadcast, load16, repeat, store_each
+from numpy_cnn.kernels.simd import LANES, block_offsets, fma_broadcast, load16, repeat, store_transposed
 from numpy_cnn.kernels.threads import share, threads_for
 
 __all__ = ["POSITIONS", "MIN_TERMS", "fits", "blocked_forward"]
@@ -94,9 +97,9 @@ def _padded(x, n, pad, xp):
 
 
 @jit()
-def _image(xp, wb, bias, stride_row, stride_col, wo, buf, y, n):
+def _image(xp, wb, bias, stride_row, stride_col, wo, y, n):
     """y[n] (F, H'*W') from xp (C, Hp, Wp), image n with its zero border;
-    wb (F/16, C, kH, kW, 16); buf (POSITIONS, 16) scratch."""
+    wb (F/16, C, kH, kW, 16)."""
     groups, C, kh, kw = wb.shape[0], wb.shape[1], wb.shape[2], wb.shape[3]
     P = y.shape[2]
     hp, wp = xp.shape[1], xp.shape[2]
@@ -113,25 +116,22 @@ def _image(xp, wb, bias, stride_row, stride_col, wo, buf, y, n):
                     for j in range(kw):
                         sums = fma_broadcast(sums, xp, corner, tap + j, load16(wb, (term + j) * LANES))
                     term += kw
-            store_each(buf, 0, sums)
-            for v in range(LANES):                 # buf (positions, channels) -> y's rows (NCHW)
-                out = y[n, g * LANES + v]
-                for p in range(POSITIONS):
-                    out[q0 + p] = buf[p, v]
+            # (positions x channels) -> y's 16 rows (NCHW): transposed in registers, a vector store a row
+            store_transposed(y[n], g * LANES * P + q0, P, sums)
             q0 += POSITIONS
 
 
 @jit(parallel=True)
-def _forward_threads(x, wb, bias, pad, stride_row, stride_col, wo, threads, xp, buf, y):
+def _forward_threads(x, wb, bias, pad, stride_row, stride_col, wo, threads, xp, y):
     """Thread t (a prange iteration) computes images share(t, threads, N) of y (N, F, H'*W')."""
     for t in prange(threads):
         lo, hi = share(t, threads, x.shape[0])
         for n in range(lo, hi):
             if pad:
                 _padded(x, n, pad, xp[t])
-                _image(xp[t], wb, bias, stride_row, stride_col, wo, buf[t], y, n)
+                _image(xp[t], wb, bias, stride_row, stride_col, wo, y, n)
             else:
-                _image(x[n], wb, bias, stride_row, stride_col, wo, buf[t], y, n)
+                _image(x[n], wb, bias, stride_row, stride_col, wo, y, n)
 
 
 def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[int, int],
@@ -151,7 +151,6 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[i
     hp, wp = H + 2 * padding, W + 2 * padding
     threads = threads_for(N, N * ho * wo * C * kh * kw * F)
     xp = scratch("blocked_xp", (threads, C, hp, wp), x.dtype)
-    buf = scratch("blocked_sums", (threads, POSITIONS, LANES), x.dtype)
     y = np.empty((N, F, ho, wo), dtype=x.dtype)
-    _forward_threads(x, wb, b, padding, stride[0], stride[1], wo, threads, xp, buf, y.reshape(N, F, ho * wo))
+    _forward_threads(x, wb, b, padding, stride[0], stride[1], wo, threads, xp, y.reshape(N, F, ho * wo))
     return y

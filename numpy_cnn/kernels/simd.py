@@ -23,7 +23,7 @@ The operations (each an ``@intrinsic``: the LLVM IR is built here, at compile ti
     load16(a, i)                           -> a.flat[i : i + 16] as a vector
     repeat(v, n)                           -> (v, v, ..., v), n times
     fma_broadcast(sums, a, offsets, k, w)  -> (sums[p] + a.flat[offsets[p] + k] * w  for each p)
-    store_each(a, i, sums)                 -> a.flat[i + 16*p : i + 16*(p+1)] = sums[p]  for each p
+    store_transposed(a, i, stride, sums)   -> a.flat[i + v*stride + p] = sums[p][v]  for each lane v and p
     block_offsets(oy, ox, width, step_row, step_col, n)
                                            -> the offsets of n positions in a row-major grid
 
@@ -45,7 +45,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 from numba.np.arrayobj import make_array
 
-__all__ = ["LANES", "load16", "repeat", "fma_broadcast", "store_each", "block_offsets"]
+__all__ = ["LANES", "load16", "repeat", "fma_broadcast", "store_transposed", "block_offsets"]
 
 LANES = 16
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
@@ -129,21 +129,6 @@ def fma_broadcast(typingctx, sums, a, offsets, k, w):
 
 
 @intrinsic
-def store_each(typingctx, a, i, sums):
-    """a.flat[i + 16*p : i + 16*(p+1)] = sums[p] for each p."""
-    if not (_is_float32_array(a) and isinstance(sums, types.UniTuple) and sums.dtype == float32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        data = _data(context, builder, sig.args[0], args[0])
-        for p in range(sums.count):
-            index = builder.add(args[1], ir.Constant(args[1].type, LANES * p))
-            builder.store(builder.extract_value(args[2], p), _vector_at(builder, data, index), align=4)
-        return context.get_dummy_value()
-    return types.void(a, types.int64, sums), codegen
-
-
-@intrinsic
 def block_offsets(typingctx, oy, ox, width, step_row, step_col, n):
     """(oy_p * step_row + ox_p * step_col for p < n), where (oy_p, ox_p) are the n grid
     positions from (oy, ox) on in row-major order, rows ``width`` long (one step at a
@@ -165,3 +150,52 @@ def block_offsets(typingctx, oy, ox, width, step_row, step_col, n):
             out.append(builder.add(builder.mul(row, step_row_v), builder.mul(col, step_col_v)))
         return context.make_tuple(builder, block, out)
     return block(types.int64, types.int64, types.int64, types.int64, types.int64, n), codegen
+
+
+def _transpose(builder, rows):
+    """16 vectors (rows[p][v]) -> 16 vectors (out[v][p]): the 16 x 16 transpose in 4 rounds of shuffles.
+
+    Round d (1, 2, 4, 8) swaps bit d of the row and lane indices: for rows i and i + d
+    (bit d of i clear) lane l of row i, bit d set, trades places with lane l - d of row
+    i + d. Four rounds of 16 two-vector shuffles, which LLVM lowers to the target's
+    permutes (``vpermt2ps`` with AVX-512)."""
+    rows = list(rows)
+    d = 1
+    while d < LANES:
+        for i in range(LANES):
+            if i & d:
+                continue
+            a, b = rows[i], rows[i + d]
+            # shufflevector indices: 0..15 pick from a, 16..31 from b
+            low = [l if not l & d else LANES + l - d for l in range(LANES)]
+            high = [l + d if not l & d else LANES + l for l in range(LANES)]
+            rows[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), LANES), low))
+            rows[i + d] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), LANES), high))
+        d *= 2
+    return rows
+
+
+@intrinsic
+def store_transposed(typingctx, a, i, row_stride, sums):
+    """a.flat[i + v*row_stride + p] = sums[p][v] for each lane v < 16 and p < len(sums) <= 16:
+    a block of sums (positions x 16 channels) into 16 rows of an NCHW output, one
+    masked vector store a row, after a transpose in registers."""
+    if not (_is_float32_array(a) and isinstance(sums, types.UniTuple) and sums.dtype == float32x16
+            and sums.count <= LANES):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        undef = ir.Constant(_VECTOR, ir.Undefined)
+        rows = [builder.extract_value(args[3], p) for p in range(sums.count)]
+        columns = _transpose(builder, rows + [undef] * (LANES - sums.count))
+        mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [p < sums.count for p in range(LANES)])
+        store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_VECTOR, _VECTOR.as_pointer(), ir.IntType(32), mask.type]),
+            "llvm.masked.store.v16f32.p0v16f32")
+        index = args[1]
+        for v in range(LANES):
+            builder.call(store, [columns[v], _vector_at(builder, data, index), ir.Constant(ir.IntType(32), 4), mask])
+            index = builder.add(index, args[2])
+        return context.get_dummy_value()
+    return types.void(a, types.int64, types.int64, sums), codegen
