@@ -105,7 +105,7 @@ def epochs(arch, batch, rounds, torch, clock=time.perf_counter, settings=PAPER, 
                 logits.detach().argmax(1)
 
         fns["torch"] = torch_epoch
-    methods = {name: layer.method for name, layer in model.named_children() if isinstance(layer, Conv2d)}
+    methods = {name: layer.methods for name, layer in model.named_children() if isinstance(layer, Conv2d)}
     return methods, interleaved(fns, rounds, block_seconds=0, baseline="torch" if torch else None, clock=clock)
 
 

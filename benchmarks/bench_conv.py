@@ -155,8 +155,8 @@ def grid_cases(spec, batch, torch, methods, rng):
             tf.conv2d(tx, tw, tb, s, p).backward(tg)
 
         fwd["torch"], both["torch"] = torch_fwd, torch_fb
-    yield "fwd", fwd, layers["ours"].method
-    yield "fwd+bwd", both, layers["ours"].method
+    yield "fwd", fwd, layers["ours"].forward_method       # may differ from the backward's (choose_forward)
+    yield "fwd+bwd", both, layers["ours"].methods
 
 
 def print_compact(rows, batches):
@@ -167,7 +167,7 @@ def print_compact(rows, batches):
     print("|---|---|" + "---:|" * len(heads))
     for name in dict.fromkeys(r["layer"] for r in rows):
         ratios = [cells.get((name, b, p), {}).get("ours", {}).get("ratio") for b in batches for p in ("fwd", "fwd+bwd")]
-        method = next(r["method"] for r in rows if r["layer"] == name)
+        method = next(r["method"] for r in rows if r["layer"] == name and r["pass"] == "fwd+bwd")
         print(f"| {name} | {method} | " + " | ".join(fmt(v, 2) for v in ratios) + " |")
 
 

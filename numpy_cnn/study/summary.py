@@ -152,12 +152,6 @@ def _need_4d(layer: Module, shape: Shape) -> None:
                         "put convolutions and pools before the first fully connected layer")
 
 
-def _methods(layer: Conv2d) -> str:
-    """The conv method a layer runs, ``"forward/backward"`` where the two passes differ."""
-    forward = layer.forward_method
-    return layer.method if forward == layer.method else f"{forward}/{layer.method}"
-
-
 def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow:
     _need_4d(layer, shape)
     out = layer.output_shape(shape)
@@ -172,7 +166,7 @@ def _conv_row(layer: Conv2d, name: str, shape: Shape, itemsize: int) -> LayerRow
                     flops=2 * macs + n * f * p, macs=macs,
                     backward_flops=2 * (macs + dx_macs) + n * f * p + dx_adds,
                     backward_macs=macs + dx_macs,
-                    cols_shape=cols, cols_bytes=prod(cols) * itemsize, method=_methods(layer))
+                    cols_shape=cols, cols_bytes=prod(cols) * itemsize, method=layer.methods)
 
 
 def _linear_row(layer: Linear, name: str, shape: Shape, itemsize: int) -> LayerRow:

@@ -170,6 +170,12 @@ class Conv2d(Module):
         return choose_forward(self.method, self.in_channels, self.out_channels, self.kernel_size,
                               self.weight.data.dtype)
 
+    @property
+    def methods(self) -> str:
+        """``method``, or ``"forward/backward"`` where the forward runs another method's (as tables show it)."""
+        forward = self.forward_method
+        return self.method if forward == self.method else f"{forward}/{self.method}"
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         self._y_shape = self.output_shape(x.shape)
