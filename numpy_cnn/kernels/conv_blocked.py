@@ -6,7 +6,7 @@ The same sum as every other method (:mod:`numpy_cnn.nn.im2col` derives it)::
 
 read as im2col's GEMM ``y = W @ cols + b`` without building ``cols``: each
 output position's column is read straight from the (padded) input, where it
-sits (an "implicit GEMM"). The GEMM's micro-kernel is the block:
+sits (an "implicit GEMM"). The GEMM's micro-kernel is the block::
 
     B output positions (a run of the row-major grid of outputs)
       x 16 output channels (one vector: a zmm register, or two ymm)
