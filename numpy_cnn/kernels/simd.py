@@ -153,7 +153,7 @@ def block_offsets(typingctx, oy, ox, width, step_row, step_col, n):
 
 
 def _transpose(builder, rows):
-    """16 vectors (rows[p][v]) -> 16 vectors (out[v][p]): the 16 x 16 transpose in 4 rounds of shuffles.
+    """16 vectors ``rows[p][v]`` -> 16 vectors ``out[v][p]``: the 16 x 16 transpose in 4 rounds of shuffles.
 
     Round d (1, 2, 4, 8) swaps bit d of the row and lane indices: for rows i and i + d
     (bit d of i clear) lane l of row i, bit d set, trades places with lane l - d of row
@@ -177,7 +177,7 @@ def _transpose(builder, rows):
 
 @intrinsic
 def store_transposed(typingctx, a, i, row_stride, sums):
-    """a.flat[i + v*row_stride + p] = sums[p][v] for each lane v < 16 and p < len(sums) <= 16:
+    """``a.flat[i + v*row_stride + p] = sums[p][v]`` for each lane v < 16 and p < len(sums) <= 16:
     a block of sums (positions x 16 channels) into 16 rows of an NCHW output, one
     masked vector store a row, after a transpose in registers."""
     if not (_is_float32_array(a) and isinstance(sums, types.UniTuple) and sums.dtype == float32x16
