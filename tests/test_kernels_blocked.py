@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from numba import njit
 
+from kernel_support import compiled_with
 from numpy_cnn.kernels import conv_blocked, conv_direct
-from numpy_cnn.kernels.threads import use_threads
 from numpy_cnn.kernels.conv_blocked import POSITIONS, blocked_forward, fits
 from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_transposed
+from numpy_cnn.kernels.threads import use_threads
 from numpy_cnn.nn import im2col
 from numpy_cnn.nn.layers.conv import Conv2d
 
@@ -183,11 +184,7 @@ def test_the_twelve_position_blocks_of_avx512_give_the_same_bits_here():
     """conv_blocked._image as compiled for AVX-512 (12 positions a block) runs here too
     (LLVM splits each vector into AVX2's halves): the same sums in the same order, so the
     same bits as this host's 6-position blocks."""
-    import types as pytypes
-    from numpy_cnn.kernels._cpu import KernelDispatcher
-    fn = conv_blocked._image
-    copy = pytypes.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, POSITIONS=12), "_image")
-    twelve = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
+    twelve = compiled_with(conv_blocked._image, POSITIONS=12)
     for N, C, F, H, W, k, s, p in [SHAPES[0], SHAPES[1], SHAPES[4]]:
         x, w, b = _case(N, C, F, H, W, k, seed=6)
         kh, kw = (k, k) if isinstance(k, int) else k

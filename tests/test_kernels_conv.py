@@ -16,11 +16,10 @@ of a few hundred float32 products carries a relative rounding error of
 about 1e-6.
 """
 
-import types
-
 import numpy as np
 import pytest
 
+from kernel_support import compiled_with
 from numpy_cnn.kernels import conv2d_backward, conv2d_forward
 
 
@@ -390,25 +389,10 @@ def test_direct_layer_matches_reference_layer_on_small_padded_images(need_dx):
 # Five taps x four channels per pass (the AVX-512 targets' pass), on any host
 # ----------------------------------------------------------------------------
 
-_FORCED = {}
-
-
 def _compiled_with(name, **changed):
-    """conv_direct's kernel ``name`` compiled with the globals ``changed`` (FOUR_BY_FIVE, or a kernel it calls).
-
-    The module fixes FOUR_BY_FIVE from the compile target (32 vector
-    registers or not), so only one path runs here. This is a copy of the same
-    code whose globals say otherwise, compiled as the kernels are but not
-    cached (its cache entry would be the original's).
-    """
-    key = (name, *sorted(changed.items(), key=lambda item: item[0]))
-    if key not in _FORCED:
-        from numpy_cnn.kernels import conv_direct
-        from numpy_cnn.kernels._cpu import KernelDispatcher
-        fn = getattr(conv_direct, name)
-        copy = types.FunctionType(fn.py_func.__code__, dict(fn.py_func.__globals__, **changed), fn.py_func.__name__)
-        _FORCED[key] = KernelDispatcher(py_func=copy, locals={}, targetoptions=dict(fn.targetoptions))
-    return _FORCED[key]
+    """conv_direct's kernel ``name`` compiled with the globals ``changed`` (FOUR_BY_FIVE, or a kernel it calls)."""
+    from numpy_cnn.kernels import conv_direct
+    return compiled_with(getattr(conv_direct, name), **changed)
 
 
 def _with_four_by_five(name, four_by_five):

@@ -8,7 +8,9 @@ rule was learnt from, and how to repeat them (``benchmarks/bench_conv.py
 
 from __future__ import annotations
 
-__all__ = ["choose_method", "choose_forward", "BLOCKED_MIN_TERMS"]
+import numpy as np
+
+__all__ = ["choose_method", "choose_forward", "blocked_takes", "BLOCKED_MIN_TERMS"]
 
 # Terms (C*kH*kW) each sum must have, at least, for the register-blocked forward
 # (numpy_cnn.kernels.conv_blocked) to be worth its blocks' start and their store into
@@ -17,6 +19,14 @@ __all__ = ["choose_method", "choose_forward", "BLOCKED_MIN_TERMS"]
 # forward"): 1.02-1.11x their time at 27 terms (3x3 over 3 channels), 0.97 at 54,
 # 0.88-0.95 at 72-75, 0.67-0.74 at 150 (the paper's conv2).
 BLOCKED_MIN_TERMS = 64
+
+
+def blocked_takes(dtype: np.dtype | type, out_channels: int, terms: int) -> bool:
+    """Whether the register-blocked forward takes a layer of this dtype, output channels
+    and terms a sum (C*kH*kW): float32, channels in whole vectors of 16 (simd.LANES), and
+    at least BLOCKED_MIN_TERMS. (:func:`numpy_cnn.kernels.conv_blocked.fits` adds that an
+    image has a block's outputs; this half is pure Python, for :func:`choose_forward`.)"""
+    return np.dtype(dtype) == np.float32 and out_channels % 16 == 0 and terms >= BLOCKED_MIN_TERMS
 
 
 def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -> str:
@@ -47,7 +57,7 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
 
 
 def choose_forward(method: str, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                   dtype: type) -> str:
+                   dtype: np.dtype | type) -> str:
     """The method whose forward pass a layer runs when ``method`` was chosen by :func:`choose_method`.
 
     ``"direct"`` where the rule chose ``"im2col"`` for a strided layer that the
@@ -65,7 +75,6 @@ def choose_forward(method: str, in_channels: int, out_channels: int, kernel_size
     input channels, and tied it with 16.
     """
     kh, kw = kernel_size
-    if (method == "im2col" and (kh, kw) != (1, 1) and out_channels % 16 == 0
-            and in_channels * kh * kw >= BLOCKED_MIN_TERMS and dtype == "float32"):
+    if method == "im2col" and (kh, kw) != (1, 1) and blocked_takes(dtype, out_channels, in_channels * kh * kw):
         return "direct"
     return method

@@ -53,7 +53,7 @@ sums cross images, so the output does not depend on the thread count):
   again, with the same values).
 
 Only float32, output channels a multiple of 16, at least B outputs per
-image and MIN_TERMS terms per sum: :func:`fits` says when.
+image and 64 terms per sum: :func:`fits` says when.
 ``conv_direct.conv2d_forward`` calls this kernel when it fits, and its own
 loops otherwise.
 """
@@ -65,12 +65,12 @@ from numba import prange
 
 from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import jit
-from numpy_cnn.kernels.choice import BLOCKED_MIN_TERMS as MIN_TERMS
+from numpy_cnn.kernels.choice import blocked_takes
 from numpy_cnn.kernels.layout import scratch
 from numpy_cnn.kernels.simd import LANES, block_offsets, fma_broadcast, load16, repeat, store_transposed
 from numpy_cnn.kernels.threads import share, threads_for
 
-__all__ = ["POSITIONS", "MIN_TERMS", "fits", "blocked_forward"]
+__all__ = ["POSITIONS", "fits", "blocked_forward"]
 
 # Output positions per block: 12 sums in zmm registers (AVX-512), or 6 in pairs of ymm (AVX2).
 # A compile-time constant; the code generator's feature string, which decides it, is also the
@@ -79,11 +79,10 @@ POSITIONS = 12 if vector_registers() >= 32 else 6
 
 
 def fits(dtype: np.dtype, out_channels: int, outputs_per_image: int, terms: int) -> bool:
-    """Whether :func:`blocked_forward` takes a layer: float32, channels a multiple of 16,
-    a block's outputs, and at least MIN_TERMS = C*kH*kW terms in each sum
-    (:data:`numpy_cnn.kernels.choice.BLOCKED_MIN_TERMS`, where the measurement is)."""
-    return (dtype == np.float32 and out_channels % LANES == 0 and outputs_per_image >= POSITIONS
-            and terms >= MIN_TERMS)
+    """Whether :func:`blocked_forward` takes a layer: a block's outputs per image, and
+    :func:`numpy_cnn.kernels.choice.blocked_takes` (float32, channels a multiple of 16, at
+    least BLOCKED_MIN_TERMS = 64 terms a sum, where the measurement is)."""
+    return outputs_per_image >= POSITIONS and blocked_takes(dtype, out_channels, terms)
 
 
 @jit()
