@@ -169,13 +169,17 @@ def test_winograd_refuses_other_shapes_in_one_line(kernel, stride):
         Conv2d(4, 4, kernel, stride, method="winograd")
 
 
-def test_summary_shows_the_method_each_conv_layer_runs():
+@pytest.mark.parametrize("two_units, second", [(False, "winograd"), (True, "direct/winograd")])
+def test_summary_shows_the_method_each_conv_layer_runs(monkeypatch, two_units, second):
+    from numpy_cnn.kernels import _cpu
     from numpy_cnn.nn.arch import build_model
     from numpy_cnn.study.summary import summarize
+    monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: two_units)   # Intel's AVX-512 server cores: True
     model = build_model("c16k3p1-relu-c32k3p1-relu-c32k1-relu-c32k3s2p1-relu-pool2-fc8", image_size=16, rng=0)
     table = summarize(model, (1, 3, 16, 16))
-    # float32, 32 output channels: the stride-2 layer's forward runs direct's register-blocked loops
-    assert [r.method for r in table.rows if r.kind == "Conv2d"] == ["direct", "winograd", "im2col", "direct/im2col"]
+    # float32, 32 output channels: the stride-2 layer's forward runs direct's register-blocked loops,
+    # and so does the Winograd layer's where a core has two 512-bit FMA units
+    assert [r.method for r in table.rows if r.kind == "Conv2d"] == ["direct", second, "im2col", "direct/im2col"]
     assert all(r.method is None for r in table.rows if r.kind != "Conv2d")
     assert "method" in str(table).splitlines()[0] and "winograd" in str(table)
 

@@ -13,7 +13,8 @@ import pytest
 from numba import njit
 
 from kernel_support import compiled_with
-from numpy_cnn.kernels import conv_blocked, conv_direct
+from numpy_cnn.kernels import _cpu, conv_blocked, conv_direct
+from numpy_cnn.kernels.choice import choose_forward
 from numpy_cnn.kernels.conv_blocked import POSITIONS, blocked_forward, fits
 from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_transposed
 from numpy_cnn.kernels.threads import use_threads
@@ -107,9 +108,10 @@ def test_blocked_forward_is_the_same_on_one_thread_and_two(N, C, F, H, W, k, s, 
     assert one.tobytes() == two.tobytes()
 
 
-def test_conv2d_runs_the_blocked_forward_with_its_rules_backward():
+def test_conv2d_runs_the_blocked_forward_with_its_rules_backward(monkeypatch):
     """A stride-2 3x3 layer of 16 -> 32 channels: the rule picks im2col, the forward runs
     direct's (blocked) loops, and forward and gradients match the reference layer's."""
+    monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: False)    # a CPU that keeps Winograd's forward
     layer = Conv2d(16, 32, 3, stride=2, padding=1, rng=0)
     assert (layer.method, layer.forward_method) == ("im2col", "direct")
     assert Conv2d(16, 32, 3, stride=2, method="im2col").forward_method == "im2col"      # forced: both passes
@@ -130,6 +132,41 @@ def test_conv2d_runs_the_blocked_forward_with_its_rules_backward():
     assert layer.forward_method == "reference"
     layer.forward(x)
     assert layer.backward(dy).shape == x.shape
+
+
+def test_only_intel_avx512_server_cores_count_as_two_512_bit_fma_units():
+    assert _cpu.two_512_bit_fma_units("sapphirerapids", "+avx2,+avx512f")
+    assert _cpu.two_512_bit_fma_units("emeraldrapids", "+avx512f")
+    assert _cpu.two_512_bit_fma_units("skylake-avx512", "+avx512f")
+    assert not _cpu.two_512_bit_fma_units("znver4", "+avx512f")                   # 512 bits as two halves
+    assert not _cpu.two_512_bit_fma_units("tigerlake", "+avx512f")                # a client core: one unit
+    assert not _cpu.two_512_bit_fma_units("sapphirerapids", "+avx2,-avx512f")     # AVX-512 turned off
+    assert not _cpu.two_512_bit_fma_units("znver1", "+avx2")
+
+
+def test_winograd_layers_run_the_blocked_forward_on_two_512_bit_fma_units(monkeypatch):
+    """On Intel's AVX-512 server cores a Winograd layer's forward runs direct's blocked loops
+    (its backward stays Winograd's, and the pair gives the reference's gradients); elsewhere,
+    and for layers the blocked loops do not take, Winograd runs both passes."""
+    f32 = np.float32
+    assert choose_forward("winograd", 32, 64, (3, 3), f32, two_512_bit_fma_units=True) == "direct"
+    assert choose_forward("winograd", 32, 64, (3, 3), f32, two_512_bit_fma_units=False) == "winograd"
+    assert choose_forward("winograd", 16, 24, (3, 3), f32, two_512_bit_fma_units=True) == "winograd"
+    assert choose_forward("winograd", 32, 64, (3, 3), np.float64, two_512_bit_fma_units=True) == "winograd"
+    assert choose_forward("direct", 6, 16, (5, 5), f32, two_512_bit_fma_units=True) == "direct"
+    monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: True)
+    layer = Conv2d(32, 64, 3, padding=1, rng=0)
+    assert (layer.method, layer.forward_method, layer.methods) == ("winograd", "direct", "direct/winograd")
+    reference = Conv2d(32, 64, 3, padding=1, rng=0, method="reference")
+    x = np.random.default_rng(3).standard_normal((2, 32, 12, 12)).astype(np.float32)
+    dy = np.random.default_rng(4).standard_normal((2, 64, 12, 12)).astype(np.float32)
+    y, y_ref = layer.forward(x), reference.forward(x)
+    assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
+    dx, dx_ref = layer.backward(dy), reference.backward(dy)
+    assert np.abs(dx - dx_ref).max() <= 1e-5 * np.abs(dx_ref).max()
+    assert np.abs(layer.weight.grad - reference.weight.grad).max() <= 1e-5 * np.abs(reference.weight.grad).max()
+    monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: False)
+    assert layer.forward_method == "winograd"
 
 
 # ----------------------------------------------------------------------------

@@ -53,12 +53,13 @@ import platform
 import re
 from collections import Counter
 
+import llvmlite.binding as ll
 from numba.core import codegen, config
 from numba.core.registry import CPUDispatcher, CPUTarget, cpu_target
 from numba.core.utils import threadsafe_cached_property
 
-__all__ = ["KernelDispatcher", "kernel_features", "target_features", "vector_registers", "packed_fma_widths",
-           "vector_bits", "probe_vector_bits"]
+__all__ = ["KernelDispatcher", "kernel_features", "target_features", "vector_registers", "target_cpu",
+           "two_512_bit_fma_units", "packed_fma_widths", "vector_bits", "probe_vector_bits"]
 
 FLAG = "prefer-256-bit"
 
@@ -101,6 +102,28 @@ def vector_registers(features: str | None = None) -> int:
     features = target_features() if features is None else features
     named = [f for f in features.split(",") if f[1:] == "avx512f"]
     return 32 if named and named[-1][0] == "+" else 16
+
+
+# LLVM's names for Intel's AVX-512 server cores: two 512-bit FMA units a core (ports 0+1 fused,
+# and port 5). AMD's Zen 4 runs a 512-bit FMA as two halves on its 256-bit units, and Intel's
+# client cores with AVX-512 (Ice Lake, Tiger Lake, Rocket Lake) have one 512-bit unit.
+_TWO_512_BIT_FMA_UNITS = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+                                    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d",
+                                    "diamondrapids"})
+
+
+def target_cpu() -> str:
+    """The LLVM CPU name the kernels are compiled for: ``NUMBA_CPU_NAME`` if set, else the host's."""
+    return config.CPU_NAME or ll.get_host_cpu_name()
+
+
+def two_512_bit_fma_units(cpu: str | None = None, features: str | None = None) -> bool:
+    """Whether each core of ``cpu`` (default :func:`target_cpu`) retires two 512-bit FMAs a
+    cycle with the kernels' ``features`` (default :func:`target_features`): an Intel AVX-512
+    server core with AVX-512F enabled. Twice Zen 4's 512-bit rate, four times Zen 1's
+    256-bit one: the CPUs where a kernel bound by its FMAs gains most
+    (:func:`numpy_cnn.kernels.choice.choose_forward` reads it)."""
+    return vector_registers(features) >= 32 and (cpu or target_cpu()) in _TWO_512_BIT_FMA_UNITS
 
 
 class _Codegen(codegen.JITCPUCodegen):

@@ -57,24 +57,48 @@ def choose_method(in_channels: int, kernel_size: tuple[int, int], stride: int) -
 
 
 def choose_forward(method: str, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                   dtype: np.dtype | type) -> str:
+                   dtype: np.dtype | type, *, two_512_bit_fma_units: bool | None = None) -> str:
     """The method whose forward pass a layer runs when ``method`` was chosen by :func:`choose_method`.
 
-    ``"direct"`` where the rule chose ``"im2col"`` for a strided layer that the
-    register-blocked loops of :mod:`numpy_cnn.kernels.conv_blocked` take (float32,
-    out_channels a multiple of 16, at least BLOCKED_MIN_TERMS terms a sum; not 1x1):
-    ``"direct"``'s forward runs them then, any stride. Otherwise ``method``. The
-    backward pass keeps ``method``: every numba method keeps x for backward, so any
-    of their forwards pairs with any of their backwards.
+    ``"direct"``, whose forward runs the register-blocked loops of
+    :mod:`numpy_cnn.kernels.conv_blocked` at any stride, for a layer they take
+    (float32, out_channels a multiple of 16, at least BLOCKED_MIN_TERMS terms a sum)
+    where the rule chose
+
+    * ``"im2col"`` for a strided layer (not 1x1), on every CPU;
+    * ``"winograd"``, on CPUs with two 512-bit FMA units a core (Intel's AVX-512
+      server cores; ``two_512_bit_fma_units``, default
+      :func:`numpy_cnn.kernels._cpu.two_512_bit_fma_units` of the kernels' target).
+
+    Otherwise ``method``. The backward pass keeps ``method``: every numba method
+    keeps x for backward, so any of their forwards pairs with any of their backwards.
 
     Measured with ``python benchmarks/bench_conv.py --grid --reps 9`` (Zen 1, two
     threads, 2026-12-06; ``docs/performance.md#register-blocked-forward``): on the
     grid's stride-2 layer the blocked forward took 1.06 and 1.10 of PyTorch's time
     at batch 4 and 64, where im2col took 1.52 and 1.98. Winograd keeps its 3x3
     layers: there the blocked forward took 1.0-1.9x Winograd's time with 32 or 64
-    input channels, and tied it with 16.
+    input channels, and tied it with 16: on Zen 1 its 12 FMAs a term run at
+    the CPU's peak, one 256-bit FMA a cycle, and Winograd does 0.44x the
+    multiplies. Two 512-bit FMA units a cycle are four times that peak, while
+    Winograd's transforms, bound by loads and stores, are not that much faster:
+    on the Xeon of issue 21 (Emerald Rapids) Winograd's forward took 1.87x
+    PyTorch's time (3x3, 32 -> 64, 48x48, batch 4: 2.23 ms), where the blocked
+    loops' 340 MFLOP, at the 83% of the FMA peak that llvm-mca models for
+    sapphirerapids, take about 1.2 ms (two cores at 2.7 GHz; a model, not yet
+    timed there: ``docs/performance.md#register-blocked-forward``). Zen 4 (one
+    512-bit FMA a cycle) keeps Winograd, whose cells were 0.40-1.15 of PyTorch's
+    there; the blocked loops were not timed on it.
     """
     kh, kw = kernel_size
-    if method == "im2col" and (kh, kw) != (1, 1) and blocked_takes(dtype, out_channels, in_channels * kh * kw):
+    if not blocked_takes(dtype, out_channels, in_channels * kh * kw):
+        return method
+    if method == "im2col" and (kh, kw) != (1, 1):
         return "direct"
+    if method == "winograd":
+        if two_512_bit_fma_units is None:
+            from numpy_cnn.kernels._cpu import two_512_bit_fma_units as probe  # imports numba: only here
+            two_512_bit_fma_units = probe()
+        if two_512_bit_fma_units:
+            return "direct"
     return method
