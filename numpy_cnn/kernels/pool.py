@@ -73,36 +73,36 @@ def _maxpool_forward_2x2(x, relu, y, arg):
     """The network's pool (2x2 window, stride 2), written out: the four
     values of a window come from two input rows, and with no inner window
     loops LLVM turns the compares into vector selects: about 25x faster
-    than the general loop above."""
+    than the general loop above. Every element is indexed in full
+    (``x[n, c, r, q]``) rather than through a view of its row: on Zen 1
+    (AVX2) the row views made the batch-64 forward 3x slower."""
     N, C = x.shape[0], x.shape[1]
     HO, WO = y.shape[2], y.shape[3]
     for n in prange(N):
         for c in range(C):
             for oy in range(HO):
-                r0 = x[n, c, 2 * oy]
-                r1 = x[n, c, 2 * oy + 1]
-                yr = y[n, c, oy]
-                ar = arg[n, c, oy]
+                r = 2 * oy
                 for ox in range(WO):
-                    m = r0[2 * ox]
+                    q = 2 * ox
+                    m = x[n, c, r, q]
                     k = 0
-                    v = r0[2 * ox + 1]
+                    v = x[n, c, r, q + 1]
                     if v > m or (v != v and m == m):
                         m = v
                         k = 1
-                    v = r1[2 * ox]
+                    v = x[n, c, r + 1, q]
                     if v > m or (v != v and m == m):
                         m = v
                         k = 2
-                    v = r1[2 * ox + 1]
+                    v = x[n, c, r + 1, q + 1]
                     if v > m or (v != v and m == m):
                         m = v
                         k = 3
                     if relu and m <= 0:
                         m = m * 0
                         k = -1
-                    yr[ox] = m
-                    ar[ox] = k
+                    y[n, c, oy, ox] = m
+                    arg[n, c, oy, ox] = k
 
 
 @jit(fastmath=CONTRACT, parallel=True)
@@ -126,28 +126,27 @@ def _maxpool_backward_2x2(gy, arg, dx):
     """2x2 windows, stride 2: the windows tile the input, so every dx value
     is written exactly once (the gradient or zero) and no zeroing pass over
     dx is needed. Rows and columns left over by the floor are zeroed.
-    An offset of -1 (ReLU cut the window) matches none of 0..3: all zero."""
+    An offset of -1 (ReLU cut the window) matches none of 0..3: all zero.
+    Indexed in full, as the forward (no row views)."""
     N, C = gy.shape[0], gy.shape[1]
     HO, WO = gy.shape[2], gy.shape[3]
     H, W = dx.shape[2], dx.shape[3]
     for n in prange(N):
         for c in range(C):
             for oy in range(HO):
-                d0 = dx[n, c, 2 * oy]
-                d1 = dx[n, c, 2 * oy + 1]
-                g = gy[n, c, oy]
-                a = arg[n, c, oy]
-                zero = g[0] * 0
+                r = 2 * oy
                 for ox in range(WO):
-                    k = a[ox]
-                    v = g[ox]
-                    d0[2 * ox] = v if k == 0 else zero
-                    d0[2 * ox + 1] = v if k == 1 else zero
-                    d1[2 * ox] = v if k == 2 else zero
-                    d1[2 * ox + 1] = v if k == 3 else zero
+                    q = 2 * ox
+                    k = arg[n, c, oy, ox]
+                    v = gy[n, c, oy, ox]
+                    zero = v * 0
+                    dx[n, c, r, q] = v if k == 0 else zero
+                    dx[n, c, r, q + 1] = v if k == 1 else zero
+                    dx[n, c, r + 1, q] = v if k == 2 else zero
+                    dx[n, c, r + 1, q + 1] = v if k == 3 else zero
                 for q in range(2 * WO, W):
-                    d0[q] = zero
-                    d1[q] = zero
+                    dx[n, c, r, q] = 0
+                    dx[n, c, r + 1, q] = 0
             for r in range(2 * HO, H):
                 for q in range(W):
                     dx[n, c, r, q] = 0
