@@ -86,7 +86,7 @@ def choose_forward(method: str, in_channels: int, out_channels: int, kernel_size
     PyTorch's time (3x3, 32 -> 64, 48x48, batch 4: 2.23 ms), where the blocked
     loops' 340 MFLOP, at the 83% of the FMA peak that llvm-mca models for
     sapphirerapids, take about 1.2 ms (two cores at 2.7 GHz; a model, not yet
-    timed there: ``docs/performance.md#register-blocked-forward``). Zen 4 (one
+    timed there: ``docs/performance.md#winograds-layers-on-intel``). Zen 4 (one
     512-bit FMA a cycle) keeps Winograd, whose cells were 0.40-1.15 of PyTorch's
     there; the blocked loops were not timed on it.
     """
