@@ -108,6 +108,19 @@ def test_blocked_forward_is_the_same_on_one_thread_and_two(N, C, F, H, W, k, s, 
     assert one.tobytes() == two.tobytes()
 
 
+def _passes_match_the_reference(layer, reference, x_shape):
+    """layer's forward, dx and dW against the reference layer's (same weights) on random x and dy,
+    to 1e-5 of each one's scale; returns (x, dy)."""
+    x = np.random.default_rng(3).standard_normal(x_shape).astype(np.float32)
+    y, y_ref = layer.forward(x), reference.forward(x)
+    assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
+    dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+    dx, dx_ref = layer.backward(dy), reference.backward(dy)
+    assert np.abs(dx - dx_ref).max() <= 1e-5 * np.abs(dx_ref).max()
+    assert np.abs(layer.weight.grad - reference.weight.grad).max() <= 1e-5 * np.abs(reference.weight.grad).max()
+    return x, dy
+
+
 def test_conv2d_runs_the_blocked_forward_with_its_rules_backward(monkeypatch):
     """A stride-2 3x3 layer of 16 -> 32 channels: the rule picks im2col, the forward runs
     direct's (blocked) loops, and forward and gradients match the reference layer's."""
@@ -120,14 +133,8 @@ def test_conv2d_runs_the_blocked_forward_with_its_rules_backward(monkeypatch):
     assert Conv2d(16, 32, 1, stride=2).forward_method == "im2col"                       # 1x1: one GEMM an image
     assert Conv2d(3, 32, 3, stride=2).forward_method == "im2col"                        # 27 terms: too few
     assert Conv2d(16, 32, 3, padding=1).forward_method == "winograd"                    # Winograd keeps its layers
-    reference = Conv2d(16, 32, 3, stride=2, padding=1, rng=0, method="reference")
-    x = np.random.default_rng(3).standard_normal((2, 16, 10, 10)).astype(np.float32)
-    dy = np.random.default_rng(4).standard_normal((2, 32, 5, 5)).astype(np.float32)
-    y, y_ref = layer.forward(x), reference.forward(x)
-    assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
-    dx, dx_ref = layer.backward(dy), reference.backward(dy)
-    assert np.abs(dx - dx_ref).max() <= 1e-5 * np.abs(dx_ref).max()
-    assert np.abs(layer.weight.grad - reference.weight.grad).max() <= 1e-5 * np.abs(reference.weight.grad).max()
+    x, dy = _passes_match_the_reference(layer, Conv2d(16, 32, 3, stride=2, padding=1, rng=0, method="reference"),
+                                        (2, 16, 10, 10))
     layer.method = "reference"                       # set later: both passes follow (the cache is the reference's)
     assert layer.forward_method == "reference"
     layer.forward(x)
@@ -157,14 +164,7 @@ def test_winograd_layers_run_the_blocked_forward_on_two_512_bit_fma_units(monkey
     monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: True)
     layer = Conv2d(32, 64, 3, padding=1, rng=0)
     assert (layer.method, layer.forward_method, layer.methods) == ("winograd", "direct", "direct/winograd")
-    reference = Conv2d(32, 64, 3, padding=1, rng=0, method="reference")
-    x = np.random.default_rng(3).standard_normal((2, 32, 12, 12)).astype(np.float32)
-    dy = np.random.default_rng(4).standard_normal((2, 64, 12, 12)).astype(np.float32)
-    y, y_ref = layer.forward(x), reference.forward(x)
-    assert np.abs(y - y_ref).max() <= 1e-5 * np.abs(y_ref).max()
-    dx, dx_ref = layer.backward(dy), reference.backward(dy)
-    assert np.abs(dx - dx_ref).max() <= 1e-5 * np.abs(dx_ref).max()
-    assert np.abs(layer.weight.grad - reference.weight.grad).max() <= 1e-5 * np.abs(reference.weight.grad).max()
+    _passes_match_the_reference(layer, Conv2d(32, 64, 3, padding=1, rng=0, method="reference"), (2, 32, 12, 12))
     monkeypatch.setattr(_cpu, "two_512_bit_fma_units", lambda: False)
     assert layer.forward_method == "winograd"
 
