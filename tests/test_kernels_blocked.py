@@ -15,8 +15,11 @@ from numba import njit
 from kernel_support import compiled_with
 from numpy_cnn.kernels import _cpu, conv_blocked, conv_direct
 from numpy_cnn.kernels.choice import choose_forward
-from numpy_cnn.kernels.conv_blocked import POSITIONS, blocked_forward, fits
-from numpy_cnn.kernels.simd import block_offsets, fma_broadcast, load16, repeat, store_transposed
+from numpy_cnn.kernels.conv_blocked import (POSITIONS, blocked_forward, blocked_input_grad, blocked_weight_grad, fits,
+                                             input_grad_phases)
+from numpy_cnn.kernels.conv_gemm import gemm_conv_backward
+from numpy_cnn.kernels.simd import (block_offsets, fma_broadcast, load16, load_rows, offsets_at, repeat, store_rows,
+                                    store_transposed)
 from numpy_cnn.kernels.threads import use_threads
 from numpy_cnn.nn import im2col
 from numpy_cnn.nn.layers.conv import Conv2d
@@ -106,6 +109,104 @@ def test_blocked_forward_is_the_same_on_one_thread_and_two(N, C, F, H, W, k, s, 
     finally:
         use_threads(before)
     assert one.tobytes() == two.tobytes()
+
+
+# ----------------------------------------------------------------------------
+# The backward: the weight gradient, and the input gradient by phases
+# ----------------------------------------------------------------------------
+
+def _reference_grads(x, w, dy, s, p):
+    """(dx, dw, db) of the readable im2col layer in float64."""
+    f64 = np.float64
+    _, cache = im2col.conv2d_forward(x.astype(f64), w.astype(f64), np.zeros(len(w), f64), s, p)
+    return im2col.conv2d_backward(dy.astype(f64), cache, w.astype(f64), s, p, True)
+
+
+def _close(got, ref):
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("N, C, F, H, W, k, s, p", SHAPES)
+def test_blocked_weight_grad_matches_the_reference(N, C, F, H, W, k, s, p):
+    x, w, _ = _case(N, C, F, H, W, k)
+    kh, kw = w.shape[2:]
+    dy = np.random.default_rng(5).standard_normal((N, F, (H + 2 * p - kh) // s + 1,
+                                                   (W + 2 * p - kw) // s + 1)).astype(np.float32)
+    dw, db = blocked_weight_grad(x, dy, (kh, kw), (s, s), p)
+    _, dw_ref, db_ref = _reference_grads(x, w, dy, s, p)
+    _close(dw, dw_ref)
+    _close(db, db_ref)
+
+
+def test_blocked_weight_grad_is_the_same_on_one_thread_and_two():
+    """Lanes of images, summed in lane order: the bits follow the batch, not the threads."""
+    x, w, _ = _case(11, 32, 64, 12, 12, 3, seed=2)
+    dy = np.random.default_rng(6).standard_normal((11, 64, 6, 6)).astype(np.float32)
+    before = use_threads()
+    try:
+        use_threads(1)
+        one = blocked_weight_grad(x, dy, (3, 3), (2, 2), 1)
+        use_threads(min(2, before))
+        two = blocked_weight_grad(x, dy, (3, 3), (2, 2), 1)
+    finally:
+        use_threads(before)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(one, two))
+
+
+# (C, F, H, W, k, stride, padding): strides 1 to 3, padding wider than the kernel's reach,
+# even kernels (phases of unequal taps), odd sizes (phases of unequal rows).
+INPUT_GRAD_SHAPES = [
+    (32, 64, 24, 24, 3, 2, 1),
+    (16, 32, 9, 9, 3, 1, 1),
+    (16, 16, 9, 9, 3, 1, 2),
+    (32, 16, 11, 12, 5, 2, 2),
+    (16, 32, 12, 12, 4, 2, 1),
+    (16, 64, 13, 11, (2, 3), 2, 0),
+    (16, 64, 8, 8, 1, 2, 0),
+    (16, 64, 16, 16, 5, 3, 1),
+]
+
+
+@pytest.mark.parametrize("C, F, H, W, k, s, p", INPUT_GRAD_SHAPES)
+def test_blocked_input_grad_matches_the_reference(C, F, H, W, k, s, p):
+    x, w, _ = _case(2, C, F, H, W, k)
+    kh, kw = w.shape[2:]
+    dy = np.random.default_rng(7).standard_normal((2, F, (H + 2 * p - kh) // s + 1,
+                                                   (W + 2 * p - kw) // s + 1)).astype(np.float32)
+    dx = blocked_input_grad(dy, w, x.shape, (s, s), p)
+    _close(dx, _reference_grads(x, w, dy, s, p)[0])
+
+
+def test_input_grad_phases_are_the_kernels_taps_flipped():
+    """Stride 1: one phase, the whole kernel flipped, dy bordered by k-1-p. Stride 2 on a 3x3
+    kernel, padding 1: four phases of 1, 2, 2 and 4 taps. A phase no tap reaches is left out."""
+    w = np.arange(9).reshape(1, 1, 3, 3)
+    [(a, b, rows, cols, top, left)] = input_grad_phases((1, 1, 8, 8), w.shape, (1, 1), 1)
+    assert (a, b, top, left) == (0, 0, -1, -1)
+    assert w[0, 0, rows, cols].tolist() == w[0, 0, ::-1, ::-1].tolist()
+    phases = input_grad_phases((1, 1, 8, 8), w.shape, (2, 2), 1)
+    assert [w[0, 0, rows, cols].size for _, _, rows, cols, _, _ in phases] == [1, 2, 2, 4]
+    assert len(input_grad_phases((1, 1, 8, 8), (1, 1, 1, 1), (2, 2), 0)) == 1       # 1x1 at stride 2
+    x, w, _ = _case(1, 16, 16, 8, 8, 3)                       # 16 x 1 tap = 16 terms: too few
+    assert blocked_input_grad(np.zeros((1, 16, 3, 3), np.float32), w, x.shape, (3, 3), 1) is None
+
+
+def test_im2col_backward_runs_the_blocked_loops_where_they_fit(monkeypatch):
+    """gemm_conv_backward: dW, db and dx by conv_blocked for a layer it fits, by the GEMMs otherwise
+    (here: 8 output channels), and the reference's gradients either way."""
+    calls = []
+    for name in ("blocked_weight_grad", "blocked_input_grad"):
+        real = getattr(conv_blocked, name)
+        monkeypatch.setattr(conv_blocked, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
+    for F in (32, 8):
+        x, w, _ = _case(2, 16, F, 10, 10, 3, seed=3)
+        dy = np.random.default_rng(8).standard_normal((2, F, 5, 5)).astype(np.float32)
+        dx, dw, db = gemm_conv_backward(dy, x, w, 2, 1, True)
+        dx_ref, dw_ref, db_ref = _reference_grads(x, w, dy, 2, 1)
+        for got, ref in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
+            _close(got, ref)
+    assert calls == ["blocked_weight_grad", "blocked_input_grad"]
 
 
 def _passes_match_the_reference(layer, reference, x_shape):
@@ -203,6 +304,24 @@ def _store_block(n):
                 load16(src, 176))[:n]
         store_transposed(out, at, row_stride, sums)
     return store
+
+
+@njit
+def _rows_round_trip(a, table, out):
+    offsets = offsets_at(table, 1, 3)
+    store_rows(out, 2, 20, load_rows(a, 1, 17, 3))     # three 16-float rows, 17 apart -> 20 apart
+    return offsets
+
+
+def test_offsets_at_and_load_and_store_rows_do_what_their_docstrings_say():
+    a = np.arange(100, dtype=np.float32)
+    out = np.full(80, -1, dtype=np.float32)
+    offsets = _rows_round_trip(a, np.array([5, 7, 9, 11, 13], dtype=np.int64), out)
+    assert offsets == (7, 9, 11)
+    expected = np.full(80, -1, dtype=np.float32)
+    for p in range(3):
+        expected[2 + 20 * p:18 + 20 * p] = a[1 + 17 * p:17 + 17 * p]
+    assert out.tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("n", [1, 6, 12])

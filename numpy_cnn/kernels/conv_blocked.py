@@ -56,6 +56,22 @@ Only float32, output channels a multiple of 16, at least B outputs per
 image and 64 terms per sum: :func:`fits` says when.
 ``conv_direct.conv2d_forward`` calls this kernel when it fits, and its own
 loops otherwise.
+
+The weight gradient is the same GEMM's other product, ``dW = dy @ cols^T``
+(:mod:`numpy_cnn.nn.im2col`: ``dw[f, c, i, j] = sum_{n, oy, ox} dy[n, f, oy, ox]
+* xpad[n, c, oy*s + i, ox*s + j]``), blocked the same way with the roles of
+positions and terms swapped::
+
+    B terms (c, i, j)  x  16 output channels  = B vector sums, in registers
+    for each output position q of an image:          # the reduction, in order
+        gv = dy[n, f0:f0+16, q]                      # one vector load (dy transposed to (q, f))
+        for p < B:  sum[p] += xpad[c_p, oy*s + i_p, ox*s + j_p] * gv    # B FMAs
+
+:func:`blocked_weight_grad` runs it; each sum starts from, and goes back to,
+its lane's partial dW, images in order (:mod:`numpy_cnn.kernels.threads`:
+the same bits on any number of threads). ``conv_gemm.gemm_conv_backward``
+calls it for the layers :func:`fits` takes, instead of its unfold and
+``dy^T @ cols`` GEMM.
 """
 
 from __future__ import annotations
@@ -67,10 +83,11 @@ from numpy_cnn.kernels._cpu import vector_registers
 from numpy_cnn.kernels._jit import jit
 from numpy_cnn.kernels.choice import blocked_takes
 from numpy_cnn.kernels.layout import scratch
-from numpy_cnn.kernels.simd import LANES, block_offsets, fma_broadcast, load16, repeat, store_transposed
-from numpy_cnn.kernels.threads import share, threads_for
+from numpy_cnn.kernels.simd import (LANES, block_offsets, fma_broadcast, load16, load_rows, offsets_at, repeat,
+                                    store_rows, store_transposed)
+from numpy_cnn.kernels.threads import lane_sum, lanes, share, threads_for
 
-__all__ = ["POSITIONS", "fits", "blocked_forward"]
+__all__ = ["POSITIONS", "fits", "blocked_forward", "blocked_weight_grad", "input_grad_phases", "blocked_input_grad"]
 
 # Output positions per block: 12 sums in zmm registers (AVX-512), or 6 in pairs of ymm (AVX2).
 # A compile-time constant; the code generator's feature string, which decides it, is also the
@@ -153,3 +170,152 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[i
     y = np.empty((N, F, ho, wo), dtype=x.dtype)
     _forward_threads(x, wb, b, padding, stride[0], stride[1], wo, threads, xp, y.reshape(N, F, ho * wo))
     return y
+
+
+# ----------------------------------------------------------------------------
+# The weight gradient: B terms x 16 output channels in registers, summed over positions
+# ----------------------------------------------------------------------------
+
+@jit()
+def _image_grad(xp, dyt, terms, stride_row, stride_col, wo, dw):
+    """dw (K', F) += image n's part: ``dw[k, f] += sum_q dyt[q, f] * xp.flat[terms[k] + corner(q)]``,
+    with xp (C, Hp, Wp) the image and its zero border, dyt (H'*W', F) its dy transposed,
+    terms[k] the offset of term k = (c, i, j) in xp and K' a multiple of POSITIONS."""
+    K, F, P = dw.shape[0], dw.shape[1], dyt.shape[0]
+    for f0 in range(0, F, LANES):
+        for k0 in range(0, K, POSITIONS):
+            offsets = offsets_at(terms, k0, POSITIONS)
+            sums = load_rows(dw, k0 * F + f0, F, POSITIONS)      # the lane's partial sums so far
+            q = 0
+            for oy in range(P // wo):
+                for ox in range(wo):
+                    sums = fma_broadcast(sums, xp, offsets, oy * stride_row + ox * stride_col,
+                                         load16(dyt, q * F + f0))
+                    q += 1
+            store_rows(dw, k0 * F + f0, F, sums)
+
+
+@jit(parallel=True)
+def _weight_grad_threads(x, dy, pad, terms, stride_row, stride_col, wo, threads, xp, dyt, dw_lanes, db_lanes):
+    """Lane l adds images share(l, L, N), in order, into dw_lanes[l] (K', F) and db_lanes[l] (F,);
+    thread t (a prange iteration) runs lanes share(t, threads, L). dy: (N, F, H'*W')."""
+    N, F, P = dy.shape[0], dy.shape[1], dy.shape[2]
+    n_lanes = dw_lanes.shape[0]
+    for t in prange(threads):
+        lane0, lane1 = share(t, threads, n_lanes)
+        for lane in range(lane0, lane1):
+            n0, n1 = share(lane, n_lanes, N)
+            for n in range(n0, n1):
+                for f in range(F):                           # dy[n] transposed, and db
+                    s = db_lanes[lane, f]
+                    for q in range(P):
+                        dyt[t, q, f] = dy[n, f, q]
+                        s += dy[n, f, q]
+                    db_lanes[lane, f] = s
+                if pad:
+                    _padded(x, n, pad, xp[t])
+                    _image_grad(xp[t], dyt[t], terms, stride_row, stride_col, wo, dw_lanes[lane])
+                else:
+                    _image_grad(x[n], dyt[t], terms, stride_row, stride_col, wo, dw_lanes[lane])
+
+
+def blocked_weight_grad(x: np.ndarray, grad_y: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
+                        padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """x: (N, C, H, W), grad_y: (N, F, H', W') -> (dw (F, C, kH, kW), db (F,)), float32, when :func:`fits`.
+
+    The weight and bias gradients of :func:`blocked_forward`'s layer (same
+    stride and padding), new arrays; the input gradient is the caller's.
+    """
+    N, C, H, W = x.shape
+    F, ho, wo = grad_y.shape[1], grad_y.shape[2], grad_y.shape[3]
+    kh, kw = kernel_size
+    hp, wp = H + 2 * padding, W + 2 * padding
+    K = C * kh * kw
+    # Term k = (c, i, j)'s offset in the padded image; the last block's spare terms read offset 0
+    # into sums that are dropped, so that every block is a whole one.
+    c, i, j = np.meshgrid(np.arange(C), np.arange(kh), np.arange(kw), indexing="ij")
+    terms = np.zeros(-(-K // POSITIONS) * POSITIONS, dtype=np.int64)
+    terms[:K] = ((c * hp + i) * wp + j).reshape(-1)
+    n_lanes, threads = lanes(N, threads_for(N, N * ho * wo * K * F))
+    dw = np.zeros((n_lanes, len(terms), F), dtype=x.dtype)
+    db = np.zeros((n_lanes, F), dtype=x.dtype)
+    xp = scratch("blocked_xp", (threads, C, hp, wp), x.dtype)
+    dyt = scratch("blocked_dyt", (threads, ho * wo, F), x.dtype)   # on a line: dy's vector loads do not split
+    _weight_grad_threads(x, np.ascontiguousarray(grad_y).reshape(N, F, ho * wo), padding, terms,
+                         stride[0] * wp, stride[1], wo, threads, xp, dyt, dw, db)
+    return np.ascontiguousarray(lane_sum(dw)[:K].T.reshape(F, C, kh, kw)), lane_sum(db)
+
+
+# ----------------------------------------------------------------------------
+# The input gradient: the forward's loops over grad_y, one stride-1 convolution per phase
+# ----------------------------------------------------------------------------
+
+def input_grad_phases(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
+                      padding: int) -> list[tuple[int, int, slice, slice, int, int]]:
+    """The phases of dx that some tap reaches: ``(a, b, rows, cols, top, left)`` each.
+
+    ``dx[n, c, s*u + a, s*v + b]`` (one phase: rows a, a+s, ... and columns b, b+s, ...)
+    gets ``w[f, c, i, j] * dy[n, f, oy, ox]`` exactly where ``s*oy + i = s*u + a + p``:
+    the taps ``i = i0, i0 + s, ...`` with ``i0 = (a + p) % s``, each at ``oy = u + (a + p - i)/s``.
+    So a phase is a stride-1 correlation of dy with those taps, flipped (``rows``, ``cols``:
+    w's slices), over dy's window from row ``top`` and column ``left`` (may be negative:
+    zeros). At stride 1 there is one phase: dy padded by kH-1-p, the whole kernel flipped.
+    """
+    _, _, H, W = x_shape
+    _, _, kh, kw = w_shape
+    out = []
+    for a in range(min(stride[0], H)):
+        for b in range(min(stride[1], W)):
+            i0, j0 = (a + padding) % stride[0], (b + padding) % stride[1]
+            m, n = len(range(i0, kh, stride[0])), len(range(j0, kw, stride[1]))
+            if m and n:
+                top = (a + padding - i0) // stride[0] - (m - 1)
+                left = (b + padding - j0) // stride[1] - (n - 1)
+                rows = slice(i0 + stride[0] * (m - 1), None if i0 == 0 else i0 - 1, -stride[0])
+                cols = slice(j0 + stride[1] * (n - 1), None if j0 == 0 else j0 - 1, -stride[1])
+                out.append((a, b, rows, cols, top, left))
+    return out
+
+
+def blocked_input_grad(grad_y: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], stride: tuple[int, int],
+                       padding: int) -> np.ndarray | None:
+    """grad_y: (N, F, H', W'), w: (F, C, kH, kW) -> dx: x_shape (N, C, H, W), float32, or None
+    where a phase does not fit the blocked forward (C a multiple of 16, 64 terms a sum):
+    the caller's own loops then run.
+
+    Each phase of :func:`input_grad_phases` is :func:`blocked_forward` of dy's window
+    (a zero-bordered copy) with the phase's taps flipped and transposed to (C, F, m, n),
+    written into its rows and columns of dx; rows no tap reaches stay zero.
+    """
+    N, F, ho, wo = grad_y.shape
+    C, H, W = w.shape[1], x_shape[2], x_shape[3]
+    phases = input_grad_phases(x_shape, w.shape, stride, padding)
+    sizes = [(len(range(a, H, stride[0])), len(range(b, W, stride[1]))) for a, b, *_ in phases]
+    if not phases or not all(fits(grad_y.dtype, C, hu * wv, F * len(range(w.shape[2])[rows]) *
+                                  len(range(w.shape[3])[cols]))
+                             for (hu, wv), (_, _, rows, cols, _, _) in zip(sizes, phases)):
+        return None
+    every_phase = len(phases) == min(stride[0], H) * min(stride[1], W)     # then every dx is written
+    dx = (np.empty if every_phase else np.zeros)(x_shape, dtype=grad_y.dtype)
+    zero_bias = np.zeros(C, dtype=grad_y.dtype)
+    for (hu, wv), (a, b, rows, cols, top, left) in zip(sizes, phases):
+        taps = np.ascontiguousarray(w[:, :, rows, cols].transpose(1, 0, 2, 3))      # (C, F, m, n)
+        m, n = taps.shape[2], taps.shape[3]
+        window = np.zeros((N, F, hu + m - 1, wv + n - 1), dtype=grad_y.dtype)
+        r0, r1 = max(top, 0), min(top + window.shape[2], ho)
+        c0, c1 = max(left, 0), min(left + window.shape[3], wo)
+        if r0 < r1 and c0 < c1:
+            window[:, :, r0 - top:r1 - top, c0 - left:c1 - left] = grad_y[:, :, r0:r1, c0:c1]
+        _into_phase(blocked_forward(window, taps, zero_bias, (1, 1), 0), a, b, stride[0], stride[1], dx)
+    return dx
+
+
+@jit(parallel=True)
+def _into_phase(y, a, b, stride_row, stride_col, dx):
+    """dx[:, :, a::stride_row, b::stride_col] = y, y (N, C, Hu, Wv): a loop, where NumPy's
+    strided copy took as long as the phase's convolution."""
+    for n in prange(y.shape[0]):
+        for c in range(y.shape[1]):
+            for u in range(y.shape[2]):
+                for v in range(y.shape[3]):
+                    dx[n, c, a + stride_row * u, b + stride_col * v] = y[n, c, u, v]

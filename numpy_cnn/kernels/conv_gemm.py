@@ -58,6 +58,7 @@ import numpy as np
 
 from numba import prange
 
+from numpy_cnn.kernels import conv_blocked
 from numpy_cnn.kernels._jit import REDUCE, jit
 from numpy_cnn.kernels.blas import matmul
 from numpy_cnn.kernels.layout import U, channels_first, channels_last, scratch
@@ -217,8 +218,8 @@ def _forward_threads(x, pad, w2, bias, geometry, chunks, threads, xp, cols, out,
 
 @jit(parallel=True)
 def _backward_threads(x, dy, pad, w_fk, geometry, chunks, threads, xp, cols, dyt, dcols, dxp, dw_lanes, db_lanes,
-                      dx):
-    """Every chunk of gemm_conv_backward. No dx if dx is empty.
+                      dx, weights):
+    """Every chunk of gemm_conv_backward. No dx if dx is empty; no dW and db unless ``weights``.
 
     Chunk c is images share(c, chunks, N); lane l sums the dW2^T and db of its
     chunks, share(l, L, chunks), in order into dw_lanes[l] and db_lanes[l]
@@ -234,11 +235,12 @@ def _backward_threads(x, dy, pad, w_fk, geometry, chunks, threads, xp, cols, dyt
             for c in range(c0, c1):
                 n0, n1 = share(c, chunks, N)
                 rows = (n1 - n0) * P
-                _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
                 # grad_y's images side by side, (F, n*P): both GEMMs then read it at full speed.
                 _images_to_rows(dy, n0, dyt[t, :, :rows])
-                matmul(dyt[t, :, :rows], cols[t, :rows], dw_lanes[lane], 1.0)     # dW2^T (F, K) += dy^T @ cols
-                _add_bias_grad(dy, n0, n1, db_lanes[lane])
+                if weights:
+                    _nchw_to_cols(x, n0, pad, xp[t, :n1 - n0], *geometry, cols[t, :rows])
+                    matmul(dyt[t, :, :rows], cols[t, :rows], dw_lanes[lane], 1.0)     # dW2^T (F, K) += dy^T @ cols
+                    _add_bias_grad(dy, n0, n1, db_lanes[lane])
                 if dx.size:
                     matmul(dyt[t, :, :rows].T, w_fk, dcols[t, :rows])              # dcols = dy @ W2^T
                     _cols_to_nchw(dcols[t, :rows], *geometry, dxp[t, :n1 - n0], n0, pad, dx)
@@ -369,6 +371,18 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
                             threads, dw, db, dx.reshape(len(dx), K, P))
         return dx if need_input_grad else None, lane_sum(dw).reshape(w.shape), lane_sum(db)
 
+    # The register-blocked loops where they take the layer (no unfold and no GEMM; the time
+    # on the grid's stride-2 layer: docs/performance.md, "Register-blocked backward"):
+    # dW and db, and dx where each of its phases fits; the GEMMs below do the rest.
+    blocked = conv_blocked.fits(x.dtype, F, P, K)
+    if blocked:
+        dw_blocked, db_blocked = conv_blocked.blocked_weight_grad(x, dy.reshape(grad_y.shape), w.shape[2:],
+                                                                  (stride, stride), padding)
+        dx_blocked = conv_blocked.blocked_input_grad(
+            dy.reshape(grad_y.shape), np.ascontiguousarray(w, dtype=x.dtype), x.shape, (stride, stride),
+            padding) if need_input_grad else None
+        if dx_blocked is not None or not need_input_grad:
+            return dx_blocked, dw_blocked, db_blocked
     unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms, summed=True)
     w_fk = np.ascontiguousarray(w.transpose(0, 2, 3, 1), dtype=x.dtype).reshape(F, K)   # W2^T
     dw, db = _lane_sums(unfolder.lanes, F, K, x.dtype)
@@ -376,6 +390,8 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     xp = unfolder.images("gemm_xp")
     _backward_threads(x, dy, padding, w_fk, unfolder.geometry(), unfolder.chunks, unfolder.threads,
                       xp, unfolder.rows("gemm_cols", K), dyt, unfolder.rows("gemm_dcols", K),
-                      unfolder.images("gemm_dxp") if need_input_grad else xp, dw, db, dx)
+                      unfolder.images("gemm_dxp") if need_input_grad else xp, dw, db, dx, not blocked)
+    if blocked:
+        return dx, dw_blocked, db_blocked
     dw = lane_sum(dw).reshape(F, *w.shape[2:], C)                        # (F, kH, kW, C)
     return dx if need_input_grad else None, np.ascontiguousarray(dw.transpose(0, 3, 1, 2)), lane_sum(db)

@@ -26,6 +26,9 @@ The operations (each an ``@intrinsic``: the LLVM IR is built here, at compile ti
     store_transposed(a, i, stride, sums)   -> a.flat[i + v*stride + p] = sums[p][v]  for each lane v and p
     block_offsets(oy, ox, width, step_row, step_col, n)
                                            -> the offsets of n positions in a row-major grid
+    offsets_at(b, i, n)                    -> (b[i], ..., b[i + n - 1]) of an int64 array
+    load_rows(a, i, stride, n)             -> (a.flat[i + p*stride : ... + 16]  for p < n)
+    store_rows(a, i, stride, sums)         -> a.flat[i + p*stride : ... + 16] = sums[p]  for each p
 
 ``fma_broadcast`` is one fused multiply-add per sum, rounded once, with the
 scalar broadcast to every lane: ``fma(x, w, s)`` has the bits of a scalar
@@ -45,7 +48,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 from numba.np.arrayobj import make_array
 
-__all__ = ["LANES", "load16", "repeat", "fma_broadcast", "store_transposed", "block_offsets"]
+__all__ = ["LANES", "load16", "repeat", "fma_broadcast", "store_transposed", "block_offsets", "offsets_at",
+           "load_rows", "store_rows"]
 
 LANES = 16
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
@@ -196,6 +200,56 @@ def store_transposed(typingctx, a, i, row_stride, sums):
         index = args[1]
         for v in range(LANES):
             builder.call(store, [columns[v], _vector_at(builder, data, index), ir.Constant(ir.IntType(32), 4), mask])
+            index = builder.add(index, args[2])
+        return context.get_dummy_value()
+    return types.void(a, types.int64, types.int64, sums), codegen
+
+
+@intrinsic
+def offsets_at(typingctx, b, i, n):
+    """(b[i], b[i + 1], ..., b[i + n - 1]) for an int64 array b and a compile-time n: a block's
+    offsets read from a table (the weight gradient's (c, i, j) terms)."""
+    if not (isinstance(b, types.Array) and b.dtype == types.int64 and b.layout == "C"
+            and isinstance(n, types.IntegerLiteral)):
+        return None
+    block = types.UniTuple(types.int64, n.literal_value)
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        out = [builder.load(builder.gep(data, [builder.add(args[1], ir.Constant(args[1].type, p))]))
+               for p in range(n.literal_value)]
+        return context.make_tuple(builder, block, out)
+    return block(b, types.int64, n), codegen
+
+
+@intrinsic
+def load_rows(typingctx, a, i, stride, n):
+    """(a.flat[i + p*stride : i + p*stride + 16] for p < n) as a block of n vectors (compile-time n)."""
+    if not (_is_float32_array(a) and isinstance(n, types.IntegerLiteral)):
+        return None
+    block = types.UniTuple(float32x16, n.literal_value)
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        index, out = args[1], []
+        for _ in range(n.literal_value):
+            out.append(builder.load(_vector_at(builder, data, index), align=4))
+            index = builder.add(index, args[2])
+        return context.make_tuple(builder, block, out)
+    return block(a, types.int64, types.int64, n), codegen
+
+
+@intrinsic
+def store_rows(typingctx, a, i, stride, sums):
+    """``a.flat[i + p*stride : i + p*stride + 16] = sums[p]`` for each p: the inverse of load_rows."""
+    if not (_is_float32_array(a) and isinstance(sums, types.UniTuple) and sums.dtype == float32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        index = args[1]
+        for p in range(sums.count):
+            builder.store(builder.extract_value(args[3], p), _vector_at(builder, data, index), align=4)
             index = builder.add(index, args[2])
         return context.get_dummy_value()
     return types.void(a, types.int64, types.int64, sums), codegen
