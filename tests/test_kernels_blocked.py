@@ -349,5 +349,5 @@ def test_the_twelve_position_blocks_of_avx512_give_the_same_bits_here():
         y = np.empty((N, F, ho * wo), np.float32)
         for n in range(N):
             xp = np.ascontiguousarray(np.pad(x[n], ((0, 0), (p, p), (p, p))))
-            twelve(xp, wb, b, s, s, wo, y, n)
+            twelve(xp, wb, b, s, s, wo, 0, y, n)
         assert y.reshape(N, F, ho, wo).tobytes() == blocked_forward(x, w, b, (s, s), p).tobytes()

@@ -495,8 +495,8 @@ from numba import types
 from numpy_cnn.kernels import conv_blocked
 
 f32, i64 = types.float32, types.int64
-# xp, wb, bias, stride_row, stride_col, wo, y, n
-sig = (f32[:, :, ::1], f32[:, :, :, :, ::1], f32[::1], i64, i64, i64, f32[:, :, ::1], i64)
+# xp, wb, bias, stride_row, stride_col, wo, origin, y, n
+sig = (f32[:, :, ::1], f32[:, :, :, :, ::1], f32[::1], i64, i64, i64, i64, f32[:, :, ::1], i64)
 conv_blocked._image.compile(sig)
 print(json.dumps({"positions": conv_blocked.POSITIONS, "asm": conv_blocked._image.inspect_asm(sig)}))
 """

@@ -113,9 +113,9 @@ def _padded(x, n, pad, xp):
 
 
 @jit()
-def _image(xp, wb, bias, stride_row, stride_col, wo, y, n):
-    """y[n] (F, H'*W') from xp (C, Hp, Wp), image n with its zero border;
-    wb (F/16, C, kH, kW, 16)."""
+def _image(xp, wb, bias, stride_row, stride_col, wo, origin, y, n):
+    """y[n] (F, H'*W') from xp (C, Hp, Wp), image n with its zero border, its
+    window starting ``origin`` floats into each channel; wb (F/16, C, kH, kW, 16)."""
     groups, C, kh, kw = wb.shape[0], wb.shape[1], wb.shape[2], wb.shape[3]
     P = y.shape[2]
     hp, wp = xp.shape[1], xp.shape[2]
@@ -128,7 +128,7 @@ def _image(xp, wb, bias, stride_row, stride_col, wo, y, n):
             term = g * C * kh * kw                 # wb's row of this group's first term
             for c in range(C):
                 for i in range(kh):
-                    tap = (c * hp + i) * wp        # xp[c, i, 0] from a position's corner
+                    tap = (c * hp + i) * wp + origin   # xp[c, i, 0] (of the window) from a position's corner
                     for j in range(kw):
                         sums = fma_broadcast(sums, xp, corner, tap + j, load16(wb, (term + j) * LANES))
                     term += kw
@@ -145,9 +145,9 @@ def _forward_threads(x, wb, bias, pad, stride_row, stride_col, wo, threads, xp, 
         for n in range(lo, hi):
             if pad:
                 _padded(x, n, pad, xp[t])
-                _image(xp[t], wb, bias, stride_row, stride_col, wo, y, n)
+                _image(xp[t], wb, bias, stride_row, stride_col, wo, 0, y, n)
             else:
-                _image(x[n], wb, bias, stride_row, stride_col, wo, y, n)
+                _image(x[n], wb, bias, stride_row, stride_col, wo, 0, y, n)
 
 
 def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[int, int],
@@ -283,39 +283,61 @@ def blocked_input_grad(grad_y: np.ndarray, w: np.ndarray, x_shape: tuple[int, ..
     where a phase does not fit the blocked forward (C a multiple of 16, 64 terms a sum):
     the caller's own loops then run.
 
-    Each phase of :func:`input_grad_phases` is :func:`blocked_forward` of dy's window
-    (a zero-bordered copy) with the phase's taps flipped and transposed to (C, F, m, n),
-    written into its rows and columns of dx; rows no tap reaches stay zero.
+    Per image (in cache): dy[n] with a zero border once, then each phase of
+    :func:`input_grad_phases` as :func:`blocked_forward`'s loops over its window, with
+    the phase's taps flipped and transposed to (C, F, m, n), and the phase's outputs
+    written into its rows and columns of dx[n]; rows no tap reaches stay zero.
     """
     N, F, ho, wo = grad_y.shape
     C, H, W = w.shape[1], x_shape[2], x_shape[3]
     phases = input_grad_phases(x_shape, w.shape, stride, padding)
-    sizes = [(len(range(a, H, stride[0])), len(range(b, W, stride[1]))) for a, b, *_ in phases]
-    if not phases or not all(fits(grad_y.dtype, C, hu * wv, F * len(range(w.shape[2])[rows]) *
-                                  len(range(w.shape[3])[cols]))
-                             for (hu, wv), (_, _, rows, cols, _, _) in zip(sizes, phases)):
+    if not phases:
         return None
+    taps = [np.ascontiguousarray(w[:, :, rows, cols].transpose(1, 0, 2, 3)) for _, _, rows, cols, _, _ in phases]
+    sizes = [(len(range(a, H, stride[0])), len(range(b, W, stride[1]))) for a, b, *_ in phases]
+    if not all(fits(grad_y.dtype, C, hu * wv, t.size // C) for t, (hu, wv) in zip(taps, sizes)):
+        return None
+    # One border wide enough for every phase's window: rows top .. top + hu + m - 2 of dy.
+    border = max(max(-top, top + hu + t.shape[2] - 1 - ho, -left, left + wv + t.shape[3] - 1 - wo, 0)
+                 for (_, _, _, _, top, left), t, (hu, wv) in zip(phases, taps, sizes))
+    wp = wo + 2 * border
+    # The phases' weights one after another, each (C/16, F, m, n, 16) on whole cache lines
+    # (F*m*n*16 floats a group: a multiple of 16); the table says where each phase's are.
+    blocks = [t.reshape(C // LANES, LANES, F, t.shape[2], t.shape[3]).transpose(0, 2, 3, 4, 1).reshape(-1)
+              for t in taps]
+    wb = scratch("blocked_dx_weights", (sum(b.size for b in blocks),), grad_y.dtype)
+    table = np.zeros((len(phases), 8), dtype=np.int64)
+    at = 0
+    for k, ((a, b, _, _, top, left), t, (hu, wv), block) in enumerate(zip(phases, taps, sizes, blocks)):
+        wb[at:at + block.size] = block
+        table[k] = a, b, at, t.shape[2], t.shape[3], (top + border) * wp + left + border, hu, wv
+        at += block.size
+    threads = threads_for(N, N * H * W * F * w.shape[2] * w.shape[3] * C // (stride[0] * stride[1]))
     every_phase = len(phases) == min(stride[0], H) * min(stride[1], W)     # then every dx is written
     dx = (np.empty if every_phase else np.zeros)(x_shape, dtype=grad_y.dtype)
-    zero_bias = np.zeros(C, dtype=grad_y.dtype)
-    for (hu, wv), (a, b, rows, cols, top, left) in zip(sizes, phases):
-        taps = np.ascontiguousarray(w[:, :, rows, cols].transpose(1, 0, 2, 3))      # (C, F, m, n)
-        m, n = taps.shape[2], taps.shape[3]
-        window = np.zeros((N, F, hu + m - 1, wv + n - 1), dtype=grad_y.dtype)
-        r0, r1 = max(top, 0), min(top + window.shape[2], ho)
-        c0, c1 = max(left, 0), min(left + window.shape[3], wo)
-        if r0 < r1 and c0 < c1:
-            window[:, :, r0 - top:r1 - top, c0 - left:c1 - left] = grad_y[:, :, r0:r1, c0:c1]
-        _into_phase(blocked_forward(window, taps, zero_bias, (1, 1), 0), a, b, stride[0], stride[1], dx)
+    dyp = scratch("blocked_dyp", (threads, F, ho + 2 * border, wp), grad_y.dtype)
+    y = scratch("blocked_dx_phase", (threads, C * max(hu * wv for hu, wv in sizes)), grad_y.dtype)
+    _input_grad_threads(np.ascontiguousarray(grad_y), wb, table, np.zeros(C, grad_y.dtype), border,
+                        stride[0], stride[1], threads, dyp, y, dx)
     return dx
 
 
 @jit(parallel=True)
-def _into_phase(y, a, b, stride_row, stride_col, dx):
-    """dx[:, :, a::stride_row, b::stride_col] = y, y (N, C, Hu, Wv): a loop, where NumPy's
-    strided copy took as long as the phase's convolution."""
-    for n in prange(y.shape[0]):
-        for c in range(y.shape[1]):
-            for u in range(y.shape[2]):
-                for v in range(y.shape[3]):
-                    dx[n, c, a + stride_row * u, b + stride_col * v] = y[n, c, u, v]
+def _input_grad_threads(dy, wb, table, zero_bias, border, stride_row, stride_col, threads, dyp, y, dx):
+    """Thread t computes images share(t, threads, N) of dx, phase by phase (``table``: one row
+    ``a, b, offset of its weights in wb, m, n, origin of its window in dyp, hu, wv`` a phase)."""
+    C, F = dx.shape[1], dy.shape[1]
+    for t in prange(threads):
+        lo, hi = share(t, threads, dy.shape[0])
+        for n in range(lo, hi):
+            _padded(dy, n, border, dyp[t])
+            for k in range(table.shape[0]):
+                a, b, at, m, nn, origin, hu, wv = (table[k, 0], table[k, 1], table[k, 2], table[k, 3],
+                                                   table[k, 4], table[k, 5], table[k, 6], table[k, 7])
+                taps = wb[at:at + C * F * m * nn].reshape((C // LANES, F, m, nn, LANES))
+                phase = y[t, :C * hu * wv].reshape((1, C, hu * wv))
+                _image(dyp[t], taps, zero_bias, 1, 1, wv, origin, phase, 0)
+                for c in range(C):                  # the phase into its rows and columns of dx[n]
+                    for u in range(hu):
+                        for v in range(wv):
+                            dx[n, c, a + stride_row * u, b + stride_col * v] = phase[0, c, u * wv + v]
