@@ -5,7 +5,8 @@ explains its loop layout at the top:
 
 * :mod:`numpy_cnn.kernels.conv_direct` -- ``conv2d_forward``, ``conv2d_backward``
 * :mod:`numpy_cnn.kernels.conv_blocked` -- ``blocked_forward``: the forward register-blocked (16 output channels
-  x a block of positions in registers), which ``conv2d_forward`` runs where it fits
+  x a block of positions in registers), which ``conv2d_forward`` runs where it fits; ``blocked_weight_grad``
+  and ``blocked_input_grad``, the same blocks for the backward, which ``gemm_conv_backward`` runs where they fit
 * :mod:`numpy_cnn.kernels.simd` -- vectors of 16 float32 that numba keeps in registers (for conv_blocked)
 * :mod:`numpy_cnn.kernels.conv_phases` -- the polyphase split that turns conv_direct's stride > 1 into stride 1
   (plain NumPy: ``split_input``, ``split_weight`` and their inverses for the gradients)
@@ -46,7 +47,7 @@ _HOME = {
     "flip_rotate": "augment", "augment_images": "augment",
     "batchnorm_forward_train": "batchnorm", "batchnorm_backward_train": "batchnorm",
     "choose_method": "choice", "choose_forward": "choice",
-    "blocked_forward": "conv_blocked",
+    "blocked_forward": "conv_blocked", "blocked_weight_grad": "conv_blocked", "blocked_input_grad": "conv_blocked",
     "conv2d_forward": "conv_direct", "conv2d_backward": "conv_direct", "conv_output_size": "conv_direct",
     "gemm_conv_forward": "conv_gemm", "gemm_conv_backward": "conv_gemm",
     "cross_entropy": "loss", "soft_cross_entropy": "loss",

@@ -69,9 +69,13 @@ positions and terms swapped::
 
 :func:`blocked_weight_grad` runs it; each sum starts from, and goes back to,
 its lane's partial dW, images in order (:mod:`numpy_cnn.kernels.threads`:
-the same bits on any number of threads). ``conv_gemm.gemm_conv_backward``
-calls it for the layers :func:`fits` takes, instead of its unfold and
-``dy^T @ cols`` GEMM.
+the same bits on any number of threads).
+
+The input gradient, :func:`blocked_input_grad`, is the forward's loop again:
+one stride-1 correlation of dy with flipped taps per phase of the stride
+(:func:`input_grad_phases` derives them). ``conv_gemm.gemm_conv_backward``
+calls both for the layers :func:`fits` takes, instead of its unfold, GEMMs
+and col2im (``docs/performance.md``, "Register-blocked backward").
 """
 
 from __future__ import annotations
