@@ -11,11 +11,14 @@ from numpy_cnn.nn.layers import ReLU
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(4, 6, 44, 44), (3, 5), (1,), (2, 0, 3)])
+# (64, 6, 44, 44): enough elements for the loops to run on numba's threads (relu.ELEMENTS_PER_THREAD)
+@pytest.mark.parametrize("shape", [(4, 6, 44, 44), (3, 5), (1,), (2, 0, 3), (64, 6, 44, 44)])
 def test_numba_relu_equals_reference(dtype, shape):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[::7] = 0.0                      # exact zeros: the kink, gradient 0
+    if x.size > 3:
+        x.flat[-3] = np.nan                # NaN propagates forward, gets no gradient (last thread's share)
     g = rng.standard_normal(shape).astype(dtype)
     ref, fast = ReLU(method="reference"), ReLU()
     y_ref, y_fast = ref.forward(x), fast.forward(x)

@@ -10,6 +10,9 @@ Semantics kept exactly: a NaN input stays NaN (``not v <= 0`` is true for NaN,
 as ``np.maximum`` propagates it), and the gradient at ``x <= 0`` (or NaN)
 is 0, as in PyTorch. Backward reads the *output* y: ``y > 0`` exactly when
 ``x > 0``, so no mask needs to be stored.
+
+Large arrays are cut into one contiguous share per thread (each element is
+computed alone, so the result is the same on any number of threads).
 """
 
 import numba
