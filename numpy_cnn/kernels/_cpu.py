@@ -122,8 +122,17 @@ def two_512_bit_fma_units(cpu: str | None = None, features: str | None = None) -
     cycle with the kernels' ``features`` (default :func:`target_features`): an Intel AVX-512
     server core with AVX-512F enabled. Twice Zen 4's 512-bit rate, four times Zen 1's
     256-bit one: the CPUs where a kernel bound by its FMAs gains most
-    (:func:`numpy_cnn.kernels.choice.choose_forward` reads it)."""
+    (:func:`numpy_cnn.kernels.choice.choose_forward` reads it, on every forward pass)."""
+    if cpu is None and features is None:
+        return _target_has_two_512_bit_fma_units()
     return vector_registers(features) >= 32 and (cpu or target_cpu()) in _TWO_512_BIT_FMA_UNITS
+
+
+@functools.cache
+def _target_has_two_512_bit_fma_units() -> bool:
+    """:func:`two_512_bit_fma_units` of the kernels' target, asked once: the target is fixed
+    for the process (numba builds its code generator once), and asking LLVM costs ~24 us."""
+    return two_512_bit_fma_units(target_cpu(), target_features())
 
 
 class _Codegen(codegen.JITCPUCodegen):

@@ -106,6 +106,13 @@ def fits(dtype: np.dtype, out_channels: int, outputs_per_image: int, terms: int)
     return outputs_per_image >= POSITIONS and blocked_takes(dtype, out_channels, terms)
 
 
+def _vector_groups(w: np.ndarray) -> np.ndarray:
+    """w (F, C, kH, kW) -> (F/16, C, kH, kW, 16): each term's 16 output channels side by side,
+    one vector load (a view; the callers copy it where it must sit)."""
+    F, C, kh, kw = w.shape
+    return w.reshape(F // LANES, LANES, C, kh, kw).transpose(0, 2, 3, 4, 1)
+
+
 @jit()
 def _padded(x, n, pad, xp):
     """xp (C, H + 2*pad, W + 2*pad) = image n of x with a border of ``pad`` zeros (written every time: xp is reused)."""
@@ -167,7 +174,7 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[i
     ho, wo = (H + 2 * padding - kh) // stride[0] + 1, (W + 2 * padding - kw) // stride[1] + 1
     # (on a cache line, as scratch memory starts: no 64-byte weight load then splits across two lines)
     wb = scratch("blocked_weights", (F // LANES, C, kh, kw, LANES), x.dtype)
-    wb[...] = w.reshape(F // LANES, LANES, C, kh, kw).transpose(0, 2, 3, 4, 1)
+    wb[...] = _vector_groups(w)
     hp, wp = H + 2 * padding, W + 2 * padding
     threads = threads_for(N, N * ho * wo * C * kh * kw * F)
     xp = scratch("blocked_xp", (threads, C, hp, wp), x.dtype)
@@ -307,8 +314,7 @@ def blocked_input_grad(grad_y: np.ndarray, w: np.ndarray, x_shape: tuple[int, ..
     wp = wo + 2 * border
     # The phases' weights one after another, each (C/16, F, m, n, 16) on whole cache lines
     # (F*m*n*16 floats a group: a multiple of 16); the table says where each phase's are.
-    blocks = [t.reshape(C // LANES, LANES, F, t.shape[2], t.shape[3]).transpose(0, 2, 3, 4, 1).reshape(-1)
-              for t in taps]
+    blocks = [_vector_groups(t).reshape(-1) for t in taps]
     wb = scratch("blocked_dx_weights", (sum(b.size for b in blocks),), grad_y.dtype)
     table = np.zeros((len(phases), 8), dtype=np.int64)
     at = 0

@@ -376,11 +376,10 @@ def gemm_conv_backward(grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, stride:
     # dW and db, and dx where each of its phases fits; the GEMMs below do the rest.
     blocked = conv_blocked.fits(x.dtype, F, P, K)
     if blocked:
-        dw_blocked, db_blocked = conv_blocked.blocked_weight_grad(x, dy.reshape(grad_y.shape), w.shape[2:],
-                                                                  (stride, stride), padding)
-        dx_blocked = conv_blocked.blocked_input_grad(
-            dy.reshape(grad_y.shape), np.ascontiguousarray(w, dtype=x.dtype), x.shape, (stride, stride),
-            padding) if need_input_grad else None
+        dy4 = dy.reshape(grad_y.shape)
+        dw_blocked, db_blocked = conv_blocked.blocked_weight_grad(x, dy4, w.shape[2:], (stride, stride), padding)
+        dx_blocked = conv_blocked.blocked_input_grad(dy4, np.ascontiguousarray(w, dtype=x.dtype), x.shape,
+                                                     (stride, stride), padding) if need_input_grad else None
         if dx_blocked is not None or not need_input_grad:
             return dx_blocked, dw_blocked, db_blocked
     unfolder = _Unfolder(x.shape, w.shape, stride, padding, x.dtype, gemms, summed=True)
